@@ -1,0 +1,291 @@
+//! The plugin configuration as written by the operator (SPEC.md "Plugin configuration").
+//!
+//! This is the raw, serde-shaped form. `plan::compile` validates it and turns it
+//! into the immutable plan used per request. Unknown fields are rejected, and
+//! integers also arrive as doubles (`300.0`) because Envoy hands a
+//! `google.protobuf.Struct` over as JSON with every number a double.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Inbound,
+    Outbound,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnNoMatch {
+    #[default]
+    Ignore,
+    Forward,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputsDelivery {
+    #[default]
+    Header,
+    Envelope,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub mode: Mode,
+    pub path_prefix: Option<String>,
+    #[serde(default, deserialize_with = "opt_uint")]
+    pub max_body_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "opt_uint")]
+    pub timestamp_tolerance_seconds: Option<u64>,
+    #[serde(default)]
+    pub allow_cidrs: Vec<String>,
+    #[serde(default)]
+    pub on_no_match: OnNoMatch,
+    #[serde(default)]
+    pub inputs_delivery: InputsDelivery,
+    pub replay: Option<RawReplay>,
+    #[serde(default)]
+    pub triggers: Vec<RawTrigger>,
+    // Outbound mode.
+    pub event_jsonpath: Option<String>,
+    #[serde(default)]
+    pub subscriptions: Vec<RawSubscription>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReplay {
+    pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "opt_uint")]
+    pub window_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "opt_uint")]
+    pub max_entries: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrigger {
+    pub id: String,
+    #[serde(default = "default_source")]
+    pub source: String,
+    pub secret: Option<String>,
+    pub secrets: Option<Vec<RawSecret>>,
+    #[serde(default)]
+    pub allow_cidrs: Vec<String>,
+    pub mtls: Option<RawMtls>,
+    #[serde(default, rename = "match")]
+    pub match_: Option<OneOrMany<RawCondition>>,
+    pub action: RawAction,
+}
+
+fn default_source() -> String {
+    "generic_webhook".to_string()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecret {
+    pub id: Option<String>,
+    pub value: Option<String>,
+    pub env: Option<String>,
+    #[serde(default, deserialize_with = "opt_uint")]
+    pub not_before: Option<u64>,
+    #[serde(default, deserialize_with = "opt_uint")]
+    pub not_after: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMtls {
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub allowed_peers: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCondition {
+    pub jsonpath: String,
+    pub equals: Option<serde_json::Value>,
+    #[serde(rename = "in")]
+    pub in_: Option<Vec<serde_json::Value>>,
+    pub exists: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAction {
+    pub agent_id: String,
+    #[serde(default)]
+    pub inputs: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSubscription {
+    pub id: String,
+    pub events: Vec<String>,
+    pub secret: Option<String>,
+    pub secrets: Option<Vec<RawSecret>>,
+}
+
+/// `match:` takes one condition or a list of them.
+#[derive(Debug)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    pub fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+// Hand-written rather than `#[serde(untagged)]` so that errors inside keep their
+// field path (untagged enums swallow them into "did not match any variant").
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a condition object or a list of them")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(OneOrMany::One)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::<T>::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(OneOrMany::Many)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// A non-negative integer, also accepted as a double with no fraction (`300.0`).
+fn opt_uint<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a non-negative integer")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            u64::try_from(v)
+                .map(Some)
+                .map_err(|_| E::custom(format!("expected a non-negative integer, got {v}")))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            // 2^53: beyond it a double no longer holds every integer exactly.
+            if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 9_007_199_254_740_992.0 {
+                Ok(Some(v as u64))
+            } else {
+                Err(E::custom(format!("expected a non-negative integer, got {v}")))
+            }
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// Parses JSON configuration; a syntax or type error names the field path.
+pub fn parse_json(text: &str) -> Result<RawConfig, ConfigError> {
+    if text.trim().is_empty() {
+        // An empty configuration is the all-defaults config (no triggers).
+        return Ok(RawConfig::default());
+    }
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        ConfigError::new(path, e.into_inner().to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn struct_doubles_are_integers() {
+        let c = parse_json(r#"{"max_body_bytes": 2048.0, "timestamp_tolerance_seconds": 300}"#)
+            .unwrap();
+        assert_eq!(c.max_body_bytes, Some(2048));
+        assert_eq!(c.timestamp_tolerance_seconds, Some(300));
+    }
+
+    #[test]
+    fn fractional_number_is_refused_with_path() {
+        let e = parse_json(r#"{"triggers":[{"id":"a","secret":"s","action":{"agent_id":"x"},
+            "secrets":[{"value":"v","not_after":1.5}]}]}"#)
+        .unwrap_err();
+        assert!(e.path.starts_with("triggers[0].secrets[0].not_after"), "{e}");
+    }
+
+    #[test]
+    fn unknown_field_is_refused_with_path() {
+        let e = parse_json(r#"{"triggers":[{"id":"a","action":{"agent_id":"x","inptus":{}}}]}"#)
+            .unwrap_err();
+        assert_eq!(e.path, "triggers[0].action.inptus");
+        assert!(e.message.contains("inptus"), "{e}");
+    }
+
+    #[test]
+    fn match_is_one_or_many() {
+        let c = parse_json(
+            r#"{"triggers":[
+              {"id":"a","action":{"agent_id":"x"},"match":{"jsonpath":"$.a"}},
+              {"id":"b","action":{"agent_id":"x"},"match":[{"jsonpath":"$.a"},{"jsonpath":"$.b","exists":false}]}
+            ]}"#,
+        )
+        .unwrap();
+        let t: Vec<_> = c.triggers.into_iter().map(|t| t.match_.unwrap().into_vec().len()).collect();
+        assert_eq!(t, vec![1, 2]);
+    }
+
+    #[test]
+    fn error_inside_match_list_keeps_path() {
+        let e = parse_json(
+            r#"{"triggers":[{"id":"a","action":{"agent_id":"x"},"match":[{"jsonpath":"$.a"},{"jsonpath":"$.b","exits":true}]}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.path.starts_with("triggers[0].match[1]"), "{e}");
+    }
+
+    #[test]
+    fn bad_enum_value_names_field() {
+        let e = parse_json(r#"{"on_no_match":"drop"}"#).unwrap_err();
+        assert_eq!(e.path, "on_no_match");
+    }
+
+    #[test]
+    fn empty_is_default() {
+        let c = parse_json("  ").unwrap();
+        assert_eq!(c.mode, Mode::Inbound);
+        assert!(c.triggers.is_empty());
+    }
+}

@@ -1,0 +1,194 @@
+//! Agent inputs rendered with minijinja from `payload`, `headers` and `trigger`.
+//!
+//! Every template of every trigger is compiled once, at configure time, into one
+//! shared `Environment`. An input that is exactly one `{{ expr }}` is compiled as
+//! an expression and keeps its JSON type; any other text renders to a string.
+
+use minijinja::{Environment, Expression, Template, UndefinedBehavior, Value};
+use self_cell::self_cell;
+
+/// Where each trigger's inputs live in the compiled set.
+pub type InputsId = usize;
+
+enum Piece<'env> {
+    Literal(serde_json::Value),
+    Expr(Expression<'env, 'env>),
+    Text(Template<'env, 'env>),
+}
+
+type Compiled<'env> = Vec<Vec<(String, Piece<'env>)>>;
+
+self_cell!(
+    struct Cell {
+        owner: Environment<'static>,
+        #[covariant]
+        dependent: Compiled,
+    }
+);
+
+/// The raw templates of one trigger, before compilation: (name, value).
+pub type RawInputs = Vec<(String, serde_json::Value)>;
+
+/// Compiled inputs of all triggers.
+pub struct TemplateSet {
+    cell: Cell,
+}
+
+impl std::fmt::Debug for TemplateSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TemplateSet").field("triggers", &self.cell.borrow_dependent().len()).finish()
+    }
+}
+
+/// A compile error: (trigger index, input name, message).
+pub type TemplateError = (usize, String, String);
+
+/// `Some(expr)` when `text` is exactly one `{{ expr }}`.
+fn lone_expression(text: &str) -> Option<&str> {
+    let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    let inner = inner.strip_prefix('-').unwrap_or(inner);
+    let inner = inner.strip_suffix('-').unwrap_or(inner);
+    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") || inner.contains("{#") {
+        return None;
+    }
+    Some(inner.trim())
+}
+
+fn template_name(trigger: usize, input: &str) -> String {
+    format!("triggers[{trigger}].action.inputs.{input}")
+}
+
+impl TemplateSet {
+    pub fn compile(all: Vec<RawInputs>) -> Result<TemplateSet, TemplateError> {
+        let mut env = Environment::new();
+        // An absent path renders as null instead of failing the delivery.
+        env.set_undefined_behavior(UndefinedBehavior::Chainable);
+        for (t, inputs) in all.iter().enumerate() {
+            for (name, value) in inputs {
+                if let serde_json::Value::String(text) = value {
+                    if lone_expression(text).is_none() {
+                        env.add_template_owned(template_name(t, name), text.clone())
+                            .map_err(|e| (t, name.clone(), e.to_string()))?;
+                    }
+                }
+            }
+        }
+        let cell = Cell::try_new(env, |env| {
+            let mut compiled = Vec::with_capacity(all.len());
+            for (t, inputs) in all.into_iter().enumerate() {
+                let mut pieces = Vec::with_capacity(inputs.len());
+                for (name, value) in inputs {
+                    let piece = match value {
+                        serde_json::Value::String(text) => match lone_expression(&text) {
+                            Some(expr) => env
+                                .compile_expression_owned(expr.to_string())
+                                .map(Piece::Expr)
+                                .map_err(|e| (t, name.clone(), e.to_string()))?,
+                            None => env
+                                .get_template(&template_name(t, &name))
+                                .map(Piece::Text)
+                                .map_err(|e| (t, name.clone(), e.to_string()))?,
+                        },
+                        literal => Piece::Literal(literal),
+                    };
+                    pieces.push((name, piece));
+                }
+                compiled.push(pieces);
+            }
+            Ok::<_, TemplateError>(compiled)
+        })?;
+        Ok(TemplateSet { cell })
+    }
+
+    /// Renders the inputs of trigger `id`. A template that fails at render time
+    /// (a filter error on unexpected data) yields null for that input and is
+    /// reported in `failed`, so a verified delivery is never lost to it.
+    pub fn render(&self, id: InputsId, ctx: &Value, failed: &mut Vec<String>) -> serde_json::Map<String, serde_json::Value> {
+        let mut out = serde_json::Map::new();
+        let Some(pieces) = self.cell.borrow_dependent().get(id) else { return out };
+        for (name, piece) in pieces {
+            let value = match piece {
+                Piece::Literal(v) => Ok(v.clone()),
+                Piece::Expr(e) => e
+                    .eval(ctx.clone())
+                    .map(|v| serde_json::to_value(&v).unwrap_or(serde_json::Value::Null)),
+                Piece::Text(t) => t.render(ctx.clone()).map(serde_json::Value::String),
+            };
+            let value = value.unwrap_or_else(|_| {
+                failed.push(name.clone());
+                serde_json::Value::Null
+            });
+            out.insert(name.clone(), value);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx(payload: serde_json::Value) -> Value {
+        minijinja::context! {
+            payload => Value::from(minijinja::value::Serde(&payload)),
+            headers => Value::from(minijinja::value::Serde(json!({"x-request-id": "r-1"}))),
+            trigger => Value::from(minijinja::value::Serde(json!({"id": "trg_1"}))),
+        }
+    }
+
+    fn set(inputs: serde_json::Value) -> TemplateSet {
+        let raw: RawInputs = inputs.as_object().unwrap().clone().into_iter().collect();
+        TemplateSet::compile(vec![raw]).unwrap()
+    }
+
+    #[test]
+    fn lone_expressions_keep_type() {
+        let s = set(json!({
+            "id": "{{ payload.ticket.id }}",
+            "obj": "{{payload.ticket}}",
+            "missing": "{{ payload.nope.deeper }}",
+            "text": "Ticket {{ payload.ticket.id }} by {{ headers['x-request-id'] }}",
+            "trig": "{{ trigger.id }}",
+            "dflt": "{{ payload.nope | default('n/a') }}",
+            "lit": 7,
+        }));
+        let mut failed = vec![];
+        let out = s.render(0, &ctx(json!({"ticket": {"id": 42, "p": "high"}})), &mut failed);
+        assert_eq!(out["id"], json!(42));
+        assert_eq!(out["obj"], json!({"id": 42, "p": "high"}));
+        assert_eq!(out["missing"], serde_json::Value::Null);
+        assert_eq!(out["text"], json!("Ticket 42 by r-1"));
+        assert_eq!(out["trig"], json!("trg_1"));
+        assert_eq!(out["dflt"], json!("n/a"));
+        assert_eq!(out["lit"], json!(7));
+        assert!(failed.is_empty());
+    }
+
+    #[test]
+    fn syntax_errors_name_trigger_and_input() {
+        let bad = vec![vec![], vec![("x".to_string(), json!("{{ payload. }}"))]];
+        let e = TemplateSet::compile(bad).unwrap_err();
+        assert_eq!((e.0, e.1.as_str()), (1, "x"));
+        let bad = vec![vec![("y".to_string(), json!("a {% if %} b"))]];
+        assert_eq!(TemplateSet::compile(bad).unwrap_err().1, "y");
+    }
+
+    #[test]
+    fn render_error_yields_null_and_reports() {
+        let s = set(json!({"bad": "{{ payload.a + 1 }}", "ok": "{{ payload.a }}"}));
+        let mut failed = vec![];
+        let out = s.render(0, &ctx(json!({"a": "text"})), &mut failed);
+        assert_eq!(out["bad"], serde_json::Value::Null);
+        assert_eq!(out["ok"], json!("text"));
+        assert_eq!(failed, vec!["bad".to_string()]);
+    }
+
+    #[test]
+    fn lone_expression_detection() {
+        assert_eq!(lone_expression(" {{ a.b }} "), Some("a.b"));
+        assert_eq!(lone_expression("{{- a -}}"), Some("a"));
+        assert_eq!(lone_expression("{{ a }} {{ b }}"), None);
+        assert_eq!(lone_expression("x {{ a }}"), None);
+    }
+}

@@ -1,0 +1,21 @@
+//! combo-webhook-filter: a proxy-wasm filter that verifies, matches and
+//! annotates signed webhook deliveries at the Envoy edge.
+//!
+//! Layout: every module but `adapter` is pure logic with no host calls, so it
+//! is unit-tested natively. `adapter` holds the proxy-wasm contexts and every
+//! host call, and compiles only for wasm32.
+
+pub mod allowlist;
+pub mod annotate;
+pub mod config;
+pub mod error;
+pub mod headers;
+pub mod inbound;
+pub mod inputs;
+pub mod matcher;
+pub mod plan;
+pub mod secrets;
+pub mod signature;
+
+#[cfg(target_arch = "wasm32")]
+mod adapter;
