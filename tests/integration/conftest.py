@@ -1,0 +1,105 @@
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+import harness as h
+import pki
+
+SECRET = "s3cr3t-generic"
+DAY = 86400
+
+
+@pytest.fixture(scope="session")
+def backends():
+    b = {"ticket-triage": h.Backend("ticket-triage"), "billing": h.Backend("billing"),
+         "default": h.Backend("default")}
+    yield b
+    for x in b.values():
+        x.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean_backends(backends):
+    for b in backends.values():
+        b.clear()
+    yield
+
+
+@pytest.fixture(scope="session")
+def certs():
+    return pki.make_pki(Path(tempfile.mkdtemp(prefix="combo-pki-")))
+
+
+def edge_plugin_config(now: int) -> dict:
+    return {
+        "max_body_bytes": 65536,
+        "triggers": [
+            {
+                "id": "trg_ticket_escalated",
+                "secret": SECRET,
+                "match": {"jsonpath": "$.action", "equals": "escalated"},
+                "action": {"agent_id": "ticket-triage", "inputs": {
+                    "ticket_id": "{{ payload.ticket.id }}",
+                    "priority": "{{ payload.ticket.priority }}",
+                    "customer": "{{ payload.ticket.customer }}",
+                    "summary": "Ticket {{ payload.ticket.id }} from {{ headers['x-request-source'] | default('n/a') }}",
+                    "trigger": "{{ trigger.id }}",
+                    "missing": "{{ payload.ticket.nope.deeper }}",
+                }},
+            },
+            {
+                "id": "trg_invoice",
+                "secrets": [
+                    {"id": "2026-11", "value": "new-secret", "not_before": now - DAY},
+                    {"id": "2026-10", "env": "COMBO_SECRET_OLD", "not_after": now + 7 * DAY},
+                    {"id": "2026-09", "value": "expired-secret", "not_after": now - 60},
+                    {"id": "2026-12", "value": "future-secret", "not_before": now + 3600},
+                ],
+                "action": {"agent_id": "billing", "inputs": {"invoice": "{{ payload.invoice.id }}"}},
+            },
+            {
+                "id": "trg_local_only",
+                "secret": SECRET,
+                "allow_cidrs": ["127.0.0.1/32", "::1/128"],
+                "action": {"agent_id": "ticket-triage"},
+            },
+            {
+                "id": "trg_mtls",
+                "secret": SECRET,
+                "mtls": {"required": True, "allowed_peers": [
+                    "spiffe://cluster.local/ns/crm/sa/zendesk-bridge", "hooks.partner.example"]},
+                "action": {"agent_id": "ticket-triage"},
+            },
+        ],
+    }
+
+
+class Edge:
+    def __init__(self, envoy, port, tls_port):
+        self.envoy, self.port, self.tls_port = envoy, port, tls_port
+
+
+@pytest.fixture(scope="session")
+def edge(backends, certs):
+    """The main Envoy: plain and mTLS listeners, routing by x-combo-agent-id."""
+    port, tls_port = h.free_port(), h.free_port()
+    wasm = h.wasm_filter(edge_plugin_config(int(time.time())), env={"COMBO_SECRET_OLD": "old-secret"})
+    routes = h.agent_routes({"ticket-triage": "agent_ticket_triage", "billing": "agent_billing"}, "default_backend")
+    cert, key = certs["server"]
+    bootstrap = {"static_resources": {
+        "listeners": [
+            h.listener("ingress", port, h.http_connection_manager([wasm], routes)),
+            h.listener("ingress_mtls", tls_port, h.http_connection_manager([wasm], routes),
+                       tls={"cert": cert, "key": key, "ca": certs["ca"]}),
+        ],
+        "clusters": [
+            h.cluster("agent_ticket_triage", backends["ticket-triage"].port),
+            h.cluster("agent_billing", backends["billing"].port),
+            h.cluster("default_backend", backends["default"].port),
+        ],
+    }}
+    envoy = h.Envoy(bootstrap).wait_ready()
+    yield Edge(envoy, port, tls_port)
+    envoy.stop()

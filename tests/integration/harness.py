@@ -1,0 +1,343 @@
+"""Test harness: a real Envoy running the built .wasm, real HTTP backends that
+record every request, certificates made on the fly, and a raw HTTP client.
+
+Nothing here skips: a missing Envoy binary or .wasm raises, and the test fails.
+"""
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+WASM = Path(os.environ.get("COMBO_WASM", REPO / "target/wasm32-wasip1/release/combo_webhook_filter.wasm"))
+PREFIX = "/v1/webhook/generic/"
+
+
+def envoy_binary() -> str:
+    path = os.environ.get("ENVOY")
+    if not path:
+        raise RuntimeError("ENVOY is not set: run the suite through `make test`")
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"Envoy binary {path!r} is missing or not executable")
+    return path
+
+
+def wasm_file() -> Path:
+    if not WASM.is_file():
+        raise RuntimeError(f"{WASM} is missing: run `make build`")
+    return WASM
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sign(secret: str, ts: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), str(ts).encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def signed_headers(secret: str, body: bytes, ts: int | None = None, **extra) -> dict:
+    ts = int(time.time()) if ts is None else ts
+    h = {
+        "content-type": "application/json",
+        "x-combo-timestamp": str(ts),
+        "x-combo-signature": sign(secret, ts, body),
+    }
+    h.update({k.replace("_", "-"): v for k, v in extra.items()})
+    return h
+
+
+# ---------------------------------------------------------------- backends
+
+class Backend:
+    """An HTTP server on loopback that records every request it receives."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.requests: list[dict] = []
+        self.status = 200
+        self.lock = threading.Lock()
+        backend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _handle(self):
+                body = self._read_body()
+                with backend.lock:
+                    backend.requests.append({
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": [(k.lower(), v) for k, v in self.headers.items()],
+                        "body": body,
+                    })
+                    status = backend.status
+                out = json.dumps({"backend": backend.name}).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def _read_body(self) -> bytes:
+                if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+                    out = b""
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass  # trailers
+                            return out
+                        out += self.rfile.read(size)
+                        self.rfile.readline()
+                length = int(self.headers.get("content-length") or 0)
+                return self.rfile.read(length) if length else b""
+
+            do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def clear(self):
+        with self.lock:
+            self.requests.clear()
+            self.status = 200
+
+    def received(self) -> list[dict]:
+        with self.lock:
+            return list(self.requests)
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def header(req: dict, name: str):
+    values = [v for k, v in req["headers"] if k == name]
+    assert len(values) <= 1, f"{name} sent {len(values)} times: {values}"
+    return values[0] if values else None
+
+
+# ---------------------------------------------------------------- envoy config
+
+def cluster(name: str, port: int) -> dict:
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+                "socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}],
+        },
+    }
+
+
+def wasm_filter(plugin_config: dict, *, struct: bool = False, env: dict | None = None) -> dict:
+    if struct:
+        configuration = {"@type": "type.googleapis.com/google.protobuf.Struct", "value": plugin_config}
+    else:
+        configuration = {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                         "value": json.dumps(plugin_config)}
+    vm_config = {
+        "vm_id": "combo_webhook",
+        "runtime": "envoy.wasm.runtime.v8",
+        "code": {"local": {"filename": str(wasm_file())}},
+    }
+    if env:
+        vm_config["environment_variables"] = {"key_values": env}
+    return {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "combo_webhook",
+                "root_id": "combo_webhook",
+                "allow_on_headers_stop_iteration": True,
+                "failure_policy": "FAIL_CLOSED",
+                "vm_config": vm_config,
+                "configuration": configuration,
+            },
+        },
+    }
+
+
+def http_connection_manager(http_filters: list, routes: list) -> dict:
+    return {
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": "ingress",
+            "codec_type": "AUTO",
+            # An edge proxy: the client's socket address is the source, never X-Forwarded-For.
+            "use_remote_address": True,
+            "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}]},
+            "http_filters": http_filters + [{
+                "name": "envoy.filters.http.router",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+            }],
+        },
+    }
+
+
+def agent_routes(agents: dict[str, str], default_cluster: str) -> list:
+    routes = [{
+        "match": {"prefix": "/", "headers": [{"name": "x-combo-agent-id", "string_match": {"exact": agent}}]},
+        "route": {"cluster": cl},
+    } for agent, cl in agents.items()]
+    routes.append({"match": {"prefix": "/"}, "route": {"cluster": default_cluster}})
+    return routes
+
+
+def listener(name: str, port: int, hcm: dict, tls: dict | None = None) -> dict:
+    chain = {"filters": [hcm]}
+    if tls:
+        chain["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                # Clients without a certificate reach the filter, which answers mtls_required.
+                "require_client_certificate": False,
+                "common_tls_context": {
+                    "tls_certificates": [{
+                        "certificate_chain": {"filename": tls["cert"]},
+                        "private_key": {"filename": tls["key"]},
+                    }],
+                    "validation_context": {"trusted_ca": {"filename": tls["ca"]}},
+                },
+            },
+        }
+    return {
+        "name": name,
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        # Above max_body_bytes, so that the filter's own limit answers first.
+        "per_connection_buffer_limit_bytes": 4 * 1024 * 1024,
+        "filter_chains": [chain],
+    }
+
+
+# ---------------------------------------------------------------- envoy process
+
+class Envoy:
+    _next_base_id = 1000 + os.getpid() % 10000
+
+    def __init__(self, bootstrap: dict, concurrency: int = 2):
+        self.dir = Path(tempfile.mkdtemp(prefix="combo-envoy-"))
+        self.config = self.dir / "envoy.json"
+        self.admin_port = free_port()
+        bootstrap = dict(bootstrap)
+        bootstrap["admin"] = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": self.admin_port}}}
+        self.config.write_text(json.dumps(bootstrap, indent=1))
+        self.log = self.dir / "envoy.log"
+        Envoy._next_base_id += 1
+        self.proc = subprocess.Popen(
+            [envoy_binary(), "-c", str(self.config), "--concurrency", str(concurrency),
+             "--base-id", str(Envoy._next_base_id), "-l", "info",
+             "--component-log-level", "wasm:debug", "--log-path", str(self.log)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 30.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"envoy exited with {self.proc.returncode}:\n{self.logs()[-4000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/ready", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"envoy not ready after {timeout}s:\n{self.logs()[-4000:]}")
+
+    def wait_exit(self, timeout: float = 30.0) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# ---------------------------------------------------------------- client
+
+class Response:
+    def __init__(self, status: int, headers: list, body: bytes):
+        self.status = status
+        self.headers = {k.lower(): v for k, v in headers}
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def error_code(self):
+        return self.json()["error"]["code"]
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.body[:200]!r}>"
+
+
+def request(port: int, path: str, body: bytes = b"", headers: dict | None = None, *,
+            method: str = "POST", source: str | None = None, chunks: list[bytes] | None = None,
+            tls: ssl.SSLContext | None = None, chunk_delay: float = 0.05) -> Response:
+    """One request on a fresh connection. `chunks` sends a chunked body without
+    Content-Length, pausing between chunks so that Envoy sees them separately."""
+    src = (source, 0) if source else None
+    if tls:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=tls, source_address=src)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=src)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for k, v in (headers or {}).items():
+            if isinstance(v, (list, tuple)):
+                for item in v:
+                    conn.putheader(k, item)
+            else:
+                conn.putheader(k, v)
+        try:
+            if chunks is not None:
+                conn.putheader("transfer-encoding", "chunked")
+                conn.endheaders()
+                for c in chunks:
+                    conn.send(b"%x\r\n%s\r\n" % (len(c), c))
+                    time.sleep(chunk_delay)
+                conn.send(b"0\r\n\r\n")
+            else:
+                if body or method in ("POST", "PUT"):
+                    conn.putheader("content-length", str(len(body)))
+                conn.endheaders()
+                if body:
+                    conn.send(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the proxy answered early; read its answer below
+        r = conn.getresponse()
+        return Response(r.status, r.getheaders(), r.read())
+    finally:
+        conn.close()
