@@ -40,11 +40,7 @@ impl RootContext for Root {
                 return false;
             }
         };
-        let Ok(text) = std::str::from_utf8(&bytes) else {
-            log::error!("combo_webhook: invalid configuration: not UTF-8");
-            return false;
-        };
-        match plan::from_json(text, &|name| std::env::var(name).ok()) {
+        match plan::from_plugin_bytes(&bytes, &|name| std::env::var(name).ok()) {
             Ok(plan) => {
                 for w in &plan.warnings {
                     log::warn!("combo_webhook: {w}");

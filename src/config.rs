@@ -214,16 +214,50 @@ fn opt_uint<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
 
 /// Parses JSON configuration; a syntax or type error names the field path.
 pub fn parse_json(text: &str) -> Result<RawConfig, ConfigError> {
+    parse_json_classified(text).map_err(|(e, _)| e)
+}
+
+/// Also tells whether the text was not JSON at all (syntax), as opposed to
+/// JSON that does not fit the schema.
+fn parse_json_classified(text: &str) -> Result<RawConfig, (ConfigError, bool)> {
     if text.trim().is_empty() {
         // An empty configuration is the all-defaults config (no triggers).
         return Ok(RawConfig::default());
     }
     let de = &mut serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        ConfigError::new(path, e.into_inner().to_string())
+        let syntax = matches!(e.inner().classify(), serde_json::error::Category::Syntax | serde_json::error::Category::Eof);
+        (path_error(e), syntax)
     })
+}
+
+/// Parses the plugin configuration bytes as Envoy hands them over: the JSON
+/// text of a `google.protobuf.StringValue`, or the serialized protobuf of a
+/// `google.protobuf.Struct` (Envoy passes a Struct's wire bytes, not JSON).
+pub fn parse_plugin_bytes(bytes: &[u8]) -> Result<RawConfig, ConfigError> {
+    // A serialized Struct starts with field 1 (`fields`), wire type 2: 0x0A,
+    // which is also '\n'. JSON is tried first; the Struct when the bytes are
+    // not JSON text at all.
+    let maybe_struct = bytes.first() == Some(&0x0A);
+    let json_error = match std::str::from_utf8(bytes) {
+        Ok(text) => match parse_json_classified(text) {
+            Ok(cfg) => return Ok(cfg),
+            Err((e, syntax)) if syntax && maybe_struct => e,
+            Err((e, _)) => return Err(e),
+        },
+        Err(_) if maybe_struct => ConfigError::new("", "configuration is not JSON text"),
+        Err(_) => return Err(ConfigError::new("", "configuration is neither JSON text nor a google.protobuf.Struct")),
+    };
+    match crate::pbstruct::decode(bytes) {
+        Ok(value) => serde_path_to_error::deserialize(value).map_err(path_error),
+        Err(_) => Err(json_error),
+    }
+}
+
+fn path_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> ConfigError {
+    let path = e.path().to_string();
+    let path = if path == "." { String::new() } else { path };
+    ConfigError::new(path, e.into_inner().to_string())
 }
 
 #[cfg(test)]
@@ -280,6 +314,15 @@ mod tests {
     fn bad_enum_value_names_field() {
         let e = parse_json(r#"{"on_no_match":"drop"}"#).unwrap_err();
         assert_eq!(e.path, "on_no_match");
+    }
+
+    #[test]
+    fn json_starting_with_newline_is_json() {
+        let c = parse_plugin_bytes(b"\n{\"max_body_bytes\": 10}").unwrap();
+        assert_eq!(c.max_body_bytes, Some(10));
+        let e = parse_plugin_bytes(b"\n{\"max_body_bytez\": 10}").unwrap_err();
+        assert_eq!(e.path, "max_body_bytez");
+        assert!(parse_plugin_bytes(b"\xff\xfe").is_err());
     }
 
     #[test]

@@ -70,6 +70,12 @@ pub fn from_json(text: &str, env: EnvLookup) -> Result<Plan, Vec<ConfigError>> {
     compile(raw, env)
 }
 
+/// Parses and compiles the plugin configuration bytes Envoy hands over.
+pub fn from_plugin_bytes(bytes: &[u8], env: EnvLookup) -> Result<Plan, Vec<ConfigError>> {
+    let raw = config::parse_plugin_bytes(bytes).map_err(|e| vec![e])?;
+    compile(raw, env)
+}
+
 /// Collects errors so that a single run reports all of them.
 struct Errors(Vec<ConfigError>);
 
