@@ -65,8 +65,9 @@ def signed_headers(secret: str, body: bytes, ts: int | None = None, **extra) -> 
 class Backend:
     """An HTTP server on loopback that records every request it receives."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, port: int = 0, on_request=None):
         self.name = name
+        self.on_request = on_request
         self.requests: list[dict] = []
         self.status = 200
         self.lock = threading.Lock()
@@ -88,6 +89,8 @@ class Backend:
                         "body": body,
                     })
                     status = backend.status
+                if backend.on_request:
+                    backend.on_request(backend.requests[-1])
                 out = json.dumps({"backend": backend.name}).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
@@ -111,7 +114,7 @@ class Backend:
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

