@@ -18,6 +18,7 @@ use crate::error::Reject;
 use crate::headers::Headers;
 use crate::inbound::{self, Connection, Head, Peer, Pending, Verdict};
 use crate::plan::{self, Plan};
+use crate::replay::{self, ReplayKey, SharedStore};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -44,6 +45,9 @@ impl RootContext for Root {
             Ok(plan) => {
                 for w in &plan.warnings {
                     log::warn!("combo_webhook: {w}");
+                }
+                if plan.replay.enabled {
+                    replay::create_buckets(&HostStore);
                 }
                 log::info!("combo_webhook: configured {} trigger(s)", plan.triggers.len());
                 self.plan = Some(Rc::new(plan));
@@ -88,7 +92,8 @@ enum State {
     AwaitingBody { pending: Pending, headers: Headers, buffered: usize },
     /// A local reply was sent; nothing more goes upstream.
     Answered,
-    Forwarded,
+    /// Verified and sent upstream; remembered for replay once the backend says 2xx.
+    Forwarded { replay: Option<(ReplayKey, i64)> },
 }
 
 struct Filter {
@@ -152,6 +157,19 @@ impl HttpContext for Filter {
             _ => Action::Continue,
         }
     }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let State::Forwarded { replay: Some((key, expires)) } = &self.state {
+            let status = hostcalls::get_map_value(MapType::HttpResponseHeaders, ":status").ok().flatten();
+            if status.is_some_and(|s| s.starts_with('2')) {
+                let cap = replay::per_bucket(self.plan.replay.max_entries);
+                if !replay::remember(&HostStore, key, *expires, now(), cap) {
+                    log::warn!("combo_webhook: replay cache busy; delivery not remembered");
+                }
+            }
+        }
+        Action::Continue
+    }
 }
 
 impl Filter {
@@ -174,7 +192,7 @@ impl Filter {
 
     /// The whole body is buffered: verify it and forward or answer.
     fn finish(&mut self) -> Action {
-        let State::AwaitingBody { pending, headers, buffered } = std::mem::replace(&mut self.state, State::Forwarded)
+        let State::AwaitingBody { pending, headers, buffered } = std::mem::replace(&mut self.state, State::Forwarded { replay: None })
         else {
             return Action::Continue;
         };
@@ -185,10 +203,18 @@ impl Filter {
                 return self.reject(Reject::InvalidJson);
             }
         };
-        let secret = match inbound::verify_body(&pending, &body, now()) {
+        let now = now();
+        let secret = match inbound::verify_body(&pending, &body, now) {
             Ok(s) => s,
             Err(r) => return self.reject(r),
         };
+        let replay_entry = inbound::replay_entry(&self.plan, &pending, now);
+        if let Some((key, _)) = &replay_entry {
+            if replay::seen(&HostStore, key, now) {
+                log::debug!("combo_webhook: trigger {}: duplicate delivery answered at the edge", pending.trigger.id);
+                return self.answer(200, vec![("content-type", "application/json")], br#"{"status":"duplicate"}"#);
+            }
+        }
         match inbound::annotate(&self.plan, &pending, secret, &headers, &body) {
             Verdict::Reject(r) => self.reject(r),
             Verdict::Ignored => self.answer(
@@ -210,6 +236,7 @@ impl Filter {
                 for (name, value) in &a.headers {
                     set_header(name, value);
                 }
+                self.state = State::Forwarded { replay: replay_entry };
                 Action::Continue
             }
         }
@@ -263,5 +290,22 @@ impl Connection for HostConnection {
             dns_san: property_string(&["connection", "dns_san_peer_certificate"]),
             subject: property_string(&["connection", "subject_peer_certificate"]),
         })
+    }
+}
+
+/// Envoy's shared data: one map per vm_id, shared by all workers.
+struct HostStore;
+
+impl SharedStore for HostStore {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        hostcalls::get_shared_data(key).unwrap_or((None, None))
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), bool> {
+        match hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => Ok(()),
+            Err(proxy_wasm::types::Status::CasMismatch) => Err(true),
+            Err(_) => Err(false),
+        }
     }
 }

@@ -11,6 +11,7 @@ use crate::error::Reject;
 use crate::headers::Headers;
 use crate::matcher;
 use crate::plan::{Plan, Trigger};
+use crate::replay::ReplayKey;
 use crate::secrets::Secret;
 use crate::signature::Credentials;
 
@@ -162,6 +163,20 @@ pub fn verify_body<'p>(pending: &'p Pending, body: &[u8], now: i64) -> Result<&'
         .credentials
         .verify(body, &pending.trigger.secrets, now)
         .ok_or(Reject::SignatureMismatch)
+}
+
+/// The replay key of a verified delivery and until when to remember it: while
+/// its timestamp stays inside the tolerance, or `replay.window_seconds` for
+/// schemes without a timestamp. `None` when replay protection is off.
+pub fn replay_entry(plan: &Plan, pending: &Pending, now: i64) -> Option<(ReplayKey, i64)> {
+    if !plan.replay.enabled {
+        return None;
+    }
+    let expires = match pending.credentials.timestamp {
+        Some(ts) => ts.saturating_add(plan.tolerance_seconds),
+        None => now.saturating_add(plan.replay.window_seconds as i64),
+    };
+    Some((ReplayKey::new(&pending.trigger.id, &pending.credentials), expires))
 }
 
 /// JSON parse, match, inputs and annotations of a verified delivery.

@@ -15,6 +15,7 @@ pub mod inputs;
 pub mod matcher;
 pub mod pbstruct;
 pub mod plan;
+pub mod replay;
 pub mod secrets;
 pub mod signature;
 

@@ -3,6 +3,7 @@ import hashlib
 import json
 import ssl
 import time
+import uuid
 
 import pytest
 
@@ -14,7 +15,8 @@ TICKET = {"action": "escalated", "ticket": {"id": 4711, "priority": "high", "cus
 
 
 def body_of(doc) -> bytes:
-    return json.dumps(doc).encode()
+    """A distinct delivery each time: replay protection remembers delivered ones."""
+    return json.dumps(dict(doc, nonce=uuid.uuid4().hex)).encode()
 
 
 def all_received(backends):
@@ -200,8 +202,8 @@ def test_timestamp_out_of_tolerance(edge, backends, skew):
 
 
 def test_timestamp_inside_tolerance(edge, backends):
-    body = body_of(TICKET)
     for skew in (-250, 250):
+        body = body_of(TICKET)
         headers = h.signed_headers(SECRET, body, ts=int(time.time()) + skew)
         assert h.request(edge.port, PATH, body, headers).status == 200
     assert len(backends["ticket-triage"].received()) == 2
@@ -335,8 +337,8 @@ def test_body_split_over_several_chunks(edge, backends):
 
 def test_worker_survives_every_rejection(edge, backends):
     """No rejection traps the VM: a valid delivery still passes on every worker afterwards."""
-    body = body_of(TICKET)
     for _ in range(6):
+        body = body_of(TICKET)
         assert h.request(edge.port, PATH, body, h.signed_headers(SECRET, body)).status == 200
     assert len(backends["ticket-triage"].received()) == 6
     assert "panicked" not in edge.envoy.logs()
