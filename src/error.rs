@@ -20,10 +20,14 @@ pub enum Reject {
     SignatureMismatch,
     InvalidJson,
     UnknownSubscription,
+    /// Outbound: neither `x-combo-event` nor `event_jsonpath` names the event.
+    MissingEvent,
+    /// Outbound: the subscription has no secret valid now, so nothing can be signed.
+    NoSigningKey,
 }
 
 impl Reject {
-    pub const ALL: [Reject; 15] = [
+    pub const ALL: [Reject; 17] = [
         Reject::MethodNotAllowed,
         Reject::IpNotAllowed,
         Reject::UnknownTrigger,
@@ -39,6 +43,8 @@ impl Reject {
         Reject::SignatureMismatch,
         Reject::InvalidJson,
         Reject::UnknownSubscription,
+        Reject::MissingEvent,
+        Reject::NoSigningKey,
     ];
 
     pub fn status(self) -> u32 {
@@ -54,7 +60,8 @@ impl Reject {
             | Reject::MalformedTimestamp
             | Reject::TimestampOutOfTolerance
             | Reject::SignatureMismatch => 401,
-            Reject::InvalidJson => 400,
+            Reject::InvalidJson | Reject::MissingEvent => 400,
+            Reject::NoSigningKey => 500,
         }
     }
 
@@ -75,6 +82,8 @@ impl Reject {
             Reject::SignatureMismatch => "signature_mismatch",
             Reject::InvalidJson => "invalid_json",
             Reject::UnknownSubscription => "unknown_subscription",
+            Reject::MissingEvent => "missing_event",
+            Reject::NoSigningKey => "no_signing_key",
         }
     }
 
@@ -97,6 +106,8 @@ impl Reject {
             Reject::SignatureMismatch => "signature does not match",
             Reject::InvalidJson => "request body is not a JSON document",
             Reject::UnknownSubscription => "no such subscription",
+            Reject::MissingEvent => "the event name is missing (x-combo-event or event_jsonpath)",
+            Reject::NoSigningKey => "the subscription has no secret valid now",
         }
     }
 
@@ -148,7 +159,7 @@ mod tests {
             assert!(seen.insert(r.code()), "duplicate code {}", r.code());
             let v: serde_json::Value = serde_json::from_str(&r.body()).unwrap();
             assert_eq!(v["error"]["code"], r.code());
-            assert!((400..500).contains(&r.status()));
+            assert!((400..=500).contains(&r.status()));
         }
     }
 

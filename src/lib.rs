@@ -13,6 +13,7 @@ pub mod headers;
 pub mod inbound;
 pub mod inputs;
 pub mod matcher;
+pub mod outbound;
 pub mod pbstruct;
 pub mod plan;
 pub mod replay;

@@ -9,6 +9,7 @@ use crate::allowlist::Allowlist;
 use crate::config::{self, InputsDelivery, Mode, OnNoMatch, RawConfig, RawSecret, RawTrigger};
 use crate::error::ConfigError;
 use crate::inputs::{InputsId, TemplateSet};
+use crate::outbound::OutboundPlan;
 use crate::matcher::Condition;
 use crate::secrets::Secret;
 use crate::signature::Profile;
@@ -64,34 +65,54 @@ pub struct MtlsPolicy {
 /// Looks up an environment variable (the VM's environment in Envoy).
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
+/// A compiled configuration: the plan of the mode it configures.
+#[derive(Debug)]
+pub enum Compiled {
+    Inbound(Plan),
+    Outbound(OutboundPlan),
+}
+
+impl Compiled {
+    pub fn warnings(&self) -> &[String] {
+        match self {
+            Compiled::Inbound(p) => &p.warnings,
+            Compiled::Outbound(p) => &p.warnings,
+        }
+    }
+}
+
 /// Parses and compiles a JSON configuration; returns every error found.
-pub fn from_json(text: &str, env: EnvLookup) -> Result<Plan, Vec<ConfigError>> {
+pub fn from_json(text: &str, env: EnvLookup) -> Result<Compiled, Vec<ConfigError>> {
     let raw = config::parse_json(text).map_err(|e| vec![e])?;
     compile(raw, env)
 }
 
 /// Parses and compiles the plugin configuration bytes Envoy hands over.
-pub fn from_plugin_bytes(bytes: &[u8], env: EnvLookup) -> Result<Plan, Vec<ConfigError>> {
+pub fn from_plugin_bytes(bytes: &[u8], env: EnvLookup) -> Result<Compiled, Vec<ConfigError>> {
     let raw = config::parse_plugin_bytes(bytes).map_err(|e| vec![e])?;
     compile(raw, env)
 }
 
+pub fn compile(raw: RawConfig, env: EnvLookup) -> Result<Compiled, Vec<ConfigError>> {
+    match raw.mode {
+        Mode::Inbound => compile_inbound(raw, env).map(Compiled::Inbound),
+        Mode::Outbound => crate::outbound::compile(raw, env).map(Compiled::Outbound),
+    }
+}
+
 /// Collects errors so that a single run reports all of them.
-struct Errors(Vec<ConfigError>);
+pub(crate) struct Errors(pub(crate) Vec<ConfigError>);
 
 impl Errors {
-    fn push(&mut self, path: impl Into<String>, msg: impl Into<String>) {
+    pub(crate) fn push(&mut self, path: impl Into<String>, msg: impl Into<String>) {
         self.0.push(ConfigError::new(path, msg));
     }
 }
 
-pub fn compile(raw: RawConfig, env: EnvLookup) -> Result<Plan, Vec<ConfigError>> {
+fn compile_inbound(raw: RawConfig, env: EnvLookup) -> Result<Plan, Vec<ConfigError>> {
     let mut errs = Errors(Vec::new());
     let mut warnings = Vec::new();
 
-    if raw.mode == Mode::Outbound {
-        errs.push("mode", "outbound mode is not supported by this build yet");
-    }
     if raw.event_jsonpath.is_some() {
         errs.push("event_jsonpath", "only valid with mode: outbound");
     }
@@ -187,7 +208,7 @@ fn allowlist(cidrs: &[String], at: &str, errs: &mut Errors) -> Allowlist {
 }
 
 /// A trigger id is one path segment and is echoed in a header.
-fn valid_id(id: &str) -> bool {
+pub(crate) fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic() && !b"/?#%\\\"".contains(&b))
 }
 
@@ -247,7 +268,7 @@ fn trigger(t: RawTrigger, index: usize, at: &str, env: EnvLookup, errs: &mut Err
 }
 
 /// Resolves `secret` / `secrets` (exactly one of them) into keyed secrets.
-fn secret_list(
+pub(crate) fn secret_list(
     secret: Option<String>,
     secrets: Option<Vec<RawSecret>>,
     profile: Profile,
@@ -317,98 +338,4 @@ fn secret_list(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn no_env(_: &str) -> Option<String> {
-        None
-    }
-
-    fn errors(json: &str) -> Vec<String> {
-        from_json(json, &no_env).unwrap_err().into_iter().map(|e| e.to_string()).collect()
-    }
-
-    const GOOD: &str = r#"{
-        "max_body_bytes": 4096.0,
-        "allow_cidrs": ["127.0.0.0/8"],
-        "triggers": [{
-            "id": "trg_a",
-            "secrets": [{"id": "k1", "value": "s1"}, {"env": "OLD", "not_after": 100}],
-            "allow_cidrs": ["::1"],
-            "mtls": {"required": true, "allowed_peers": ["spiffe://x"]},
-            "match": {"jsonpath": "$.action", "equals": "escalated"},
-            "action": {"agent_id": "ticket-triage", "inputs": {"id": "{{ payload.id }}"}}
-        }]
-    }"#;
-
-    #[test]
-    fn compiles_a_full_trigger() {
-        let env = |k: &str| (k == "OLD").then(|| "old-secret".to_string());
-        let plan = from_json(GOOD, &env).unwrap();
-        assert_eq!(plan.max_body_bytes, 4096);
-        assert_eq!(plan.tolerance_seconds, 300);
-        assert_eq!(plan.path_prefix, DEFAULT_PATH_PREFIX);
-        let t = &plan.triggers["trg_a"];
-        assert_eq!(t.secrets.len(), 2);
-        assert_eq!(t.secrets[0].key_id, "k1");
-        assert_eq!(t.secrets[1].key_id, "1");
-        assert_eq!(t.secrets[1].not_after, Some(100));
-        assert_eq!(t.mtls.as_ref().unwrap().allowed_peers, vec!["spiffe://x".to_string()]);
-        assert_eq!(t.conditions.len(), 1);
-    }
-
-    #[test]
-    fn missing_env_names_field() {
-        assert_eq!(errors(GOOD), vec!["triggers[0].secrets[1].env: environment variable \"OLD\" is not set"]);
-    }
-
-    #[test]
-    fn reports_every_error_with_path() {
-        let e = errors(
-            r#"{"allow_cidrs": ["nope"], "triggers": [
-              {"id": "a", "secret": "s", "action": {"agent_id": "x"}},
-              {"id": "b", "secret": "s", "allow_cidrs": ["10.0.0.0/8", "10.0.0.0/33"], "action": {"agent_id": "x"}},
-              {"id": "a", "secret": "s", "action": {"agent_id": "x"}},
-              {"id": "c", "source": "gitlab", "action": {"agent_id": ""},
-               "match": [{"jsonpath": "$.a"}, {"jsonpath": "$["}],
-               "secrets": [{"value": "v", "env": "E"}]}
-            ]}"#,
-        );
-        let want = [
-            "allow_cidrs[0]: invalid CIDR \"nope\"",
-            "triggers[1].allow_cidrs[1]: invalid CIDR \"10.0.0.0/33\"",
-            "triggers[2].id: duplicate trigger id \"a\"",
-            "triggers[3].source: unknown source \"gitlab\"",
-            "triggers[3].secrets[0]: needs exactly one of value or env",
-            "triggers[3].match[1].jsonpath: ",
-            "triggers[3].action.agent_id: ",
-        ];
-        for w in want {
-            assert!(e.iter().any(|x| x.starts_with(w)), "missing {w:?} in {e:#?}");
-        }
-        assert_eq!(e.len(), want.len(), "{e:#?}");
-    }
-
-    #[test]
-    fn template_errors_name_the_input() {
-        let e = errors(r#"{"triggers":[{"id":"a","secret":"s","action":{"agent_id":"x","inputs":{"bad":"{{ payload. }}"}}}]}"#);
-        assert_eq!(e.len(), 1);
-        assert!(e[0].starts_with("triggers[0].action.inputs.bad: "), "{e:?}");
-    }
-
-    #[test]
-    fn secret_rules() {
-        let e = errors(r#"{"triggers":[{"id":"a","action":{"agent_id":"x"}}]}"#);
-        assert_eq!(e, vec!["triggers[0].secrets: a secret is required"]);
-        let e = errors(r#"{"triggers":[{"id":"a","secret":"","action":{"agent_id":"x"}}]}"#);
-        assert_eq!(e, vec!["triggers[0].secrets[0]: secret is empty"]);
-        let e = errors(r#"{"triggers":[{"id":"a","secrets":[{"value":"v","not_before":10,"not_after":5}],"action":{"agent_id":"x"}}]}"#);
-        assert_eq!(e, vec!["triggers[0].secrets[0].not_after: must not be before not_before"]);
-    }
-
-    #[test]
-    fn outbound_fields_rejected_in_inbound() {
-        let e = errors(r#"{"subscriptions":[]}"#.replace("[]", r#"[{"id":"s","events":["a"]}]"#).as_str());
-        assert_eq!(e, vec!["subscriptions: only valid with mode: outbound"]);
-    }
-}
+mod tests;

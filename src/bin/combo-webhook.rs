@@ -124,10 +124,13 @@ fn validate(path: &str) -> Result<ExitCode, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}"))?;
     match plan::from_json(&text, &|name| std::env::var(name).ok()) {
         Ok(p) => {
-            for w in &p.warnings {
+            for w in p.warnings() {
                 println!("warning: {w}");
             }
-            println!("{path}: ok ({} trigger(s))", p.triggers.len());
+            match &p {
+                plan::Compiled::Inbound(p) => println!("{path}: ok (inbound, {} trigger(s))", p.triggers.len()),
+                plan::Compiled::Outbound(p) => println!("{path}: ok (outbound, {} subscription(s))", p.subscriptions.len()),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {

@@ -23,7 +23,10 @@ impl Connection for Conn {
 const LOCAL: Conn = Conn { ip: Some("127.0.0.1"), peer: None };
 
 fn plan_of(cfg: serde_json::Value) -> Plan {
-    plan::from_json(&cfg.to_string(), &|_| None).unwrap()
+    match plan::from_json(&cfg.to_string(), &|_| None).unwrap() {
+        plan::Compiled::Inbound(p) => p,
+        plan::Compiled::Outbound(_) => panic!("not inbound"),
+    }
 }
 
 fn base_config() -> serde_json::Value {

@@ -1,0 +1,105 @@
+use super::*;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn errors(json: &str) -> Vec<String> {
+    match from_json(json, &no_env) {
+        Ok(_) => panic!("config accepted: {json}"),
+        Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+fn inbound(json: &str, env: EnvLookup) -> Plan {
+    match from_json(json, env).unwrap() {
+        Compiled::Inbound(p) => p,
+        Compiled::Outbound(_) => panic!("not inbound"),
+    }
+}
+
+const GOOD: &str = r#"{
+    "max_body_bytes": 4096.0,
+    "allow_cidrs": ["127.0.0.0/8"],
+    "triggers": [{
+        "id": "trg_a",
+        "secrets": [{"id": "k1", "value": "s1"}, {"env": "OLD", "not_after": 100}],
+        "allow_cidrs": ["::1"],
+        "mtls": {"required": true, "allowed_peers": ["spiffe://x"]},
+        "match": {"jsonpath": "$.action", "equals": "escalated"},
+        "action": {"agent_id": "ticket-triage", "inputs": {"id": "{{ payload.id }}"}}
+    }]
+}"#;
+
+#[test]
+fn compiles_a_full_trigger() {
+    let env = |k: &str| (k == "OLD").then(|| "old-secret".to_string());
+    let plan = inbound(GOOD, &env);
+    assert_eq!(plan.max_body_bytes, 4096);
+    assert_eq!(plan.tolerance_seconds, 300);
+    assert_eq!(plan.path_prefix, DEFAULT_PATH_PREFIX);
+    let t = &plan.triggers["trg_a"];
+    assert_eq!(t.secrets.len(), 2);
+    assert_eq!(t.secrets[0].key_id, "k1");
+    assert_eq!(t.secrets[1].key_id, "1");
+    assert_eq!(t.secrets[1].not_after, Some(100));
+    assert_eq!(t.mtls.as_ref().unwrap().allowed_peers, vec!["spiffe://x".to_string()]);
+    assert_eq!(t.conditions.len(), 1);
+}
+
+#[test]
+fn missing_env_names_field() {
+    assert_eq!(errors(GOOD), vec!["triggers[0].secrets[1].env: environment variable \"OLD\" is not set"]);
+}
+
+#[test]
+fn reports_every_error_with_path() {
+    let e = errors(
+        r#"{"allow_cidrs": ["nope"], "triggers": [
+          {"id": "a", "secret": "s", "action": {"agent_id": "x"}},
+          {"id": "b", "secret": "s", "allow_cidrs": ["10.0.0.0/8", "10.0.0.0/33"], "action": {"agent_id": "x"}},
+          {"id": "a", "secret": "s", "action": {"agent_id": "x"}},
+          {"id": "c", "source": "gitlab", "action": {"agent_id": ""},
+           "match": [{"jsonpath": "$.a"}, {"jsonpath": "$["}],
+           "secrets": [{"value": "v", "env": "E"}]}
+        ]}"#,
+    );
+    let want = [
+        "allow_cidrs[0]: invalid CIDR \"nope\"",
+        "triggers[1].allow_cidrs[1]: invalid CIDR \"10.0.0.0/33\"",
+        "triggers[2].id: duplicate trigger id \"a\"",
+        "triggers[3].source: unknown source \"gitlab\"",
+        "triggers[3].secrets[0]: needs exactly one of value or env",
+        "triggers[3].match[1].jsonpath: ",
+        "triggers[3].action.agent_id: ",
+    ];
+    for w in want {
+        assert!(e.iter().any(|x| x.starts_with(w)), "missing {w:?} in {e:#?}");
+    }
+    assert_eq!(e.len(), want.len(), "{e:#?}");
+}
+
+#[test]
+fn template_errors_name_the_input() {
+    let e = errors(r#"{"triggers":[{"id":"a","secret":"s","action":{"agent_id":"x","inputs":{"bad":"{{ payload. }}"}}}]}"#);
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("triggers[0].action.inputs.bad: "), "{e:?}");
+}
+
+#[test]
+fn secret_rules() {
+    let e = errors(r#"{"triggers":[{"id":"a","action":{"agent_id":"x"}}]}"#);
+    assert_eq!(e, vec!["triggers[0].secrets: a secret is required"]);
+    let e = errors(r#"{"triggers":[{"id":"a","secret":"","action":{"agent_id":"x"}}]}"#);
+    assert_eq!(e, vec!["triggers[0].secrets[0]: secret is empty"]);
+    let e = errors(r#"{"triggers":[{"id":"a","secrets":[{"value":"v","not_before":10,"not_after":5}],"action":{"agent_id":"x"}}]}"#);
+    assert_eq!(e, vec!["triggers[0].secrets[0].not_after: must not be before not_before"]);
+}
+
+#[test]
+fn mode_specific_fields_are_refused_in_the_other_mode() {
+    let e = errors(r#"{"subscriptions":[{"id":"s","events":["a"],"secret":"x"}]}"#);
+    assert_eq!(e, vec!["subscriptions: only valid with mode: outbound"]);
+    let e = errors(r#"{"mode":"outbound","triggers":[{"id":"t","secret":"x","action":{"agent_id":"a"}}]}"#);
+    assert_eq!(e, vec!["triggers: only valid with mode: inbound"]);
+}
