@@ -344,3 +344,31 @@ def request(port: int, path: str, body: bytes = b"", headers: dict | None = None
         return Response(r.status, r.getheaders(), r.read())
     finally:
         conn.close()
+
+
+# ---------------------------------------------------------------- shipped configs
+
+def shipped_config(name: str, ports: dict[int, int]) -> dict:
+    """Loads envoy/<name> as shipped, with its loopback ports remapped
+    (`{shipped: free}`) and the .wasm path made absolute, so the tests run
+    the very file operators copy."""
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "envoy" / name).read_text())
+
+    def walk(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "port_value" and v in ports:
+                    node[k] = ports[v]
+                elif k == "filename" and str(v).endswith(".wasm"):
+                    node[k] = str(wasm_file())
+                else:
+                    walk(v)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(cfg)
+    cfg.pop("admin", None)  # Envoy() sets its own admin port
+    return cfg
