@@ -7,12 +7,14 @@
 
 pub mod allowlist;
 pub mod annotate;
+pub mod audit;
 pub mod config;
 pub mod error;
 pub mod headers;
 pub mod inbound;
 pub mod inputs;
 pub mod matcher;
+pub mod metrics;
 pub mod outbound;
 pub mod pbstruct;
 pub mod plan;

@@ -104,6 +104,20 @@ impl Profile {
         }
     }
 
+    /// Every header the scheme reads; the audit record hashes them.
+    pub fn audit_headers(self) -> &'static [&'static str] {
+        match self {
+            Profile::GenericWebhook => &[COMBO_SIGNATURE, COMBO_TIMESTAMP],
+            Profile::Github => &[GITHUB_SIGNATURE, GITHUB_DELIVERY],
+            Profile::Stripe => &[STRIPE_SIGNATURE],
+            Profile::Slack => &[SLACK_SIGNATURE, SLACK_TIMESTAMP],
+            Profile::StandardWebhooks => &[
+                "webhook-id", "webhook-timestamp", "webhook-signature", "svix-id", "svix-timestamp", "svix-signature",
+            ],
+            Profile::Shopify => &[SHOPIFY_HMAC, SHOPIFY_WEBHOOK_ID],
+        }
+    }
+
     /// Reads and checks the signature headers (presence first, then form).
     pub fn credentials(self, headers: &Headers) -> Result<Credentials, Reject> {
         match self {

@@ -7,7 +7,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{Action, BufferType, MapType, Status};
 
+use std::cell::OnceCell;
+
+use proxy_wasm::types::MetricType;
+
 use crate::allowlist::parse_source_address;
+use crate::audit::{AuditRecord, FILTER_STATE_KEY};
+use crate::metrics::Counter;
 use crate::error::Reject;
 use crate::headers::Headers;
 use crate::inbound::{Connection, Peer};
@@ -86,12 +92,22 @@ fn property_string(path: &[&str]) -> Option<String> {
     property(path).and_then(|b| String::from_utf8(b).ok()).filter(|s| !s.is_empty())
 }
 
-/// Connection facts read from Envoy's attributes.
-pub struct HostConnection;
+/// Connection facts read from Envoy's attributes, each at most once.
+#[derive(Default)]
+pub struct HostConnection {
+    source: OnceCell<Option<String>>,
+}
+
+impl HostConnection {
+    /// `source.address` as Envoy gives it (`ip:port`).
+    pub fn source_address(&self) -> Option<&str> {
+        self.source.get_or_init(|| property_string(&["source", "address"])).as_deref()
+    }
+}
 
 impl Connection for HostConnection {
     fn source_ip(&self) -> Option<IpAddr> {
-        property_string(&["source", "address"]).and_then(|s| parse_source_address(&s))
+        self.source_address().and_then(parse_source_address)
     }
 
     fn peer(&self) -> Option<Peer> {
@@ -123,4 +139,43 @@ impl SharedStore for HostStore {
             Err(_) => Err(false),
         }
     }
+}
+
+/// Counter ids, defined once per VM at configure time.
+pub struct Metrics {
+    ids: Vec<Option<u32>>,
+}
+
+impl Metrics {
+    pub fn define() -> Self {
+        let ids = Counter::all()
+            .map(|c| match hostcalls::define_metric(MetricType::Counter, &c.name()) {
+                Ok(id) => Some(id),
+                Err(s) => {
+                    log::warn!("combo_webhook: cannot define metric {}: {s:?}", c.name());
+                    None
+                }
+            })
+            .collect();
+        Metrics { ids }
+    }
+
+    pub fn inc(&self, c: Counter) {
+        if let Some(Some(id)) = self.ids.get(c.index()) {
+            let _ = hostcalls::increment_metric(*id, 1);
+        }
+    }
+}
+
+/// Publishes the record as filter state, for access logs.
+pub fn publish(record: &AuditRecord) {
+    let json = record.to_json();
+    if let Err(s) = hostcalls::set_property(vec![FILTER_STATE_KEY], Some(json.as_bytes())) {
+        log::debug!("combo_webhook: cannot set filter state: {s:?}");
+    }
+}
+
+/// Writes the audit log line (once per delivery, at the end of the stream).
+pub fn log_audit(record: &AuditRecord) {
+    log::info!("{}", record.log_line());
 }

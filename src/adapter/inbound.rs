@@ -1,15 +1,19 @@
-//! The inbound HTTP context: header checks, body buffering, annotation.
+//! The inbound HTTP context: header checks, body buffering, annotation,
+//! replay bookkeeping, audit and counters.
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
-use super::host::{self, HostConnection, HostStore};
+use super::host::{self, HostConnection, HostStore, Metrics};
 use crate::annotate::ANNOTATION_HEADERS;
+use crate::audit::{self, AuditRecord, Direction};
 use crate::error::Reject;
 use crate::headers::Headers;
 use crate::inbound::{self, Head, Pending, Verdict};
+use crate::metrics::Counter;
 use crate::plan::{Compiled, Plan};
 use crate::replay::{self, ReplayKey};
 
@@ -26,12 +30,15 @@ enum State {
 
 pub struct InboundFilter {
     compiled: Rc<Compiled>,
+    metrics: Rc<Metrics>,
     state: State,
+    /// Present for webhook requests (paths under the prefix).
+    audit: Option<AuditRecord>,
 }
 
 impl InboundFilter {
-    pub fn new(compiled: Rc<Compiled>) -> Self {
-        InboundFilter { compiled, state: State::Headers }
+    pub fn new(compiled: Rc<Compiled>, metrics: Rc<Metrics>) -> Self {
+        InboundFilter { compiled, metrics, state: State::Headers, audit: None }
     }
 
     fn plan(&self) -> Option<&Plan> {
@@ -40,13 +47,83 @@ impl InboundFilter {
             Compiled::Outbound(_) => None,
         }
     }
+
+    /// Adds the time spent since `started` to the record.
+    fn timed(&mut self, started: Instant) {
+        if let Some(a) = &mut self.audit {
+            a.verify_us += started.elapsed().as_micros() as u64;
+        }
+    }
 }
 
 impl Context for InboundFilter {}
 
 impl HttpContext for InboundFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let Some(plan) = self.plan() else { return Action::Continue };
+        let started = Instant::now();
+        let action = self.request_headers(end_of_stream);
+        self.timed(started);
+        action
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let started = Instant::now();
+        let over = self.plan().is_some_and(|p| inbound::body_over_limit(p, body_size));
+        let action = match &mut self.state {
+            State::AwaitingBody { buffered, .. } => {
+                *buffered = body_size;
+                if over {
+                    self.reject(Reject::PayloadTooLarge)
+                } else if end_of_stream {
+                    self.finish()
+                } else {
+                    Action::Pause
+                }
+            }
+            State::Answered => Action::Pause,
+            _ => Action::Continue,
+        };
+        self.timed(started);
+        action
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        match self.state {
+            State::AwaitingBody { .. } => self.finish(),
+            State::Answered => Action::Pause,
+            _ => Action::Continue,
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let State::Forwarded { replay: entry } = &self.state else { return Action::Continue };
+        let status = host::response_status();
+        if let (Some((key, expires)), Some(plan)) = (entry, self.plan()) {
+            if status.is_some_and(|s| (200..300).contains(&s)) {
+                let cap = replay::per_bucket(plan.replay.max_entries);
+                if !replay::remember(&HostStore, key, *expires, host::now(), cap) {
+                    log::warn!("combo_webhook: replay cache busy; delivery not remembered");
+                }
+            }
+        }
+        if let Some(a) = &mut self.audit {
+            a.backend_status = status;
+            host::publish(a);
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        if let Some(a) = &self.audit {
+            host::log_audit(a);
+        }
+    }
+}
+
+impl InboundFilter {
+    fn request_headers(&mut self, end_of_stream: bool) -> Action {
+        let compiled = Rc::clone(&self.compiled);
+        let Compiled::Inbound(plan) = &*compiled else { return Action::Continue };
         let all = host::request_headers();
         // Client-sent annotations are removed from every request, webhook or not.
         for (name, _) in all.iter().filter(|(k, _)| ANNOTATION_HEADERS.contains(k)) {
@@ -60,13 +137,30 @@ impl HttpContext for InboundFilter {
         );
         let method = headers.first(":method").unwrap_or("");
         let path = headers.first(":path").unwrap_or("");
-        match inbound::check_head(plan, method, path, &headers, &HostConnection, host::now()) {
+        let Some(segment) = inbound::trigger_segment(&plan.path_prefix, path) else {
+            self.state = State::PassThrough;
+            return Action::Continue;
+        };
+        let conn = HostConnection::default();
+        let mut record = AuditRecord::new(Direction::Inbound);
+        record.trigger_id = Some(segment.to_string());
+        let decision = inbound::check_head(plan, method, path, &headers, &conn, host::now());
+        record.source_address = conn.source_address().map(str::to_string);
+        if let Some(t) = plan.triggers.get(segment) {
+            record.headers_sha256 = Some(audit::headers_sha256(&headers, t.profile.audit_headers()));
+        }
+        self.audit = Some(record);
+        match decision {
             Head::PassThrough => {
                 self.state = State::PassThrough;
                 Action::Continue
             }
             Head::Reject(r) => self.reject(r),
             Head::ReadBody(pending) => {
+                if let (Some(a), Some(ts)) = (&mut self.audit, pending.credentials.timestamp) {
+                    a.timestamp = Some(ts);
+                    a.skew_seconds = Some(host::now() - ts);
+                }
                 self.state = State::AwaitingBody { pending, headers, buffered: 0 };
                 if end_of_stream {
                     self.finish()
@@ -77,53 +171,23 @@ impl HttpContext for InboundFilter {
         }
     }
 
-    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let over = self.plan().is_some_and(|p| inbound::body_over_limit(p, body_size));
-        match &mut self.state {
-            State::AwaitingBody { buffered, .. } => {
-                *buffered = body_size;
-                if over {
-                    self.reject(Reject::PayloadTooLarge)
-                } else if end_of_stream {
-                    self.finish()
-                } else {
-                    Action::Pause
-                }
-            }
-            State::Answered => Action::Pause,
-            _ => Action::Continue,
-        }
-    }
-
-    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        match self.state {
-            State::AwaitingBody { .. } => self.finish(),
-            State::Answered => Action::Pause,
-            _ => Action::Continue,
-        }
-    }
-
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        if let (State::Forwarded { replay: Some((key, expires)) }, Some(plan)) = (&self.state, self.plan()) {
-            if host::response_status().is_some_and(|s| (200..300).contains(&s)) {
-                let cap = replay::per_bucket(plan.replay.max_entries);
-                if !replay::remember(&HostStore, key, *expires, host::now(), cap) {
-                    log::warn!("combo_webhook: replay cache busy; delivery not remembered");
-                }
-            }
-        }
-        Action::Continue
-    }
-}
-
-impl InboundFilter {
     fn reject(&mut self, r: Reject) -> Action {
         self.state = State::Answered;
+        self.metrics.inc(Counter::Rejected(r));
+        if let Some(a) = &mut self.audit {
+            a.reject(r);
+            host::publish(a);
+        }
         host::reject(r)
     }
 
-    fn answer(&mut self, status: u32, body: &[u8]) -> Action {
+    fn answer(&mut self, verdict: audit::Verdict, counter: Counter, status: u32, body: &[u8]) -> Action {
         self.state = State::Answered;
+        self.metrics.inc(counter);
+        if let Some(a) = &mut self.audit {
+            a.answer(verdict, Some(status));
+            host::publish(a);
+        }
         host::reply(status, vec![("content-type", "application/json")], body)
     }
 
@@ -139,21 +203,27 @@ impl InboundFilter {
         let Some(body) = host::request_body(buffered) else {
             return self.reject(Reject::InvalidJson);
         };
+        if let Some(a) = &mut self.audit {
+            a.body(&body);
+            a.delivery_id = Some(pending.credentials.delivery_id.clone());
+        }
         let now = host::now();
         let secret = match inbound::verify_body(&pending, &body, now) {
             Ok(s) => s,
             Err(r) => return self.reject(r),
         };
+        if let Some(a) = &mut self.audit {
+            a.key_id = Some(secret.key_id.clone());
+        }
         let replay_entry = inbound::replay_entry(plan, &pending, now);
         if let Some((key, _)) = &replay_entry {
             if replay::seen(&HostStore, key, now) {
-                log::debug!("combo_webhook: trigger {}: duplicate answered at the edge", pending.trigger.id);
-                return self.answer(200, br#"{"status":"duplicate"}"#);
+                return self.answer(audit::Verdict::Duplicate, Counter::Duplicate, 200, br#"{"status":"duplicate"}"#);
             }
         }
         match inbound::annotate(plan, &pending, secret, &headers, &body) {
             Verdict::Reject(r) => self.reject(r),
-            Verdict::Ignored => self.answer(202, br#"{"status":"ignored"}"#),
+            Verdict::Ignored => self.answer(audit::Verdict::Ignored, Counter::Ignored, 202, br#"{"status":"ignored"}"#),
             Verdict::Forward(a) => {
                 if !a.failed_inputs.is_empty() {
                     log::warn!(
@@ -167,6 +237,11 @@ impl InboundFilter {
                 }
                 for (name, value) in &a.headers {
                     host::set_header(name, value);
+                }
+                self.metrics.inc(Counter::Accepted);
+                if let Some(rec) = &mut self.audit {
+                    rec.answer(audit::Verdict::Accepted, None);
+                    host::publish(rec);
                 }
                 self.state = State::Forwarded { replay: replay_entry };
                 Action::Continue

@@ -20,11 +20,12 @@ use crate::replay;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plan: None }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plan: None, metrics: None }) });
 }}
 
 struct Root {
     plan: Option<Rc<Compiled>>,
+    metrics: Option<Rc<host::Metrics>>,
 }
 
 impl Context for Root {}
@@ -55,6 +56,9 @@ impl RootContext for Root {
                         log::info!("combo_webhook: outbound, {} subscription(s)", p.subscriptions.len());
                     }
                 }
+                if self.metrics.is_none() {
+                    self.metrics = Some(Rc::new(host::Metrics::define()));
+                }
                 self.plan = Some(Rc::new(compiled));
                 true
             }
@@ -69,9 +73,10 @@ impl RootContext for Root {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let plan = Rc::clone(self.plan.as_ref()?);
+        let metrics = Rc::clone(self.metrics.as_ref()?);
         Some(match &*plan {
-            Compiled::Inbound(_) => Box::new(inbound::InboundFilter::new(plan)),
-            Compiled::Outbound(_) => Box::new(outbound::OutboundFilter::new(plan)),
+            Compiled::Inbound(_) => Box::new(inbound::InboundFilter::new(plan, metrics)),
+            Compiled::Outbound(_) => Box::new(outbound::OutboundFilter::new(plan, metrics)),
         })
     }
 

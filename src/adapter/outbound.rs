@@ -1,16 +1,20 @@
-//! The outbound HTTP context: pick or skip the event, sign it.
+//! The outbound HTTP context: pick or skip the event, sign it; audit and counters.
 
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
-use super::host;
+use super::host::{self, Metrics};
+use crate::audit::{self, AuditRecord, Direction};
 use crate::error::Reject;
 use crate::headers::Headers;
+use crate::metrics::Counter;
 use crate::outbound::{self, Outcome, Subscription};
 use crate::plan::Compiled;
+use crate::signature::{COMBO_SIGNATURE, COMBO_TIMESTAMP};
 
 enum State {
     Headers,
@@ -21,16 +25,21 @@ enum State {
 
 pub struct OutboundFilter {
     compiled: Rc<Compiled>,
+    metrics: Rc<Metrics>,
     state: State,
+    audit: AuditRecord,
 }
 
 impl OutboundFilter {
-    pub fn new(compiled: Rc<Compiled>) -> Self {
-        OutboundFilter { compiled, state: State::Headers }
+    pub fn new(compiled: Rc<Compiled>, metrics: Rc<Metrics>) -> Self {
+        OutboundFilter { compiled, metrics, state: State::Headers, audit: AuditRecord::new(Direction::Outbound) }
     }
 
     fn reject(&mut self, r: Reject) -> Action {
         self.state = State::Answered;
+        self.metrics.inc(Counter::Rejected(r));
+        self.audit.reject(r);
+        host::publish(&self.audit);
         host::reject(r)
     }
 
@@ -41,11 +50,16 @@ impl OutboundFilter {
         let compiled = Rc::clone(&self.compiled);
         let Compiled::Outbound(plan) = &*compiled else { return Action::Continue };
         let Some(body) = host::request_body(buffered) else { return self.reject(Reject::InvalidJson) };
-        match outbound::decide(plan, &sub, &headers, &body, host::now()) {
+        self.audit.body(&body);
+        let now = host::now();
+        match outbound::decide(plan, &sub, &headers, &body, now) {
             Err(r) => self.reject(r),
             Ok(Outcome::Skip { event }) => {
-                log::debug!("combo_webhook: subscription {}: event {event} skipped", sub.id);
                 self.state = State::Answered;
+                self.metrics.inc(Counter::OutboundSkipped);
+                self.audit.event = Some(event);
+                self.audit.answer(audit::Verdict::Skipped, Some(204));
+                host::publish(&self.audit);
                 host::reply(204, vec![(outbound::DELIVERY_STATUS_HEADER, "skipped")], b"")
             }
             Ok(Outcome::Deliver(d)) => {
@@ -53,9 +67,32 @@ impl OutboundFilter {
                 for (name, value) in &d.headers {
                     host::set_header(name, value);
                 }
+                self.metrics.inc(Counter::OutboundSigned);
+                let signed = Headers::new(
+                    d.headers
+                        .iter()
+                        .filter(|(k, _)| *k == COMBO_SIGNATURE || *k == COMBO_TIMESTAMP)
+                        .map(|(k, v)| (k.to_string(), v.clone()))
+                        .collect(),
+                );
+                self.audit.headers_sha256 = Some(audit::headers_sha256(&signed, &[COMBO_SIGNATURE, COMBO_TIMESTAMP]));
+                self.audit.event = Some(d.event);
+                self.audit.key_id = Some(d.key_id);
+                self.audit.delivery_id = Some(d.delivery_id);
+                self.audit.timestamp = Some(now);
+                self.audit.skew_seconds = Some(0);
+                self.audit.answer(audit::Verdict::Signed, None);
+                host::publish(&self.audit);
                 Action::Continue
             }
         }
+    }
+
+    fn timed<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let started = Instant::now();
+        let out = f(self);
+        self.audit.verify_us += started.elapsed().as_micros() as u64;
+        out
     }
 }
 
@@ -63,41 +100,47 @@ impl Context for OutboundFilter {}
 
 impl HttpContext for OutboundFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let Compiled::Outbound(plan) = &*self.compiled else { return Action::Continue };
-        let headers = host::request_headers();
-        let method = headers.first(":method").unwrap_or("");
-        match outbound::check_head(plan, method, &headers) {
-            Err(r) => self.reject(r),
-            Ok(sub) => {
-                self.state = State::AwaitingBody { sub, headers, buffered: 0 };
-                if end_of_stream {
-                    self.finish()
-                } else {
-                    Action::Pause
+        self.timed(|this| {
+            let compiled = Rc::clone(&this.compiled);
+            let Compiled::Outbound(plan) = &*compiled else { return Action::Continue };
+            let headers = host::request_headers();
+            this.audit.subscription_id = headers.first(outbound::SUBSCRIPTION_HEADER).map(str::to_string);
+            let method = headers.first(":method").unwrap_or("");
+            match outbound::check_head(plan, method, &headers) {
+                Err(r) => this.reject(r),
+                Ok(sub) => {
+                    this.state = State::AwaitingBody { sub, headers, buffered: 0 };
+                    if end_of_stream {
+                        this.finish()
+                    } else {
+                        Action::Pause
+                    }
                 }
             }
-        }
+        })
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let limit = match &*self.compiled {
-            Compiled::Outbound(p) => p.max_body_bytes,
-            Compiled::Inbound(_) => u64::MAX,
-        };
-        match &mut self.state {
-            State::AwaitingBody { buffered, .. } => {
-                *buffered = body_size;
-                if body_size as u64 > limit {
-                    self.reject(Reject::PayloadTooLarge)
-                } else if end_of_stream {
-                    self.finish()
-                } else {
-                    Action::Pause
+        self.timed(|this| {
+            let limit = match &*this.compiled {
+                Compiled::Outbound(p) => p.max_body_bytes,
+                Compiled::Inbound(_) => u64::MAX,
+            };
+            match &mut this.state {
+                State::AwaitingBody { buffered, .. } => {
+                    *buffered = body_size;
+                    if body_size as u64 > limit {
+                        this.reject(Reject::PayloadTooLarge)
+                    } else if end_of_stream {
+                        this.finish()
+                    } else {
+                        Action::Pause
+                    }
                 }
+                State::Answered => Action::Pause,
+                _ => Action::Continue,
             }
-            State::Answered => Action::Pause,
-            _ => Action::Continue,
-        }
+        })
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
@@ -106,5 +149,17 @@ impl HttpContext for OutboundFilter {
             State::Answered => Action::Pause,
             _ => Action::Continue,
         }
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if matches!(self.state, State::Sent) {
+            self.audit.backend_status = host::response_status();
+            host::publish(&self.audit);
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        host::log_audit(&self.audit);
     }
 }

@@ -254,7 +254,8 @@ class Envoy:
         self.proc = subprocess.Popen(
             [envoy_binary(), "-c", str(self.config), "--concurrency", str(concurrency),
              "--base-id", str(Envoy._next_base_id), "-l", "info",
-             "--component-log-level", "wasm:debug", "--log-path", str(self.log)],
+             "--component-log-level", "wasm:debug", "--log-path", str(self.log),
+             "--file-flush-interval-msec", "50"],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )
 

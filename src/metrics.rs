@@ -1,0 +1,57 @@
+//! Counters for Envoy's `/stats/prometheus`, named `combo_webhook_...`.
+
+use crate::error::Reject;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    Accepted,
+    Ignored,
+    Duplicate,
+    OutboundSigned,
+    OutboundSkipped,
+    Rejected(Reject),
+}
+
+const FIXED: [Counter; 5] =
+    [Counter::Accepted, Counter::Ignored, Counter::Duplicate, Counter::OutboundSigned, Counter::OutboundSkipped];
+
+impl Counter {
+    /// Every counter, in a fixed order (`index` is the position here).
+    pub fn all() -> impl Iterator<Item = Counter> {
+        FIXED.into_iter().chain(Reject::ALL.into_iter().map(Counter::Rejected))
+    }
+
+    pub fn index(self) -> usize {
+        match self {
+            Counter::Rejected(r) => FIXED.len() + Reject::ALL.iter().position(|x| *x == r).unwrap_or(0),
+            fixed => FIXED.iter().position(|x| *x == fixed).unwrap_or(0),
+        }
+    }
+
+    pub fn name(self) -> String {
+        match self {
+            Counter::Accepted => "combo_webhook_accepted".to_string(),
+            Counter::Ignored => "combo_webhook_ignored".to_string(),
+            Counter::Duplicate => "combo_webhook_duplicate".to_string(),
+            Counter::OutboundSigned => "combo_webhook_outbound_signed".to_string(),
+            Counter::OutboundSkipped => "combo_webhook_outbound_skipped".to_string(),
+            Counter::Rejected(r) => format!("combo_webhook_rejected_{}", r.code()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexes_match_order_and_names_are_unique() {
+        let all: Vec<_> = Counter::all().collect();
+        for (i, c) in all.iter().enumerate() {
+            assert_eq!(c.index(), i);
+        }
+        let names: std::collections::HashSet<_> = all.iter().map(|c| c.name()).collect();
+        assert_eq!(names.len(), all.len());
+        assert!(names.contains("combo_webhook_rejected_signature_mismatch"));
+    }
+}
