@@ -254,6 +254,14 @@ pub fn parse_plugin_bytes(bytes: &[u8]) -> Result<RawConfig, ConfigError> {
     }
 }
 
+/// Parses YAML configuration (the CLI's `validate`; Envoy itself takes JSON).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn parse_yaml(text: &str) -> Result<RawConfig, ConfigError> {
+    let value: serde_json::Value =
+        serde_yaml_ng::from_str(text).map_err(|e| ConfigError::new("", format!("invalid YAML: {e}")))?;
+    serde_path_to_error::deserialize(value).map_err(path_error)
+}
+
 fn path_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> ConfigError {
     let path = e.path().to_string();
     let path = if path == "." { String::new() } else { path };

@@ -21,6 +21,7 @@ pub mod plan;
 pub mod replay;
 pub mod secrets;
 pub mod signature;
+pub mod signing;
 
 #[cfg(target_arch = "wasm32")]
 mod adapter;

@@ -80,8 +80,7 @@ impl Subscription {
 }
 
 pub fn compile(raw: RawConfig, env: EnvLookup) -> Result<OutboundPlan, Vec<ConfigError>> {
-    let mut errs = Errors(Vec::new());
-    let mut warnings = Vec::new();
+    let mut errs = Errors::new();
     if !raw.triggers.is_empty() {
         errs.push("triggers", "only valid with mode: inbound");
     }
@@ -114,7 +113,7 @@ pub fn compile(raw: RawConfig, env: EnvLookup) -> Result<OutboundPlan, Vec<Confi
         }
         for noisy in NOISY_EVENTS {
             if events.iter().any(|p| p.matches(noisy)) {
-                warnings.push(format!(
+                errs.warn(format!(
                     "{at}: subscription {:?} receives {noisy}, which fires on every tool call; expect high volume",
                     s.id
                 ));
@@ -124,7 +123,9 @@ pub fn compile(raw: RawConfig, env: EnvLookup) -> Result<OutboundPlan, Vec<Confi
         subscriptions.insert(s.id.clone(), Arc::new(Subscription { id: s.id, events, secrets }));
     }
     match event_path {
-        Some(event_path) if errs.0.is_empty() => Ok(OutboundPlan { subscriptions, event_path, max_body_bytes, warnings }),
+        Some(event_path) if errs.0.is_empty() => {
+            Ok(OutboundPlan { subscriptions, event_path, max_body_bytes, warnings: errs.1 })
+        }
         _ => Err(errs.0),
     }
 }

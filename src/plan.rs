@@ -100,18 +100,25 @@ pub fn compile(raw: RawConfig, env: EnvLookup) -> Result<Compiled, Vec<ConfigErr
     }
 }
 
-/// Collects errors so that a single run reports all of them.
-pub(crate) struct Errors(pub(crate) Vec<ConfigError>);
+/// Collects errors so that a single run reports all of them, and warnings.
+pub(crate) struct Errors(pub(crate) Vec<ConfigError>, pub(crate) Vec<String>);
 
 impl Errors {
+    pub(crate) fn new() -> Self {
+        Errors(Vec::new(), Vec::new())
+    }
+
     pub(crate) fn push(&mut self, path: impl Into<String>, msg: impl Into<String>) {
         self.0.push(ConfigError::new(path, msg));
+    }
+
+    pub(crate) fn warn(&mut self, msg: String) {
+        self.1.push(msg);
     }
 }
 
 fn compile_inbound(raw: RawConfig, env: EnvLookup) -> Result<Plan, Vec<ConfigError>> {
-    let mut errs = Errors(Vec::new());
-    let mut warnings = Vec::new();
+    let mut errs = Errors::new();
 
     if raw.event_jsonpath.is_some() {
         errs.push("event_jsonpath", "only valid with mode: outbound");
@@ -172,7 +179,7 @@ fn compile_inbound(raw: RawConfig, env: EnvLookup) -> Result<Plan, Vec<ConfigErr
         }
     }
     if triggers.is_empty() && errs.0.is_empty() {
-        warnings.push("no triggers configured: every webhook will be answered 404".to_string());
+        errs.warn("no triggers configured: every webhook will be answered 404".to_string());
     }
     let templates = match TemplateSet::compile(all_inputs) {
         Ok(t) => Some(t),
@@ -194,7 +201,7 @@ fn compile_inbound(raw: RawConfig, env: EnvLookup) -> Result<Plan, Vec<ConfigErr
             replay,
             triggers,
             templates,
-            warnings,
+            warnings: errs.1,
         }),
         _ => Err(errs.0),
     }
@@ -296,7 +303,10 @@ pub(crate) fn secret_list(
     for (k, s) in list.into_iter().enumerate() {
         let sat = format!("{at}.secrets[{k}]");
         let text = match (s.value, s.env) {
-            (Some(v), None) => Some(v),
+            (Some(v), None) => {
+                errs.warn(format!("{sat}: secret given inline; prefer env (from the proxy's environment)"));
+                Some(v)
+            }
             (None, Some(var)) => match env(&var) {
                 Some(v) => Some(v),
                 None => {

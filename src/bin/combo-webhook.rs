@@ -1,76 +1,100 @@
 //! `combo-webhook`: sign, verify and validate with the filter's own code.
-//!
-//!   combo-webhook sign     (--secret S | --secret-env VAR) [--timestamp T] [--body FILE]
-//!   combo-webhook verify   (--secret S | --secret-env VAR) --timestamp T --signature SIG
-//!                          [--tolerance SECONDS] [--body FILE]
-//!   combo-webhook validate CONFIG.json
-//!
-//! The body is read from FILE, or from standard input when FILE is `-` or absent.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use combo_webhook_filter::config;
+use combo_webhook_filter::error::Reject;
 use combo_webhook_filter::headers::Headers;
-use combo_webhook_filter::plan;
+use combo_webhook_filter::plan::{self, Compiled};
 use combo_webhook_filter::secrets::Secret;
-use combo_webhook_filter::signature::{self, Profile};
+use combo_webhook_filter::signature::Profile;
+use combo_webhook_filter::signing::sign_headers;
 
 const USAGE: &str = "usage:
-  combo-webhook sign     (--secret S | --secret-env VAR) [--timestamp T] [--body FILE]
-  combo-webhook verify   (--secret S | --secret-env VAR) --timestamp T --signature SIG [--tolerance SECONDS] [--body FILE]
-  combo-webhook validate CONFIG.json";
+  combo-webhook sign     [--source PROFILE] (--secret S | --secret-env VAR) [--timestamp T] [--id ID] [--body FILE]
+  combo-webhook verify   [--source PROFILE] (--secret S | --secret-env VAR) --header 'Name: value'...
+                         [--tolerance SECONDS] [--body FILE]
+  combo-webhook validate CONFIG.(json|yaml)
+
+PROFILE: generic_webhook (default), github, stripe, slack, standard_webhooks, shopify.
+The body is read from FILE, or from standard input when FILE is '-' or absent.
+Exit status: 0 ok, 1 verification or validation failed, 2 usage error.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("sign") => flags(&args[1..]).and_then(|f| sign(&f)),
-        Some("verify") => flags(&args[1..]).and_then(|f| verify(&f)),
-        Some("validate") => match args.get(1) {
-            Some(path) if args.len() == 2 => validate(path),
-            _ => Err(USAGE.to_string()),
-        },
+        Some("sign") => Flags::parse(&args[1..]).and_then(|f| sign(&f)),
+        Some("verify") => Flags::parse(&args[1..]).and_then(|f| verify(&f)),
+        Some("validate") if args.len() == 2 => validate(&args[1]),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
         _ => Err(USAGE.to_string()),
     };
-    match result {
-        Ok(code) => code,
-        Err(msg) => {
-            eprintln!("{msg}");
-            ExitCode::from(2)
+    result.unwrap_or_else(|msg| {
+        eprintln!("combo-webhook: {msg}");
+        ExitCode::from(2)
+    })
+}
+
+#[derive(Default)]
+struct Flags {
+    pairs: Vec<(String, String)>,
+}
+
+impl Flags {
+    fn parse(args: &[String]) -> Result<Flags, String> {
+        let mut f = Flags::default();
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let name = flag.strip_prefix("--").ok_or_else(|| format!("unexpected argument {flag:?}\n{USAGE}"))?;
+            let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
+            f.pairs.push((name.to_string(), value.clone()));
         }
+        Ok(f)
     }
-}
 
-fn flags(args: &[String]) -> Result<HashMap<String, String>, String> {
-    let mut out = HashMap::new();
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let name = flag.strip_prefix("--").ok_or_else(|| format!("unexpected argument {flag:?}\n{USAGE}"))?;
-        let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
-        out.insert(name.to_string(), value.clone());
+    fn get(&self, name: &str) -> Option<&str> {
+        self.pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
-    Ok(out)
-}
 
-fn secret(f: &HashMap<String, String>) -> Result<Secret, String> {
-    let text = match (f.get("secret"), f.get("secret-env")) {
-        (Some(s), None) => s.clone(),
-        (None, Some(var)) => std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?,
-        _ => return Err("give exactly one of --secret or --secret-env".to_string()),
-    };
-    let key = Profile::GenericWebhook.key_bytes(&text)?;
-    Ok(Secret::new("cli".to_string(), &key, None, None))
-}
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.pairs.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
 
-fn body(f: &HashMap<String, String>) -> Result<Vec<u8>, String> {
-    match f.get("body").map(String::as_str) {
-        None | Some("-") => {
-            let mut buf = Vec::new();
-            std::io::stdin().read_to_end(&mut buf).map_err(|e| format!("reading stdin: {e}"))?;
-            Ok(buf)
+    fn int(&self, name: &str) -> Result<Option<i64>, String> {
+        self.get(name)
+            .map(|v| v.parse::<i64>().map_err(|_| format!("--{name} must be an integer, got {v:?}")))
+            .transpose()
+    }
+
+    fn profile(&self) -> Result<Profile, String> {
+        let name = self.get("source").unwrap_or("generic_webhook");
+        Profile::parse(name).ok_or_else(|| format!("unknown --source {name:?}; expected one of {}", Profile::NAMES.join(", ")))
+    }
+
+    fn secret(&self, profile: Profile) -> Result<Secret, String> {
+        let text = match (self.get("secret"), self.get("secret-env")) {
+            (Some(s), None) => s.to_string(),
+            (None, Some(var)) => std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?,
+            _ => return Err("give exactly one of --secret or --secret-env".to_string()),
+        };
+        let key = profile.key_bytes(&text)?;
+        Ok(Secret::new("cli".to_string(), &key, None, None))
+    }
+
+    fn body(&self) -> Result<Vec<u8>, String> {
+        match self.get("body") {
+            None | Some("-") => {
+                let mut buf = Vec::new();
+                std::io::stdin().read_to_end(&mut buf).map_err(|e| format!("reading stdin: {e}"))?;
+                Ok(buf)
+            }
+            Some(path) => std::fs::read(path).map_err(|e| format!("reading {path}: {e}")),
         }
-        Some(path) => std::fs::read(path).map_err(|e| format!("reading {path}: {e}")),
     }
 }
 
@@ -78,43 +102,42 @@ fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-fn int_flag(f: &HashMap<String, String>, name: &str) -> Result<Option<i64>, String> {
-    f.get(name)
-        .map(|v| v.parse::<i64>().map_err(|_| format!("--{name} must be an integer, got {v:?}")))
-        .transpose()
-}
-
-fn sign(f: &HashMap<String, String>) -> Result<ExitCode, String> {
-    let secret = secret(f)?;
-    let ts = int_flag(f, "timestamp")?.unwrap_or_else(now);
-    let body = body(f)?;
-    println!("X-Combo-Timestamp: {ts}");
-    println!("X-Combo-Signature: {}", signature::sign_generic(&secret, ts, &body));
+fn sign(f: &Flags) -> Result<ExitCode, String> {
+    let profile = f.profile()?;
+    let secret = f.secret(profile)?;
+    let ts = f.int("timestamp")?.unwrap_or_else(now);
+    let body = f.body()?;
+    for (name, value) in sign_headers(profile, &secret, ts, f.get("id"), &body) {
+        println!("{name}: {value}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(f: &HashMap<String, String>) -> Result<ExitCode, String> {
-    let secret = secret(f)?;
-    let ts = f.get("timestamp").ok_or("--timestamp is required")?;
-    let sig = f.get("signature").ok_or("--signature is required")?;
-    let tolerance = int_flag(f, "tolerance")?.unwrap_or(300);
-    let body = body(f)?;
-    let headers = Headers::from_pairs([(signature::COMBO_TIMESTAMP, ts.as_str()), (signature::COMBO_SIGNATURE, sig.as_str())]);
-    let verdict = Profile::GenericWebhook.credentials(&headers).and_then(|creds| {
-        let skew = creds.timestamp.map_or(0, |t| now().abs_diff(t));
-        if skew > tolerance.unsigned_abs() {
-            return Err(combo_webhook_filter::error::Reject::TimestampOutOfTolerance);
+fn verify(f: &Flags) -> Result<ExitCode, String> {
+    let profile = f.profile()?;
+    let secret = f.secret(profile)?;
+    let tolerance = f.int("tolerance")?.unwrap_or(300).unsigned_abs();
+    let mut pairs = Vec::new();
+    for h in f.all("header") {
+        let (k, v) = h.split_once(':').ok_or_else(|| format!("--header {h:?} is not 'Name: value'"))?;
+        pairs.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let body = f.body()?;
+    let now = now();
+    let verdict = profile.credentials(&Headers::new(pairs)).and_then(|creds| {
+        if creds.timestamp.is_some_and(|ts| now.abs_diff(ts) > tolerance) {
+            return Err(Reject::TimestampOutOfTolerance);
         }
         let keys = [secret];
-        creds.verify(&body, &keys, now()).map(|_| ()).ok_or(combo_webhook_filter::error::Reject::SignatureMismatch)
+        creds.verify(&body, &keys, now).map(|_| creds.delivery_id.clone()).ok_or(Reject::SignatureMismatch)
     });
     match verdict {
-        Ok(()) => {
-            println!("ok");
+        Ok(delivery_id) => {
+            println!("ok (delivery {delivery_id})");
             Ok(ExitCode::SUCCESS)
         }
         Err(r) => {
-            println!("{}", r.code());
+            println!("{}: {}", r.code(), r.message());
             Ok(ExitCode::from(1))
         }
     }
@@ -122,14 +145,17 @@ fn verify(f: &HashMap<String, String>) -> Result<ExitCode, String> {
 
 fn validate(path: &str) -> Result<ExitCode, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}"))?;
-    match plan::from_json(&text, &|name| std::env::var(name).ok()) {
-        Ok(p) => {
-            for w in p.warnings() {
+    let yaml = path.ends_with(".yaml") || path.ends_with(".yml");
+    let raw = if yaml { config::parse_yaml(&text) } else { config::parse_json(&text) };
+    let result = raw.map_err(|e| vec![e]).and_then(|raw| plan::compile(raw, &|name| std::env::var(name).ok()));
+    match result {
+        Ok(compiled) => {
+            for w in compiled.warnings() {
                 println!("warning: {w}");
             }
-            match &p {
-                plan::Compiled::Inbound(p) => println!("{path}: ok (inbound, {} trigger(s))", p.triggers.len()),
-                plan::Compiled::Outbound(p) => println!("{path}: ok (outbound, {} subscription(s))", p.subscriptions.len()),
+            match &compiled {
+                Compiled::Inbound(p) => println!("{path}: ok (inbound, {} trigger(s))", p.triggers.len()),
+                Compiled::Outbound(p) => println!("{path}: ok (outbound, {} subscription(s))", p.subscriptions.len()),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -137,6 +163,7 @@ fn validate(path: &str) -> Result<ExitCode, String> {
             for e in &errors {
                 println!("error: {e}");
             }
+            println!("{path}: {} error(s)", errors.len());
             Ok(ExitCode::from(1))
         }
     }

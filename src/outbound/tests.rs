@@ -119,6 +119,7 @@ fn config_errors_and_noisy_warning() {
     assert_eq!(e.len(), want.len(), "{e:#?}");
     let p = compile_cfg(json!({"mode": "outbound", "subscriptions": [
         {"id": "loud", "events": ["tool.*"], "secret": "s"}, {"id": "quiet", "events": ["tool.error"], "secret": "s"}]})).unwrap();
-    assert_eq!(p.warnings.len(), 1);
-    assert!(p.warnings[0].contains("\"loud\"") && p.warnings[0].contains("tool.called"));
+    let noisy: Vec<_> = p.warnings.iter().filter(|w| w.contains("tool.called")).collect();
+    assert_eq!(noisy.len(), 1);
+    assert!(noisy[0].contains("\"loud\""));
 }

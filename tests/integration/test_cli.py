@@ -1,0 +1,119 @@
+"""The combo-webhook CLI binary, run as a user would."""
+import json
+import subprocess
+import time
+
+import pytest
+import yaml
+
+import harness as h
+from conftest import SECRET
+
+CLI = h.REPO / "target/release/combo-webhook"
+PROFILES = ["generic_webhook", "github", "stripe", "slack", "standard_webhooks", "shopify"]
+STD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def cli(*args, body: bytes = b"", env=None):
+    if not CLI.is_file():
+        raise RuntimeError(f"{CLI} is missing: run `make build`")
+    return subprocess.run([str(CLI), *args], input=body, capture_output=True, timeout=30, env=env)
+
+
+def header_lines(out: bytes) -> list[str]:
+    return out.decode().strip().splitlines()
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_sign_then_verify_every_profile(profile):
+    body = b'{"event":"x","n":1}'
+    signed = cli("sign", "--source", profile, "--secret", STD_SECRET, "--id", "d-1", body=body)
+    assert signed.returncode == 0, signed.stderr
+    args = []
+    for line in header_lines(signed.stdout):
+        args += ["--header", line]
+    ok = cli("verify", "--source", profile, "--secret", STD_SECRET, *args, body=body)
+    assert ok.returncode == 0, ok.stdout
+    assert ok.stdout.startswith(b"ok")
+    bad = cli("verify", "--source", profile, "--secret", STD_SECRET, *args, body=body + b" ")
+    assert bad.returncode == 1
+    assert bad.stdout.startswith(b"signature_mismatch")
+
+
+def test_sign_matches_standard_webhooks_published_vector():
+    out = cli("sign", "--source", "standard_webhooks", "--secret", STD_SECRET, "--id", "msg_p5jXN8AQM9LWM0D4loKWxJek",
+              "--timestamp", "1614265330", body=b'{"test": 2432232314}')
+    assert "webhook-signature: v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=" in header_lines(out.stdout)
+
+
+def test_verify_reports_stale_timestamp():
+    body = b"{}"
+    ts = str(int(time.time()) - 3600)
+    signed = cli("sign", "--secret", "s", "--timestamp", ts, body=body)
+    args = [a for line in header_lines(signed.stdout) for a in ("--header", line)]
+    out = cli("verify", "--secret", "s", *args, body=body)
+    assert out.returncode == 1 and out.stdout.startswith(b"timestamp_out_of_tolerance")
+
+
+def test_cli_signed_delivery_passes_the_filter_in_envoy(edge, backends):
+    body = json.dumps({"action": "escalated", "ticket": {"id": 77}}).encode()
+    signed = cli("sign", "--secret-env", "S", body=body, env={"S": SECRET})
+    headers = dict(line.split(": ", 1) for line in header_lines(signed.stdout))
+    headers["content-type"] = "application/json"
+    resp = h.request(edge.port, h.PREFIX + "trg_ticket_escalated", body, headers)
+    assert resp.status == 200, resp
+    assert len(backends["ticket-triage"].received()) == 1
+
+
+def test_validate_yaml_reports_every_error_with_path(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "max_body_bytes": 1024,
+        "triggers": [
+            {"id": "a", "secret": "inline", "action": {"agent_id": "x"}},
+            {"id": "b", "secrets": [{"env": "COMBO_CLI_TEST_UNSET"}], "allow_cidrs": ["10.0.0.0/33"],
+             "match": {"jsonpath": "$["}, "action": {"agent_id": "x"}},
+        ],
+    }))
+    out = cli("validate", str(cfg))
+    assert out.returncode == 1
+    lines = out.stdout.decode().splitlines()
+    assert 'error: triggers[1].secrets[0].env: environment variable "COMBO_CLI_TEST_UNSET" is not set' in lines
+    assert 'error: triggers[1].allow_cidrs[0]: invalid CIDR "10.0.0.0/33"' in lines
+    assert any(l.startswith("error: triggers[1].match.jsonpath: ") for l in lines)
+    assert lines[-1].endswith("3 error(s)")
+
+
+def test_validate_warns_about_inline_secrets(tmp_path):
+    cfg = tmp_path / "ok.json"
+    cfg.write_text(json.dumps({"triggers": [{"id": "a", "secret": "inline", "action": {"agent_id": "x"}}]}))
+    out = cli("validate", str(cfg))
+    assert out.returncode == 0, out.stdout
+    assert "warning: triggers[0].secrets[0]: secret given inline; prefer env" in out.stdout.decode()
+    assert "inline" not in out.stdout.decode().replace("given inline", "")  # the secret itself is never printed
+
+
+@pytest.mark.parametrize("name", ["envoy.yaml", "egress.yaml"])
+def test_validate_plugin_configs_shipped_in_envoy_yaml(tmp_path, name):
+    """The JSON embedded in each shipped Envoy config passes `validate`."""
+    doc = yaml.safe_load((h.REPO / "envoy" / name).read_text())
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("@type", "").endswith("google.protobuf.StringValue") and "value" in node:
+                found.append(node["value"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(doc)
+    assert found
+    env = {"COMBO_DEMO_SECRET": "x", "SUB_42_SECRET": "x", "SUB_OPS_SECRET": "x"}
+    for i, text in enumerate(found):
+        cfg = tmp_path / f"plugin{i}.json"
+        cfg.write_text(text)
+        out = cli("validate", str(cfg), env=env)
+        assert out.returncode == 0, out.stdout
