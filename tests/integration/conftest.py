@@ -1,6 +1,7 @@
+import os
 import tempfile
-import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -8,11 +9,21 @@ import harness as h
 import pki
 
 SECRET = "s3cr3t-generic"
-DAY = 86400
+PAST = 1_700_000_000     # 2023-11
+FUTURE = 4_102_444_800   # 2100-01
+
+# `make test-compose` points the suite at the docker-compose stack instead of
+# starting Envoy and the backends here (a thin switch; see docker-compose.yml).
+ENVOY_URL = os.environ.get("ENVOY_URL")
+COMPOSE_BACKENDS = {"ticket-triage": "http://127.0.0.1:18081", "billing": "http://127.0.0.1:18082",
+                    "default": "http://127.0.0.1:18080"}
 
 
 @pytest.fixture(scope="session")
 def backends():
+    if ENVOY_URL:
+        yield {name: h.RemoteBackend(name, url) for name, url in COMPOSE_BACKENDS.items()}
+        return
     b = {"ticket-triage": h.Backend("ticket-triage"), "billing": h.Backend("billing"),
          "default": h.Backend("default")}
     yield b
@@ -32,7 +43,8 @@ def certs():
     return pki.make_pki(Path(tempfile.mkdtemp(prefix="combo-pki-")))
 
 
-def edge_plugin_config(now: int) -> dict:
+def edge_plugin_config() -> dict:
+    """The main edge's plugin configuration; docker-compose's Envoy carries the same (checked by a test)."""
     return {
         "max_body_bytes": 65536,
         "triggers": [
@@ -52,10 +64,10 @@ def edge_plugin_config(now: int) -> dict:
             {
                 "id": "trg_invoice",
                 "secrets": [
-                    {"id": "2026-11", "value": "new-secret", "not_before": now - DAY},
-                    {"id": "2026-10", "env": "COMBO_SECRET_OLD", "not_after": now + 7 * DAY},
-                    {"id": "2026-09", "value": "expired-secret", "not_after": now - 60},
-                    {"id": "2026-12", "value": "future-secret", "not_before": now + 3600},
+                    {"id": "2026-11", "value": "new-secret", "not_before": PAST},
+                    {"id": "2026-10", "env": "COMBO_SECRET_OLD", "not_after": FUTURE},
+                    {"id": "2026-09", "value": "expired-secret", "not_after": PAST},
+                    {"id": "2026-12", "value": "future-secret", "not_before": FUTURE},
                 ],
                 "action": {"agent_id": "billing", "inputs": {"invoice": "{{ payload.invoice.id }}"}},
             },
@@ -84,8 +96,13 @@ class Edge:
 @pytest.fixture(scope="session")
 def edge(backends, certs):
     """The main Envoy: plain and mTLS listeners, routing by x-combo-agent-id."""
+    if ENVOY_URL:
+        url = urlparse(ENVOY_URL)
+        h.HOST = url.hostname or "127.0.0.1"
+        yield Edge(None, url.port or 80, None)
+        return
     port, tls_port = h.free_port(), h.free_port()
-    wasm = h.wasm_filter(edge_plugin_config(int(time.time())), env={"COMBO_SECRET_OLD": "old-secret"})
+    wasm = h.wasm_filter(edge_plugin_config(), env={"COMBO_SECRET_OLD": "old-secret"})
     routes = h.agent_routes({"ticket-triage": "agent_ticket_triage", "billing": "agent_billing"}, "default_backend")
     cert, key = certs["server"]
     bootstrap = {"static_resources": {

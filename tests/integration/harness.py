@@ -3,6 +3,7 @@ record every request, certificates made on the fly, and a raw HTTP client.
 
 Nothing here skips: a missing Envoy binary or .wasm raises, and the test fails.
 """
+import base64
 import hashlib
 import hmac
 import http.client
@@ -15,12 +16,14 @@ import tempfile
 import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from recording_backend import Recorder
 
 REPO = Path(__file__).resolve().parents[2]
 WASM = Path(os.environ.get("COMBO_WASM", REPO / "target/wasm32-wasip1/release/combo_webhook_filter.wasm"))
 PREFIX = "/v1/webhook/generic/"
+HOST = "127.0.0.1"  # where Envoy listens; conftest sets it from ENVOY_URL
 
 
 def envoy_binary() -> str:
@@ -63,74 +66,67 @@ def signed_headers(secret: str, body: bytes, ts: int | None = None, **extra) -> 
 # ---------------------------------------------------------------- backends
 
 class Backend:
-    """An HTTP server on loopback that records every request it receives."""
+    """A recording backend on loopback, in this process."""
 
     def __init__(self, name: str, port: int = 0, on_request=None):
         self.name = name
-        self.on_request = on_request
-        self.requests: list[dict] = []
-        self.status = 200
-        self.lock = threading.Lock()
-        backend = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _handle(self):
-                body = self._read_body()
-                with backend.lock:
-                    backend.requests.append({
-                        "method": self.command,
-                        "path": self.path,
-                        "headers": [(k.lower(), v) for k, v in self.headers.items()],
-                        "body": body,
-                    })
-                    status = backend.status
-                if backend.on_request:
-                    backend.on_request(backend.requests[-1])
-                out = json.dumps({"backend": backend.name}).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def _read_body(self) -> bytes:
-                if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
-                    out = b""
-                    while True:
-                        size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                        if size == 0:
-                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                                pass  # trailers
-                            return out
-                        out += self.rfile.read(size)
-                        self.rfile.readline()
-                length = int(self.headers.get("content-length") or 0)
-                return self.rfile.read(length) if length else b""
-
-            do_GET = do_POST = do_PUT = do_DELETE = _handle
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
+        self.recorder = Recorder(name, on_request)
+        self.server = self.recorder.serve("127.0.0.1", port)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    @property
+    def status(self) -> int:
+        return self.recorder.status
+
+    @status.setter
+    def status(self, value: int):
+        with self.recorder.lock:
+            self.recorder.status = value
+
     def clear(self):
-        with self.lock:
-            self.requests.clear()
-            self.status = 200
+        with self.recorder.lock:
+            self.recorder.requests.clear()
+            self.recorder.status = 200
 
     def received(self) -> list[dict]:
-        with self.lock:
-            return list(self.requests)
+        with self.recorder.lock:
+            return list(self.recorder.requests)
 
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class RemoteBackend:
+    """The same interface over a recording backend in another process or
+    container (docker-compose), through its /__ control paths."""
+
+    def __init__(self, name: str, url: str):
+        self.name, self.url = name, url.rstrip("/")
+
+    def _call(self, method: str, path: str):
+        req = urllib.request.Request(self.url + path, method=method)
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    @property
+    def status(self) -> int:
+        return 200
+
+    @status.setter
+    def status(self, value: int):
+        self._call("PUT", f"/__status/{value}")
+
+    def clear(self):
+        self._call("DELETE", "/__requests")
+
+    def received(self) -> list[dict]:
+        return [dict(r, body=base64.b64decode(r["body"]), headers=[tuple(h) for h in r["headers"]])
+                for r in self._call("GET", "/__requests")]
+
+    def stop(self):
+        pass
 
 
 def header(req: dict, name: str):
@@ -314,9 +310,9 @@ def request(port: int, path: str, body: bytes = b"", headers: dict | None = None
     Content-Length, pausing between chunks so that Envoy sees them separately."""
     src = (source, 0) if source else None
     if tls:
-        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=tls, source_address=src)
+        conn = http.client.HTTPSConnection(HOST, port, timeout=10, context=tls, source_address=src)
     else:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=src)
+        conn = http.client.HTTPConnection(HOST, port, timeout=10, source_address=src)
     try:
         conn.putrequest(method, path, skip_accept_encoding=True)
         for k, v in (headers or {}).items():

@@ -238,6 +238,7 @@ def test_error_message_never_echoes_secret_or_signature(edge, backends):
 
 # ------------------------------------------------------------ allowlist
 
+@pytest.mark.local_only
 def test_source_outside_trigger_allowlist(edge, backends):
     body = body_of(TICKET)
     path = h.PREFIX + "trg_local_only"
@@ -247,6 +248,7 @@ def test_source_outside_trigger_allowlist(edge, backends):
     assert len(backends["ticket-triage"].received()) == 1
 
 
+@pytest.mark.local_only
 def test_x_forwarded_for_cannot_bypass_allowlist(edge, backends):
     body = body_of(TICKET)
     path = h.PREFIX + "trg_local_only"
@@ -268,6 +270,7 @@ def tls_client(certs, who: str | None) -> ssl.SSLContext:
 MTLS_PATH = h.PREFIX + "trg_mtls"
 
 
+@pytest.mark.local_only
 @pytest.mark.parametrize("who", ["bridge", "by_dns"])
 def test_mtls_listed_peer_accepted(edge, backends, certs, who):
     body = body_of(TICKET)
@@ -277,6 +280,7 @@ def test_mtls_listed_peer_accepted(edge, backends, certs, who):
     assert h.header(got, "x-combo-trigger-id") == "trg_mtls"
 
 
+@pytest.mark.local_only
 def test_mtls_without_certificate_refused(edge, backends, certs):
     body = body_of(TICKET)
     resp = h.request(edge.tls_port, MTLS_PATH, body, h.signed_headers(SECRET, body), tls=tls_client(certs, None))
@@ -286,6 +290,7 @@ def test_mtls_without_certificate_refused(edge, backends, certs):
     assert_rejected(resp, 403, "mtls_required", backends)
 
 
+@pytest.mark.local_only
 def test_mtls_unlisted_peer_refused(edge, backends, certs):
     body = body_of(TICKET)
     resp = h.request(edge.tls_port, MTLS_PATH, body, h.signed_headers(SECRET, body),
@@ -293,6 +298,7 @@ def test_mtls_unlisted_peer_refused(edge, backends, certs):
     assert_rejected(resp, 403, "peer_not_allowed", backends)
 
 
+@pytest.mark.local_only
 def test_mtls_certificate_from_untrusted_ca_fails_handshake(edge, backends, certs):
     body = body_of(TICKET)
     with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
@@ -335,6 +341,7 @@ def test_body_split_over_several_chunks(edge, backends):
     assert json.loads(h.header(got, "x-combo-inputs"))["ticket_id"] == 4711
 
 
+@pytest.mark.local_only
 def test_worker_survives_every_rejection(edge, backends):
     """No rejection traps the VM: a valid delivery still passes on every worker afterwards."""
     for _ in range(6):

@@ -1,0 +1,101 @@
+"""An HTTP backend that records every request it receives.
+
+Used in-process by the test harness, and standalone (stdlib only) as the demo
+agent backend of docker-compose.yml, where the suite reads the recordings over
+HTTP: GET /__requests lists them, DELETE /__requests clears them, and
+PUT /__status/<code> sets the status of the next answers.
+
+    python3 recording_backend.py NAME PORT
+"""
+import base64
+import json
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Recorder:
+    def __init__(self, name: str, on_request=None):
+        self.name = name
+        self.on_request = on_request
+        self.requests: list[dict] = []
+        self.status = 200
+        self.lock = threading.Lock()
+
+    def handler(self):
+        rec = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _read_body(self) -> bytes:
+                if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+                    out = b""
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass  # trailers
+                            return out
+                        out += self.rfile.read(size)
+                        self.rfile.readline()
+                length = int(self.headers.get("content-length") or 0)
+                return self.rfile.read(length) if length else b""
+
+            def _send(self, status: int, doc):
+                out = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def _control(self) -> bool:
+                if not self.path.startswith("/__"):
+                    return False
+                self._read_body()
+                if self.command == "GET" and self.path == "/__requests":
+                    with rec.lock:
+                        self._send(200, [dict(r, body=base64.b64encode(r["body"]).decode()) for r in rec.requests])
+                elif self.command == "DELETE" and self.path == "/__requests":
+                    with rec.lock:
+                        rec.requests.clear()
+                        rec.status = 200
+                    self._send(200, {"cleared": True})
+                elif self.command == "PUT" and self.path.startswith("/__status/"):
+                    with rec.lock:
+                        rec.status = int(self.path.rsplit("/", 1)[1])
+                    self._send(200, {"status": rec.status})
+                else:
+                    self._send(404, {"error": "unknown control path"})
+                return True
+
+            def _handle(self):
+                if self._control():
+                    return
+                body = self._read_body()
+                entry = {"method": self.command, "path": self.path,
+                         "headers": [(k.lower(), v) for k, v in self.headers.items()], "body": body}
+                with rec.lock:
+                    rec.requests.append(entry)
+                    status = rec.status
+                if rec.on_request:
+                    rec.on_request(entry)
+                self._send(status, {"backend": rec.name})
+
+            do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+        return Handler
+
+    def serve(self, host: str, port: int) -> ThreadingHTTPServer:
+        server = ThreadingHTTPServer((host, port), self.handler())
+        server.daemon_threads = True
+        return server
+
+
+if __name__ == "__main__":
+    name, port = sys.argv[1], int(sys.argv[2])
+    Recorder(name).serve("0.0.0.0", port).serve_forever()

@@ -1,0 +1,157 @@
+"""Deployment files: every Envoy config validated by Envoy itself, the Istio
+resources, the OCI Dockerfile and docker-compose.yml checked against what the
+suite runs."""
+import json
+import re
+import subprocess
+
+import pytest
+import yaml
+
+import harness as h
+from conftest import edge_plugin_config
+from test_cli import cli
+
+ENVOY_CONFIGS = sorted(p.name for p in (h.REPO / "envoy").glob("*.yaml"))
+
+
+def validate_envoy(doc: dict, tmp_path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`envoy --mode validate`; it also loads the .wasm and runs on_configure."""
+    path = tmp_path / "envoy-config.json"
+    path.write_text(json.dumps(doc))
+    return subprocess.run([h.envoy_binary(), "--mode", "validate", "-c", str(path)],
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def with_built_wasm(node):
+    """The shipped config with its .wasm path pointing at the built file."""
+    if isinstance(node, dict):
+        return {k: (str(h.wasm_file()) if k == "filename" and str(v).endswith(".wasm") else with_built_wasm(v))
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [with_built_wasm(v) for v in node]
+    return node
+
+
+def test_repo_has_the_expected_envoy_configs():
+    assert {"envoy.yaml", "egress.yaml", "compose.yaml"} <= set(ENVOY_CONFIGS)
+
+
+@pytest.mark.parametrize("name", ENVOY_CONFIGS)
+def test_envoy_validates_shipped_config(name, tmp_path):
+    doc = with_built_wasm(yaml.safe_load((h.REPO / "envoy" / name).read_text()))
+    out = validate_envoy(doc, tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "OK" in out.stdout
+
+
+def find(node, pred):
+    if isinstance(node, dict):
+        if pred(node):
+            yield node
+        for v in node.values():
+            yield from find(v, pred)
+    elif isinstance(node, list):
+        for v in node:
+            yield from find(v, pred)
+
+
+def wasm_plugin_configs(doc):
+    return [n["config"] for n in find(doc, lambda n: n.get("@type", "").endswith("filters.http.wasm.v3.Wasm"))]
+
+
+@pytest.mark.parametrize("name", ENVOY_CONFIGS)
+def test_every_shipped_wasm_filter_sets_the_required_flags(name):
+    configs = wasm_plugin_configs(yaml.safe_load((h.REPO / "envoy" / name).read_text()))
+    assert configs
+    for c in configs:
+        assert c["allow_on_headers_stop_iteration"] is True
+        assert c["failure_policy"] == "FAIL_CLOSED"
+        assert c["root_id"] == "combo_webhook"
+
+
+def test_compose_envoy_runs_the_suites_plugin_config():
+    [c] = wasm_plugin_configs(yaml.safe_load((h.REPO / "envoy/compose.yaml").read_text()))
+    assert json.loads(c["configuration"]["value"]) == edge_plugin_config()
+
+
+def test_docker_compose_file():
+    doc = yaml.safe_load((h.REPO / "docker-compose.yml").read_text())
+    envoy = doc["services"]["envoy"]
+    assert re.fullmatch(r"envoyproxy/envoy:v1\.40\.\d+", envoy["image"]), "Envoy image must be pinned"
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in envoy["volumes"]}
+    assert mounts["./target/wasm32-wasip1/release/combo_webhook_filter.wasm"] == "/etc/envoy/combo_webhook_filter.wasm"
+    assert mounts["./envoy/compose.yaml"] == "/etc/envoy/envoy.yaml"
+    [c] = wasm_plugin_configs(yaml.safe_load((h.REPO / "envoy/compose.yaml").read_text()))
+    assert c["vm_config"]["code"]["local"]["filename"] == "/etc/envoy/combo_webhook_filter.wasm"
+    for name in ("agent-ticket-triage", "agent-billing", "default-backend"):
+        svc = doc["services"][name]
+        assert "recording_backend.py" in " ".join(svc["command"])
+        assert svc["volumes"][0].startswith("./tests/integration/recording_backend.py:")
+    # The ports the suite's compose switch (conftest.COMPOSE_BACKENDS) reads from.
+    from conftest import COMPOSE_BACKENDS
+    published = {doc["services"][n]["ports"][0].rsplit(":", 2)[1] for n in ("agent-ticket-triage", "agent-billing", "default-backend")}
+    assert published == {u.rsplit(":", 1)[1] for u in COMPOSE_BACKENDS.values()}
+
+
+def test_dockerfile_builds_a_scratch_image_with_only_the_wasm():
+    lines = [l.strip() for l in (h.REPO / "Dockerfile").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    stages = [i for i, l in enumerate(lines) if l.upper().startswith("FROM ")]
+    final = lines[stages[-1]:]
+    assert final[0] == "FROM scratch"
+    assert final[1:] == ["COPY --from=build /src/target/wasm32-wasip1/release/combo_webhook_filter.wasm ./plugin.wasm"]
+    assert any("--target wasm32-wasip1" in l and "--lib" in l for l in lines[:stages[-1]])
+
+
+# ------------------------------------------------------------ Istio
+
+def istio_docs():
+    return {p.name: list(yaml.safe_load_all(p.read_text())) for p in (h.REPO / "envoy/istio").glob("*.yaml")}
+
+
+def env_refs(plugin_cfg: dict) -> set[str]:
+    return {s["env"] for s in find(plugin_cfg, lambda n: "env" in n and isinstance(n["env"], str))}
+
+
+def test_istio_envoyfilter_extension_is_valid_and_complete(tmp_path):
+    [ef] = istio_docs()["envoyfilter.yaml"]
+    assert ef["kind"] == "EnvoyFilter" and ef["apiVersion"] == "networking.istio.io/v1alpha3"
+    ext, http = ef["spec"]["configPatches"]
+    assert ext["applyTo"] == "EXTENSION_CONFIG" and ext["patch"]["operation"] == "ADD"
+    assert http["applyTo"] == "HTTP_FILTER"
+    assert http["patch"]["value"]["name"] == ext["patch"]["value"]["name"], "the filter must reference the extension"
+    typed = ext["patch"]["value"]["typed_config"]
+    cfg = typed["config"]
+    assert cfg["allow_on_headers_stop_iteration"] is True and cfg["failure_policy"] == "FAIL_CLOSED"
+    assert cfg["vm_config"]["code"]["remote"]["http_uri"]["uri"].startswith("oci://")
+    plugin = json.loads(cfg["configuration"]["value"])
+    # Secrets come from the proxy's environment, every one of them.
+    assert env_refs(plugin) and env_refs(plugin) <= set(cfg["vm_config"]["environment_variables"]["host_env_keys"])
+    # The extension itself, with the module as a local file, is a valid Envoy filter config.
+    local = json.loads(json.dumps(typed))
+    local["config"]["vm_config"]["code"] = {"local": {"filename": str(h.wasm_file())}}
+    doc = {"static_resources": {"listeners": [h.listener("l", 10000, h.http_connection_manager(
+        [{"name": "combo", "typed_config": local}], [{"match": {"prefix": "/"}, "direct_response": {"status": 200}}]))]}}
+    # host_env_keys: the secrets come from Envoy's own environment.
+    out = validate_envoy(doc, tmp_path, env={k: "from-proxy-env" for k in env_refs(plugin)})
+    assert out.returncode == 0, out.stdout + out.stderr
+    without = validate_envoy(doc, tmp_path, env={})
+    assert without.returncode != 0 and 'environment variable "COMBO_TICKET_SECRET" is not set' in without.stdout + without.stderr
+    # And its plugin configuration passes the filter's own validation.
+    p = tmp_path / "plugin.json"
+    p.write_text(json.dumps(plugin))
+    res = cli("validate", str(p), env={k: "x" for k in env_refs(plugin)})
+    assert res.returncode == 0, res.stdout
+
+
+def test_istio_wasmplugin_config_passes_validation(tmp_path):
+    [wp] = istio_docs()["wasmplugin.yaml"]
+    assert wp["kind"] == "WasmPlugin" and wp["apiVersion"] == "extensions.istio.io/v1alpha1"
+    assert wp["spec"]["url"].startswith("oci://") and wp["spec"]["failStrategy"] == "FAIL_CLOSE"
+    plugin = wp["spec"]["pluginConfig"]
+    host_env = {e["name"] for e in wp["spec"]["vmConfig"]["env"] if e["valueFrom"] == "HOST"}
+    assert env_refs(plugin) and env_refs(plugin) <= host_env
+    p = tmp_path / "plugin.yaml"
+    p.write_text(yaml.safe_dump(plugin))
+    res = cli("validate", str(p), env={k: "x" for k in host_env})
+    assert res.returncode == 0, res.stdout
