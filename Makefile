@@ -53,7 +53,7 @@ test: lint unit integration
 # tests that need an Envoy started by the suite are marked local_only).
 test-compose: build $(TOOLS_STAMP)
 	docker compose up -d --wait
-	cd tests/integration && ENVOY_URL=http://127.0.0.1:10000 $(PY) -m pytest -q -p no:cacheprovider \
+	set +e; cd tests/integration && ENVOY_URL=http://127.0.0.1:10000 $(PY) -m pytest -q -p no:cacheprovider \
 	  -m "not local_only" test_inbound.py; rc=$$?; cd $(CURDIR) && docker compose down; exit $$rc
 
 run: build $(TOOLS_STAMP)

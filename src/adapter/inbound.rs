@@ -34,11 +34,13 @@ pub struct InboundFilter {
     state: State,
     /// Present for webhook requests (paths under the prefix).
     audit: Option<AuditRecord>,
+    /// Start of the running callback, for `verify_us`.
+    started: Instant,
 }
 
 impl InboundFilter {
     pub fn new(compiled: Rc<Compiled>, metrics: Rc<Metrics>) -> Self {
-        InboundFilter { compiled, metrics, state: State::Headers, audit: None }
+        InboundFilter { compiled, metrics, state: State::Headers, audit: None, started: Instant::now() }
     }
 
     fn plan(&self) -> Option<&Plan> {
@@ -48,11 +50,13 @@ impl InboundFilter {
         }
     }
 
-    /// Adds the time spent since `started` to the record.
-    fn timed(&mut self, started: Instant) {
+    /// Adds the time spent in this callback so far to the record (before it
+    /// is published), and restarts the clock.
+    fn settle_time(&mut self) {
         if let Some(a) = &mut self.audit {
-            a.verify_us += started.elapsed().as_micros() as u64;
+            a.verify_us += self.started.elapsed().as_micros() as u64;
         }
+        self.started = Instant::now();
     }
 }
 
@@ -60,14 +64,14 @@ impl Context for InboundFilter {}
 
 impl HttpContext for InboundFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let started = Instant::now();
+        self.started = Instant::now();
         let action = self.request_headers(end_of_stream);
-        self.timed(started);
+        self.settle_time();
         action
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let started = Instant::now();
+        self.started = Instant::now();
         let over = self.plan().is_some_and(|p| inbound::body_over_limit(p, body_size));
         let action = match &mut self.state {
             State::AwaitingBody { buffered, .. } => {
@@ -83,7 +87,7 @@ impl HttpContext for InboundFilter {
             State::Answered => Action::Pause,
             _ => Action::Continue,
         };
-        self.timed(started);
+        self.settle_time();
         action
     }
 
@@ -174,6 +178,7 @@ impl InboundFilter {
     fn reject(&mut self, r: Reject) -> Action {
         self.state = State::Answered;
         self.metrics.inc(Counter::Rejected(r));
+        self.settle_time();
         if let Some(a) = &mut self.audit {
             a.reject(r);
             host::publish(a);
@@ -184,6 +189,7 @@ impl InboundFilter {
     fn answer(&mut self, verdict: audit::Verdict, counter: Counter, status: u32, body: &[u8]) -> Action {
         self.state = State::Answered;
         self.metrics.inc(counter);
+        self.settle_time();
         if let Some(a) = &mut self.audit {
             a.answer(verdict, Some(status));
             host::publish(a);
@@ -239,6 +245,7 @@ impl InboundFilter {
                     host::set_header(name, value);
                 }
                 self.metrics.inc(Counter::Accepted);
+                self.settle_time();
                 if let Some(rec) = &mut self.audit {
                     rec.answer(audit::Verdict::Accepted, None);
                     host::publish(rec);

@@ -28,16 +28,25 @@ pub struct OutboundFilter {
     metrics: Rc<Metrics>,
     state: State,
     audit: AuditRecord,
+    /// Start of the running callback, for `verify_us`.
+    started: Instant,
 }
 
 impl OutboundFilter {
     pub fn new(compiled: Rc<Compiled>, metrics: Rc<Metrics>) -> Self {
-        OutboundFilter { compiled, metrics, state: State::Headers, audit: AuditRecord::new(Direction::Outbound) }
+        OutboundFilter {
+            compiled,
+            metrics,
+            state: State::Headers,
+            audit: AuditRecord::new(Direction::Outbound),
+            started: Instant::now(),
+        }
     }
 
     fn reject(&mut self, r: Reject) -> Action {
         self.state = State::Answered;
         self.metrics.inc(Counter::Rejected(r));
+        self.settle_time();
         self.audit.reject(r);
         host::publish(&self.audit);
         host::reject(r)
@@ -57,6 +66,7 @@ impl OutboundFilter {
             Ok(Outcome::Skip { event }) => {
                 self.state = State::Answered;
                 self.metrics.inc(Counter::OutboundSkipped);
+                self.settle_time();
                 self.audit.event = Some(event);
                 self.audit.answer(audit::Verdict::Skipped, Some(204));
                 host::publish(&self.audit);
@@ -68,6 +78,7 @@ impl OutboundFilter {
                     host::set_header(name, value);
                 }
                 self.metrics.inc(Counter::OutboundSigned);
+                self.settle_time();
                 let signed = Headers::new(
                     d.headers
                         .iter()
@@ -88,11 +99,19 @@ impl OutboundFilter {
         }
     }
 
+    /// Runs a callback, counting its time into `verify_us`.
     fn timed<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
-        let started = Instant::now();
+        self.started = Instant::now();
         let out = f(self);
-        self.audit.verify_us += started.elapsed().as_micros() as u64;
+        self.settle_time();
         out
+    }
+
+    /// Adds the time spent in this callback so far (before the record is
+    /// published), and restarts the clock.
+    fn settle_time(&mut self) {
+        self.audit.verify_us += self.started.elapsed().as_micros() as u64;
+        self.started = Instant::now();
     }
 }
 
