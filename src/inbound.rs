@@ -9,6 +9,7 @@ use crate::annotate;
 use crate::config::{InputsDelivery, OnNoMatch};
 use crate::error::Reject;
 use crate::headers::Headers;
+use crate::inputs::RenderContext;
 use crate::matcher;
 use crate::plan::{Plan, Trigger};
 use crate::replay::ReplayKey;
@@ -216,7 +217,7 @@ pub fn annotate(plan: &Plan, pending: &Pending, secret: &Secret, headers: &Heade
 
 /// `payload`, `headers` (first value of each, signature headers left out so a
 /// template cannot copy them) and `trigger`.
-fn template_context(trigger: &Trigger, headers: &Headers, payload: &serde_json::Value) -> minijinja::Value {
+fn template_context<'a>(trigger: &'a Trigger, headers: &'a Headers, payload: &'a serde_json::Value) -> RenderContext<'a> {
     let hidden = trigger.profile.signature_headers();
     let mut map = std::collections::BTreeMap::new();
     for (k, v) in headers.iter() {
@@ -224,14 +225,14 @@ fn template_context(trigger: &Trigger, headers: &Headers, payload: &serde_json::
             map.entry(k).or_insert(v);
         }
     }
-    minijinja::context! {
-        payload => minijinja::Value::from(minijinja::value::Serde(payload)),
-        headers => minijinja::Value::from(minijinja::value::Serde(&map)),
-        trigger => minijinja::context! {
-            id => trigger.id.as_str(),
-            agent_id => trigger.agent_id.as_str(),
-            source => trigger.profile.name(),
-        },
+    RenderContext {
+        payload,
+        headers: map,
+        trigger_id: &trigger.id,
+        agent_id: &trigger.agent_id,
+        source: trigger.profile.name(),
     }
 }
-#[cfg(test)] mod tests;
+
+#[cfg(test)]
+mod tests;

@@ -4,14 +4,44 @@
 //! shared `Environment`. An input that is exactly one `{{ expr }}` is compiled as
 //! an expression and keeps its JSON type; any other text renders to a string.
 
+use std::collections::BTreeMap;
+
 use minijinja::{Environment, Expression, Template, UndefinedBehavior, Value};
 use self_cell::self_cell;
+
+mod path;
+
+/// What templates see: `payload`, `headers`, `trigger`.
+pub struct RenderContext<'a> {
+    pub payload: &'a serde_json::Value,
+    /// Lowercase names, first value; signature headers already left out.
+    pub headers: BTreeMap<&'a str, &'a str>,
+    pub trigger_id: &'a str,
+    pub agent_id: &'a str,
+    pub source: &'a str,
+}
+
+impl RenderContext<'_> {
+    fn to_minijinja(&self) -> Value {
+        minijinja::context! {
+            payload => Value::from(minijinja::value::Serde(self.payload)),
+            headers => Value::from(minijinja::value::Serde(&self.headers)),
+            trigger => minijinja::context! {
+                id => self.trigger_id,
+                agent_id => self.agent_id,
+                source => self.source,
+            },
+        }
+    }
+}
 
 /// Where each trigger's inputs live in the compiled set.
 pub type InputsId = usize;
 
 enum Piece<'env> {
     Literal(serde_json::Value),
+    /// A plain lookup, evaluated without minijinja.
+    Path(path::PathExpr),
     Expr(Expression<'env, 'env>),
     Text(Template<'env, 'env>),
 }
@@ -80,6 +110,9 @@ impl TemplateSet {
                 for (name, value) in inputs {
                     let piece = match value {
                         serde_json::Value::String(text) => match lone_expression(&text) {
+                            Some(expr) if path::parse(expr).is_some_and(|p| p.fast()) => {
+                                Piece::Path(path::parse(expr).ok_or_else(|| (t, name.clone(), "path".to_string()))?)
+                            }
                             Some(expr) => env
                                 .compile_expression_owned(expr.to_string())
                                 .map(Piece::Expr)
@@ -103,16 +136,19 @@ impl TemplateSet {
     /// Renders the inputs of trigger `id`. A template that fails at render time
     /// (a filter error on unexpected data) yields null for that input and is
     /// reported in `failed`, so a verified delivery is never lost to it.
-    pub fn render(&self, id: InputsId, ctx: &Value, failed: &mut Vec<String>) -> serde_json::Map<String, serde_json::Value> {
+    pub fn render(&self, id: InputsId, ctx: &RenderContext, failed: &mut Vec<String>) -> serde_json::Map<String, serde_json::Value> {
         let mut out = serde_json::Map::new();
         let Some(pieces) = self.cell.borrow_dependent().get(id) else { return out };
+        // Built only when some input needs minijinja, once per delivery.
+        let mut mj: Option<Value> = None;
         for (name, piece) in pieces {
             let value = match piece {
                 Piece::Literal(v) => Ok(v.clone()),
+                Piece::Path(p) => Ok(p.eval(ctx)),
                 Piece::Expr(e) => e
-                    .eval(ctx.clone())
+                    .eval(mj.get_or_insert_with(|| ctx.to_minijinja()).clone())
                     .map(|v| serde_json::to_value(&v).unwrap_or(serde_json::Value::Null)),
-                Piece::Text(t) => t.render(ctx.clone()).map(serde_json::Value::String),
+                Piece::Text(t) => t.render(mj.get_or_insert_with(|| ctx.to_minijinja()).clone()).map(serde_json::Value::String),
             };
             let value = value.unwrap_or_else(|_| {
                 failed.push(name.clone());
@@ -129,11 +165,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn ctx(payload: serde_json::Value) -> Value {
-        minijinja::context! {
-            payload => Value::from(minijinja::value::Serde(&payload)),
-            headers => Value::from(minijinja::value::Serde(json!({"x-request-id": "r-1"}))),
-            trigger => Value::from(minijinja::value::Serde(json!({"id": "trg_1"}))),
+    fn ctx(payload: &serde_json::Value) -> RenderContext<'_> {
+        RenderContext {
+            payload,
+            headers: [("x-request-id", "r-1")].into_iter().collect(),
+            trigger_id: "trg_1",
+            agent_id: "agent",
+            source: "generic_webhook",
         }
     }
 
@@ -154,7 +192,8 @@ mod tests {
             "lit": 7,
         }));
         let mut failed = vec![];
-        let out = s.render(0, &ctx(json!({"ticket": {"id": 42, "p": "high"}})), &mut failed);
+        let payload = json!({"ticket": {"id": 42, "p": "high"}});
+        let out = s.render(0, &ctx(&payload), &mut failed);
         assert_eq!(out["id"], json!(42));
         assert_eq!(out["obj"], json!({"id": 42, "p": "high"}));
         assert_eq!(out["missing"], serde_json::Value::Null);
@@ -178,7 +217,8 @@ mod tests {
     fn render_error_yields_null_and_reports() {
         let s = set(json!({"bad": "{{ payload.a + 1 }}", "ok": "{{ payload.a }}"}));
         let mut failed = vec![];
-        let out = s.render(0, &ctx(json!({"a": "text"})), &mut failed);
+        let payload = json!({"a": "text"});
+        let out = s.render(0, &ctx(&payload), &mut failed);
         assert_eq!(out["bad"], serde_json::Value::Null);
         assert_eq!(out["ok"], json!("text"));
         assert_eq!(failed, vec!["bad".to_string()]);

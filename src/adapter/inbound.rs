@@ -248,7 +248,7 @@ impl InboundFilter {
                 self.settle_time();
                 if let Some(rec) = &mut self.audit {
                     rec.answer(audit::Verdict::Accepted, None);
-                    host::publish(rec);
+                    // Published once the backend answers (one filter-state write per request).
                 }
                 self.state = State::Forwarded { replay: replay_entry };
                 Action::Continue

@@ -32,6 +32,7 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn on_configure(&mut self, size: usize) -> bool {
+        let started = std::time::Instant::now();
         follow_host_log_level();
         let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size) {
             Ok(b) => b.unwrap_or_default(),
@@ -50,10 +51,18 @@ impl RootContext for Root {
                         if p.replay.enabled {
                             replay::create_buckets(&host::HostStore);
                         }
-                        log::info!("combo_webhook: inbound, {} trigger(s)", p.triggers.len());
+                        log::info!(
+                            "combo_webhook: inbound, {} trigger(s), configured in {} us",
+                            p.triggers.len(),
+                            started.elapsed().as_micros()
+                        );
                     }
                     Compiled::Outbound(p) => {
-                        log::info!("combo_webhook: outbound, {} subscription(s)", p.subscriptions.len());
+                        log::info!(
+                            "combo_webhook: outbound, {} subscription(s), configured in {} us",
+                            p.subscriptions.len(),
+                            started.elapsed().as_micros()
+                        );
                     }
                 }
                 if self.metrics.is_none() {

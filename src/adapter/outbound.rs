@@ -93,7 +93,7 @@ impl OutboundFilter {
                 self.audit.timestamp = Some(now);
                 self.audit.skew_seconds = Some(0);
                 self.audit.answer(audit::Verdict::Signed, None);
-                host::publish(&self.audit);
+                // Published once the subscriber answers (one filter-state write per request).
                 Action::Continue
             }
         }

@@ -238,7 +238,8 @@ def listener(name: str, port: int, hcm: dict, tls: dict | None = None) -> dict:
 class Envoy:
     _next_base_id = 1000 + os.getpid() % 10000
 
-    def __init__(self, bootstrap: dict, concurrency: int = 2):
+    def __init__(self, bootstrap: dict, concurrency: int = 2, log_level: str = "info",
+                 wasm_log_level: str = "debug", cpus: str | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix="combo-envoy-"))
         self.config = self.dir / "envoy.json"
         self.admin_port = free_port()
@@ -247,11 +248,12 @@ class Envoy:
         self.config.write_text(json.dumps(bootstrap, indent=1))
         self.log = self.dir / "envoy.log"
         Envoy._next_base_id += 1
+        pin = ["taskset", "-c", cpus] if cpus else []
         self.proc = subprocess.Popen(
-            [envoy_binary(), "-c", str(self.config), "--concurrency", str(concurrency),
-             "--base-id", str(Envoy._next_base_id), "-l", "info",
-             "--component-log-level", "wasm:debug", "--log-path", str(self.log),
-             "--file-flush-interval-msec", "50"],
+            pin + [envoy_binary(), "-c", str(self.config), "--concurrency", str(concurrency),
+                   "--base-id", str(Envoy._next_base_id), "-l", log_level,
+                   "--component-log-level", f"wasm:{wasm_log_level}", "--log-path", str(self.log),
+                   "--file-flush-interval-msec", "50"],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )
 
