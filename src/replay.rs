@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::signature::Credentials;
 
-pub const BUCKETS: u32 = 1024;
+pub const BUCKETS: u32 = 4096;
 /// Bytes per entry: 16-byte digest + 8-byte little-endian expiry.
 pub const ENTRY: usize = 24;
 const VERSION: u8 = 1;
@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn memory_stays_bounded_under_sustained_traffic() {
-        let cap = per_bucket(2048);
+        let cap = per_bucket(u64::from(BUCKETS) * 2);
         assert_eq!(cap, 2);
         let mut b = empty_bucket();
         for i in 0..10_000u32 {
