@@ -78,11 +78,13 @@ fn decide(plan: &Plan, store: &MemoryStore, method: &str, path: &str, headers: &
         Ok(s) => s,
         Err(r) => return reject(r),
     };
-    let entry = inbound::replay_entry(plan, &pending, now);
-    if let Some((key, _)) = &entry {
-        if replay::seen(store, key, now) {
+    let mut entry = None;
+    if let Some((key, expires)) = inbound::replay_entry(plan, &pending, now) {
+        let (hit, snapshot) = replay::seen(store, &key, now);
+        if hit {
             return Answer { status: 200, headers: vec![], body: br#"{"status":"duplicate"}"#.to_vec() };
         }
+        entry = Some((key, expires, snapshot));
     }
     match inbound::annotate(plan, &pending, secret, headers, body) {
         Verdict::Reject(r) => reject(r),
@@ -90,8 +92,8 @@ fn decide(plan: &Plan, store: &MemoryStore, method: &str, path: &str, headers: &
         Verdict::Forward(a) => {
             // The design remembers at authorization time: ext_authz never
             // sees the backend's answer.
-            if let Some((key, expires)) = entry {
-                replay::remember(store, &key, expires, now, replay::per_bucket(plan.replay.max_entries));
+            if let Some((key, expires, snapshot)) = entry {
+                replay::remember(store, &key, expires, now, replay::per_bucket(plan.replay.max_entries), Some(snapshot));
             }
             Answer { status: 200, headers: a.headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(), body: vec![] }
         }

@@ -117,15 +117,31 @@ pub fn create_buckets(store: &dyn SharedStore) {
     }
 }
 
-pub fn seen(store: &dyn SharedStore, key: &ReplayKey, now: i64) -> bool {
-    store.get(&bucket_key(key.bucket())).0.is_some_and(|b| contains(&b, key, now))
+/// A bucket as read, kept so that `remember` can try its first CAS write
+/// without reading the bucket again.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    value: Option<Vec<u8>>,
+    cas: Option<u32>,
 }
 
-/// Remembers `key` until `expires`. False when the store kept refusing.
-pub fn remember(store: &dyn SharedStore, key: &ReplayKey, expires: i64, now: i64, cap: usize) -> bool {
+/// Whether `key` was delivered already, and the bucket as read.
+pub fn seen(store: &dyn SharedStore, key: &ReplayKey, now: i64) -> (bool, Snapshot) {
+    let (value, cas) = store.get(&bucket_key(key.bucket()));
+    let hit = value.as_deref().is_some_and(|b| contains(b, key, now));
+    (hit, Snapshot { value, cas })
+}
+
+/// Remembers `key` until `expires`, starting from `snapshot` when it has one
+/// (a CAS mismatch then re-reads). False when the store kept refusing.
+pub fn remember(store: &dyn SharedStore, key: &ReplayKey, expires: i64, now: i64, cap: usize, snapshot: Option<Snapshot>) -> bool {
     let name = bucket_key(key.bucket());
+    let mut first = snapshot.filter(|s| s.cas.is_some());
     for _ in 0..CAS_RETRIES {
-        let (value, cas) = store.get(&name);
+        let (value, cas) = match first.take() {
+            Some(s) => (s.value, s.cas),
+            None => store.get(&name),
+        };
         let next = insert(value.as_deref().unwrap_or(&[]), key, expires, now, cap);
         match store.set(&name, &next, cas) {
             Ok(()) => return true,
@@ -239,9 +255,17 @@ mod tests {
         create_buckets(&store);
         assert_eq!(store.map.borrow().len(), BUCKETS as usize);
         *store.fail_next.borrow_mut() = true;
-        assert!(remember(&store, &key(7), 100, 0, 4));
-        assert!(seen(&store, &key(7), 50));
-        assert!(!seen(&store, &key(7), 101));
-        assert!(!seen(&store, &key(8), 0));
+        assert!(remember(&store, &key(7), 100, 0, 4, None));
+        assert!(seen(&store, &key(7), 50).0);
+        assert!(!seen(&store, &key(7), 101).0);
+        let (hit, snapshot) = seen(&store, &key(8), 0);
+        assert!(!hit);
+        // Another worker writes the same bucket after the snapshot was taken:
+        // the stale snapshot's CAS fails, the write is retried, nothing is lost.
+        let other = key(8 + BUCKETS);
+        assert_eq!(other.bucket(), key(8).bucket());
+        assert!(remember(&store, &other, 100, 0, 4, None));
+        assert!(remember(&store, &key(8), 100, 0, 4, Some(snapshot)));
+        assert!(seen(&store, &key(8), 0).0 && seen(&store, &other, 0).0);
     }
 }

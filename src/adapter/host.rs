@@ -26,8 +26,12 @@ pub fn now() -> i64 {
 }
 
 /// All request headers, each value of a repeated header kept.
+pub fn request_header_pairs() -> Vec<(String, String)> {
+    hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default()
+}
+
 pub fn request_headers() -> Headers {
-    Headers::new(hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default())
+    Headers::new(request_header_pairs())
 }
 
 pub fn set_header(name: &str, value: &str) {

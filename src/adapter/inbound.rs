@@ -15,7 +15,7 @@ use crate::headers::Headers;
 use crate::inbound::{self, Head, Pending, Verdict};
 use crate::metrics::Counter;
 use crate::plan::{Compiled, Plan};
-use crate::replay::{self, ReplayKey};
+use crate::replay::{self, ReplayKey, Snapshot};
 
 enum State {
     Headers,
@@ -25,7 +25,7 @@ enum State {
     /// A local reply was sent; nothing more goes upstream.
     Answered,
     /// Verified and sent upstream; remembered for replay once the backend says 2xx.
-    Forwarded { replay: Option<(ReplayKey, i64)> },
+    Forwarded { replay: Option<(ReplayKey, i64, Snapshot)> },
 }
 
 pub struct InboundFilter {
@@ -100,12 +100,15 @@ impl HttpContext for InboundFilter {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let State::Forwarded { replay: entry } = &self.state else { return Action::Continue };
+        let State::Forwarded { replay: entry } = std::mem::replace(&mut self.state, State::Forwarded { replay: None })
+        else {
+            return Action::Continue;
+        };
         let status = host::response_status();
-        if let (Some((key, expires)), Some(plan)) = (entry, self.plan()) {
+        if let (Some((key, expires, snapshot)), Some(plan)) = (entry, self.plan()) {
             if status.is_some_and(|s| (200..300).contains(&s)) {
                 let cap = replay::per_bucket(plan.replay.max_entries);
-                if !replay::remember(&HostStore, key, *expires, host::now(), cap) {
+                if !replay::remember(&HostStore, &key, expires, host::now(), cap, Some(snapshot)) {
                     log::warn!("combo_webhook: replay cache busy; delivery not remembered");
                 }
             }
@@ -128,17 +131,16 @@ impl InboundFilter {
     fn request_headers(&mut self, end_of_stream: bool) -> Action {
         let compiled = Rc::clone(&self.compiled);
         let Compiled::Inbound(plan) = &*compiled else { return Action::Continue };
-        let all = host::request_headers();
         // Client-sent annotations are removed from every request, webhook or not.
-        for (name, _) in all.iter().filter(|(k, _)| ANNOTATION_HEADERS.contains(k)) {
-            host::remove_header(name);
-        }
-        let headers = Headers::new(
-            all.iter()
-                .filter(|(k, _)| !ANNOTATION_HEADERS.contains(k))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        );
+        let mut pairs = host::request_header_pairs();
+        pairs.retain(|(k, _)| {
+            let spoofed = ANNOTATION_HEADERS.contains(&k.as_str());
+            if spoofed {
+                host::remove_header(k);
+            }
+            !spoofed
+        });
+        let headers = Headers::new(pairs);
         let method = headers.first(":method").unwrap_or("");
         let path = headers.first(":path").unwrap_or("");
         let Some(segment) = inbound::trigger_segment(&plan.path_prefix, path) else {
@@ -221,11 +223,13 @@ impl InboundFilter {
         if let Some(a) = &mut self.audit {
             a.key_id = Some(secret.key_id.clone());
         }
-        let replay_entry = inbound::replay_entry(plan, &pending, now);
-        if let Some((key, _)) = &replay_entry {
-            if replay::seen(&HostStore, key, now) {
+        let mut replay_entry = None;
+        if let Some((key, expires)) = inbound::replay_entry(plan, &pending, now) {
+            let (hit, snapshot) = replay::seen(&HostStore, &key, now);
+            if hit {
                 return self.answer(audit::Verdict::Duplicate, Counter::Duplicate, 200, br#"{"status":"duplicate"}"#);
             }
+            replay_entry = Some((key, expires, snapshot));
         }
         match inbound::annotate(plan, &pending, secret, &headers, &body) {
             Verdict::Reject(r) => self.reject(r),
