@@ -7,10 +7,13 @@
 //!   cargo run --release --example authz_server -- 127.0.0.1:9191 plugin-config.json
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+#[path = "support/http1.rs"]
+mod http1;
 
 use combo_webhook_filter::error::Reject;
 use combo_webhook_filter::headers::Headers;
@@ -104,33 +107,11 @@ fn serve(stream: TcpStream, plan: &Plan, store: &MemoryStore) -> std::io::Result
     let _ = stream.set_nodelay(true);
     let mut w = stream.try_clone()?;
     let mut r = BufReader::new(stream);
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let mut parts = line.split_whitespace();
-        let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+    while let Some(head) = http1::read_head(&mut r)? {
+        let body = http1::read_body(&mut r, &head)?;
+        let (method, path) = (head.method, head.path);
         let mut pairs = vec![(":method".to_string(), method.clone()), (":path".to_string(), path.clone())];
-        let mut len = 0usize;
-        loop {
-            line.clear();
-            if r.read_line(&mut line)? == 0 {
-                return Ok(());
-            }
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
-                if k == "content-length" {
-                    len = v.parse().unwrap_or(0);
-                }
-                pairs.push((k, v));
-            }
-        }
-        let mut body = vec![0u8; len];
-        r.read_exact(&mut body)?;
+        pairs.extend(head.headers);
         let a = decide(plan, store, &method, &path, &Headers::new(pairs), &body);
         let mut out = format!("HTTP/1.1 {} X\r\ncontent-length: {}\r\n", a.status, a.body.len());
         for (k, v) in &a.headers {
@@ -141,6 +122,7 @@ fn serve(stream: TcpStream, plan: &Plan, store: &MemoryStore) -> std::io::Result
         bytes.extend_from_slice(&a.body);
         w.write_all(&bytes)?;
     }
+    Ok(())
 }
 
 fn main() {

@@ -50,6 +50,23 @@ pub fn response_status() -> Option<u32> {
     hostcalls::get_map_value(MapType::HttpResponseHeaders, ":status").ok().flatten()?.parse().ok()
 }
 
+/// What to do with a body callback while the body is being buffered.
+pub enum BodyStep {
+    TooLarge,
+    Complete,
+    More,
+}
+
+pub fn body_step(buffered: usize, end_of_stream: bool, limit: u64) -> BodyStep {
+    if buffered as u64 > limit {
+        BodyStep::TooLarge
+    } else if end_of_stream {
+        BodyStep::Complete
+    } else {
+        BodyStep::More
+    }
+}
+
 /// The buffered request body (`size` bytes); `None` when the host refused.
 pub fn request_body(size: usize) -> Option<Vec<u8>> {
     match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size) {

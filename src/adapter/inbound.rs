@@ -7,7 +7,7 @@ use std::time::Instant;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
-use super::host::{self, HostConnection, HostStore, Metrics};
+use super::host::{self, BodyStep, HostConnection, HostStore, Metrics};
 use crate::annotate::ANNOTATION_HEADERS;
 use crate::audit::{self, AuditRecord, Direction};
 use crate::error::Reject;
@@ -72,16 +72,14 @@ impl HttpContext for InboundFilter {
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         self.started = Instant::now();
-        let over = self.plan().is_some_and(|p| inbound::body_over_limit(p, body_size));
+        let limit = self.plan().map_or(0, |p| p.max_body_bytes);
         let action = match &mut self.state {
             State::AwaitingBody { buffered, .. } => {
                 *buffered = body_size;
-                if over {
-                    self.reject(Reject::PayloadTooLarge)
-                } else if end_of_stream {
-                    self.finish()
-                } else {
-                    Action::Pause
+                match host::body_step(body_size, end_of_stream, limit) {
+                    BodyStep::TooLarge => self.reject(Reject::PayloadTooLarge),
+                    BodyStep::Complete => self.finish(),
+                    BodyStep::More => Action::Pause,
                 }
             }
             State::Answered => Action::Pause,

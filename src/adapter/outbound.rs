@@ -7,7 +7,7 @@ use std::time::Instant;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
-use super::host::{self, Metrics};
+use super::host::{self, BodyStep, Metrics};
 use crate::audit::{self, AuditRecord, Direction};
 use crate::error::Reject;
 use crate::headers::Headers;
@@ -143,17 +143,15 @@ impl HttpContext for OutboundFilter {
         self.timed(|this| {
             let limit = match &*this.compiled {
                 Compiled::Outbound(p) => p.max_body_bytes,
-                Compiled::Inbound(_) => u64::MAX,
+                Compiled::Inbound(_) => 0,
             };
             match &mut this.state {
                 State::AwaitingBody { buffered, .. } => {
                     *buffered = body_size;
-                    if body_size as u64 > limit {
-                        this.reject(Reject::PayloadTooLarge)
-                    } else if end_of_stream {
-                        this.finish()
-                    } else {
-                        Action::Pause
+                    match host::body_step(body_size, end_of_stream, limit) {
+                        BodyStep::TooLarge => this.reject(Reject::PayloadTooLarge),
+                        BodyStep::Complete => this.finish(),
+                        BodyStep::More => Action::Pause,
                     }
                 }
                 State::Answered => Action::Pause,
