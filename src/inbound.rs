@@ -218,16 +218,10 @@ pub fn annotate(plan: &Plan, pending: &Pending, secret: &Secret, headers: &Heade
 /// `payload`, `headers` (first value of each, signature headers left out so a
 /// template cannot copy them) and `trigger`.
 fn template_context<'a>(trigger: &'a Trigger, headers: &'a Headers, payload: &'a serde_json::Value) -> RenderContext<'a> {
-    let hidden = trigger.profile.signature_headers();
-    let mut map = std::collections::BTreeMap::new();
-    for (k, v) in headers.iter() {
-        if !k.starts_with(':') && !hidden.contains(&k) {
-            map.entry(k).or_insert(v);
-        }
-    }
     RenderContext {
         payload,
-        headers: map,
+        headers,
+        hidden_headers: trigger.profile.signature_headers(),
         trigger_id: &trigger.id,
         agent_id: &trigger.agent_id,
         source: trigger.profile.name(),

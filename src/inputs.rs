@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 
 use minijinja::{Environment, Expression, Template, UndefinedBehavior, Value};
+
+use crate::headers::Headers;
 use self_cell::self_cell;
 
 mod path;
@@ -14,18 +16,36 @@ mod path;
 /// What templates see: `payload`, `headers`, `trigger`.
 pub struct RenderContext<'a> {
     pub payload: &'a serde_json::Value,
-    /// Lowercase names, first value; signature headers already left out.
-    pub headers: BTreeMap<&'a str, &'a str>,
+    pub headers: &'a Headers,
+    /// Signature headers, kept out of templates so none can copy them.
+    pub hidden_headers: &'a [&'a str],
     pub trigger_id: &'a str,
     pub agent_id: &'a str,
     pub source: &'a str,
 }
 
 impl RenderContext<'_> {
+    fn visible(&self, name: &str) -> bool {
+        !name.starts_with(':') && !self.hidden_headers.contains(&name)
+    }
+
+    /// A header as templates see it: lowercase name, first value.
+    fn header(&self, name: &str) -> Option<&str> {
+        if self.visible(name) {
+            self.headers.first(name)
+        } else {
+            None
+        }
+    }
+
     fn to_minijinja(&self) -> Value {
+        let mut headers = BTreeMap::new();
+        for (k, v) in self.headers.iter().filter(|(k, _)| self.visible(k)) {
+            headers.entry(k).or_insert(v);
+        }
         minijinja::context! {
             payload => Value::from(minijinja::value::Serde(self.payload)),
-            headers => Value::from(minijinja::value::Serde(&self.headers)),
+            headers => Value::from(minijinja::value::Serde(&headers)),
             trigger => minijinja::context! {
                 id => self.trigger_id,
                 agent_id => self.agent_id,
@@ -165,10 +185,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn ctx(payload: &serde_json::Value) -> RenderContext<'_> {
+    fn ctx<'a>(payload: &'a serde_json::Value, headers: &'a Headers) -> RenderContext<'a> {
         RenderContext {
             payload,
-            headers: [("x-request-id", "r-1")].into_iter().collect(),
+            headers,
+            hidden_headers: &[],
             trigger_id: "trg_1",
             agent_id: "agent",
             source: "generic_webhook",
@@ -193,7 +214,8 @@ mod tests {
         }));
         let mut failed = vec![];
         let payload = json!({"ticket": {"id": 42, "p": "high"}});
-        let out = s.render(0, &ctx(&payload), &mut failed);
+        let headers = Headers::from_pairs([("x-request-id", "r-1")]);
+        let out = s.render(0, &ctx(&payload, &headers), &mut failed);
         assert_eq!(out["id"], json!(42));
         assert_eq!(out["obj"], json!({"id": 42, "p": "high"}));
         assert_eq!(out["missing"], serde_json::Value::Null);
@@ -218,7 +240,8 @@ mod tests {
         let s = set(json!({"bad": "{{ payload.a + 1 }}", "ok": "{{ payload.a }}"}));
         let mut failed = vec![];
         let payload = json!({"a": "text"});
-        let out = s.render(0, &ctx(&payload), &mut failed);
+        let headers = Headers::from_pairs([("x-request-id", "r-1")]);
+        let out = s.render(0, &ctx(&payload, &headers), &mut failed);
         assert_eq!(out["bad"], serde_json::Value::Null);
         assert_eq!(out["ok"], json!("text"));
         assert_eq!(failed, vec!["bad".to_string()]);

@@ -46,8 +46,11 @@ impl ReplayKey {
     }
 }
 
-pub fn bucket_key(bucket: u32) -> String {
-    format!("combo_webhook.replay.v{VERSION}.{bucket}")
+/// The shared-data key of a bucket (names built once, not per request).
+pub fn bucket_key(bucket: u32) -> &'static str {
+    static KEYS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let keys = KEYS.get_or_init(|| (0..BUCKETS).map(|b| format!("combo_webhook.replay.v{VERSION}.{b}")).collect());
+    keys.get(bucket as usize).map_or("combo_webhook.replay.overflow", String::as_str)
 }
 
 /// An empty bucket's value.
@@ -111,8 +114,8 @@ pub trait SharedStore {
 pub fn create_buckets(store: &dyn SharedStore) {
     for b in 0..BUCKETS {
         let key = bucket_key(b);
-        if store.get(&key).0.is_none() {
-            let _ = store.set(&key, &empty_bucket(), None);
+        if store.get(key).0.is_none() {
+            let _ = store.set(key, &empty_bucket(), None);
         }
     }
 }
@@ -127,7 +130,7 @@ pub struct Snapshot {
 
 /// Whether `key` was delivered already, and the bucket as read.
 pub fn seen(store: &dyn SharedStore, key: &ReplayKey, now: i64) -> (bool, Snapshot) {
-    let (value, cas) = store.get(&bucket_key(key.bucket()));
+    let (value, cas) = store.get(bucket_key(key.bucket()));
     let hit = value.as_deref().is_some_and(|b| contains(b, key, now));
     (hit, Snapshot { value, cas })
 }
@@ -140,10 +143,10 @@ pub fn remember(store: &dyn SharedStore, key: &ReplayKey, expires: i64, now: i64
     for _ in 0..CAS_RETRIES {
         let (value, cas) = match first.take() {
             Some(s) => (s.value, s.cas),
-            None => store.get(&name),
+            None => store.get(name),
         };
         let next = insert(value.as_deref().unwrap_or(&[]), key, expires, now, cap);
-        match store.set(&name, &next, cas) {
+        match store.set(name, &next, cas) {
             Ok(()) => return true,
             Err(true) => continue,
             Err(false) => return false,

@@ -94,7 +94,7 @@ impl PathExpr {
                 }
                 v.clone()
             }
-            (Root::Headers, [Seg::Key(k)]) => ctx.headers.get(k.as_str()).map_or(serde_json::Value::Null, |v| string(v)),
+            (Root::Headers, [Seg::Key(k)]) => ctx.header(k).map_or(serde_json::Value::Null, string),
             (Root::Trigger, [Seg::Key(k)]) => match k.as_str() {
                 "id" => string(ctx.trigger_id),
                 "agent_id" => string(ctx.agent_id),
@@ -137,8 +137,15 @@ mod tests {
     #[test]
     fn agrees_with_minijinja() {
         let payload = json!({"a": {"b": [10, {"c": "x"}, null], "n": 1.5, "s": "str", "u": "Zoë"}, "a b": true, "0": "zero"});
-        let headers: std::collections::BTreeMap<&str, &str> = [("x-request-id", "r1")].into_iter().collect();
-        let ctx = RenderContext { payload: &payload, headers, trigger_id: "t", agent_id: "ag", source: "generic_webhook" };
+        let headers = crate::headers::Headers::from_pairs([("x-request-id", "r1"), ("x-sig", "s"), (":path", "/p")]);
+        let ctx = RenderContext {
+            payload: &payload,
+            headers: &headers,
+            hidden_headers: &["x-sig"],
+            trigger_id: "t",
+            agent_id: "ag",
+            source: "generic_webhook",
+        };
         let mj = ctx.to_minijinja();
         let mut env = minijinja::Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
@@ -146,6 +153,7 @@ mod tests {
             "payload", "payload.a", "payload.a.b", "payload.a.b[0]", "payload.a.b[1].c", "payload.a.b[-1]",
             "payload.a.b[7]", "payload.a.b[-9]", "payload.a.n", "payload.a.s.x", "payload.a.u", "payload['a b']",
             "payload[\"0\"]", "payload.nope.deeper", "payload.a.b.c", "headers['x-request-id']", "headers.nope",
+            "headers['x-sig']", "headers[':path']",
             "trigger.id", "trigger.agent_id", "trigger.source", "trigger.nope",
         ] {
             let p = parse(e).unwrap_or_else(|| panic!("{e} not parsed"));
