@@ -25,9 +25,15 @@ pub fn now() -> i64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-/// All request headers, each value of a repeated header kept.
+/// All request headers, each value of a repeated header kept. Read as bytes:
+/// the SDK's `get_map` unwraps UTF-8 and would trap the VM on a header value
+/// with obs-text (bytes 0x80-0xFF), which HTTP allows and Envoy passes on.
 pub fn request_header_pairs() -> Vec<(String, String)> {
-    hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default()
+    hostcalls::get_map_bytes(MapType::HttpRequestHeaders)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())))
+        .collect()
 }
 
 pub fn request_headers() -> Headers {
@@ -69,6 +75,9 @@ pub fn body_step(buffered: usize, end_of_stream: bool, limit: u64) -> BodyStep {
 
 /// The buffered request body (`size` bytes); `None` when the host refused.
 pub fn request_body(size: usize) -> Option<Vec<u8>> {
+    if size == 0 {
+        return Some(Vec::new());
+    }
     match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size) {
         Ok(b) => Some(b.unwrap_or_default()),
         Err(status) => {

@@ -350,3 +350,25 @@ def test_worker_survives_every_rejection(edge, backends):
     assert len(backends["ticket-triage"].received()) == 6
     assert "panicked" not in edge.envoy.logs()
     assert "unreachable" not in edge.envoy.logs()
+
+
+def test_non_utf8_header_value_does_not_trap_the_vm(edge, backends):
+    """HTTP allows obs-text (bytes 0x80-0xFF) in header values; the SDK's UTF-8
+    header reader would panic on it and turn the worker into a 503 machine."""
+    for _ in range(4):  # both workers
+        body = body_of(TICKET)
+        headers = h.signed_headers(SECRET, body)
+        headers["x-latin1"] = "caf\xe9"  # sent as the single byte 0xE9
+        resp = h.request(edge.port, PATH, body, headers)
+        assert resp.status == 200, resp
+    got = backends["ticket-triage"].received()
+    assert len(got) == 4
+    # Outside the webhook path too.
+    resp = h.request(edge.port, "/other", b"", {"x-latin1": "\xff"}, method="GET")
+    assert resp.status == 200
+
+
+def test_empty_body_is_verified_then_refused_as_invalid_json(edge, backends):
+    headers = h.signed_headers(SECRET, b"")
+    assert_rejected(h.request(edge.port, PATH, b"", headers), 400, "invalid_json", backends)
+    assert_rejected(h.request(edge.port, PATH, b"", h.signed_headers("wrong", b"")), 401, "signature_mismatch", backends)
