@@ -185,17 +185,33 @@ fn credentials(
     Credentials { timestamp, candidates, signed_prefix, delivery_id, provider_delivery_id, signature_digest }
 }
 
-fn generic_credentials(headers: &Headers) -> Result<Credentials, Reject> {
-    let (sig, ts) = signature_and_timestamp(headers, COMBO_SIGNATURE, COMBO_TIMESTAMP)?;
-    let tag = sig.strip_prefix("sha256=").and_then(decode_hex32).ok_or(Reject::MalformedSignature)?;
+/// A hex tag after `tag_prefix` in `sig_name`, with a timestamp header; the
+/// signed prefix is built from the timestamp. Shared by the generic scheme and Slack.
+fn timestamped_hex(
+    headers: &Headers,
+    sig_name: &str,
+    ts_name: &str,
+    tag_prefix: &str,
+    signed_prefix: fn(&str) -> String,
+) -> Result<Credentials, Reject> {
+    let (sig, ts) = signature_and_timestamp(headers, sig_name, ts_name)?;
+    let tag = prefixed_hex32(sig, tag_prefix)?;
     let timestamp = parse_unix_seconds(ts).ok_or(Reject::MalformedTimestamp)?;
-    Ok(credentials(Some(timestamp), vec![tag], format!("{ts}.").into_bytes(), sig, None))
+    Ok(credentials(Some(timestamp), vec![tag], signed_prefix(ts).into_bytes(), sig, None))
+}
+
+fn prefixed_hex32(sig: &str, prefix: &str) -> Result<[u8; 32], Reject> {
+    sig.strip_prefix(prefix).and_then(decode_hex32).ok_or(Reject::MalformedSignature)
+}
+
+fn generic_credentials(headers: &Headers) -> Result<Credentials, Reject> {
+    timestamped_hex(headers, COMBO_SIGNATURE, COMBO_TIMESTAMP, "sha256=", |ts| format!("{ts}."))
 }
 
 /// GitHub: `X-Hub-Signature-256: sha256=<hex>` over the body alone.
 fn github_credentials(headers: &Headers) -> Result<Credentials, Reject> {
     let sig = required(headers, GITHUB_SIGNATURE, Reject::MissingSignature, Reject::MalformedSignature)?;
-    let tag = sig.strip_prefix("sha256=").and_then(decode_hex32).ok_or(Reject::MalformedSignature)?;
+    let tag = prefixed_hex32(sig, "sha256=")?;
     let id = delivery_id(headers, GITHUB_DELIVERY)?;
     Ok(credentials(None, vec![tag], Vec::new(), sig, id))
 }
@@ -231,24 +247,20 @@ fn stripe_credentials(headers: &Headers) -> Result<Credentials, Reject> {
 
 /// Slack: `X-Slack-Signature: v0=<hex>` over `"v0:{ts}:{body}"`.
 fn slack_credentials(headers: &Headers) -> Result<Credentials, Reject> {
-    let (sig, ts) = signature_and_timestamp(headers, SLACK_SIGNATURE, SLACK_TIMESTAMP)?;
-    let tag = sig.strip_prefix("v0=").and_then(decode_hex32).ok_or(Reject::MalformedSignature)?;
-    let timestamp = parse_unix_seconds(ts).ok_or(Reject::MalformedTimestamp)?;
-    Ok(credentials(Some(timestamp), vec![tag], format!("v0:{ts}:").into_bytes(), sig, None))
+    timestamped_hex(headers, SLACK_SIGNATURE, SLACK_TIMESTAMP, "v0=", |ts| format!("v0:{ts}:"))
 }
 
 /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`
 /// (or the same with `svix-`), signed string `"{id}.{ts}.{body}"`, signature a
 /// space-separated list of `v1,<base64>`; `v1a` (asymmetric) entries are ignored.
 fn standard_credentials(headers: &Headers) -> Result<Credentials, Reject> {
-    let prefix = if headers.contains("webhook-signature") || !headers.contains("svix-signature") {
-        "webhook-"
-    } else {
-        "svix-"
-    };
-    let name = |n: &str| format!("{prefix}{n}");
-    let (sig, ts) = signature_and_timestamp(headers, &name("signature"), &name("timestamp"))?;
-    let id = required(headers, &name("id"), Reject::MissingSignature, Reject::MalformedSignature)?;
+    // [signature, timestamp, id]: the webhook- names, or all three svix- ones.
+    const WEBHOOK: [&str; 3] = ["webhook-signature", "webhook-timestamp", "webhook-id"];
+    const SVIX: [&str; 3] = ["svix-signature", "svix-timestamp", "svix-id"];
+    let [sig_name, ts_name, id_name] =
+        if headers.contains(WEBHOOK[0]) || !headers.contains(SVIX[0]) { WEBHOOK } else { SVIX };
+    let (sig, ts) = signature_and_timestamp(headers, sig_name, ts_name)?;
+    let id = required(headers, id_name, Reject::MissingSignature, Reject::MalformedSignature)?;
     let mut tags = Vec::new();
     let mut bad_tag = false;
     for entry in sig.split(' ').filter(|e| !e.is_empty()) {
