@@ -4,9 +4,9 @@
 
 use std::time::Instant;
 
-use combo_webhook_filter::headers::Headers;
-use combo_webhook_filter::secrets::Secret;
-use combo_webhook_filter::signature::{sign_generic, Profile};
+use combo_webhook_filter::host::Headers;
+use combo_webhook_filter::rules::secrets::Secret;
+use combo_webhook_filter::rules::signature::{sign_generic, Profile};
 
 fn main() {
     let body = vec![b'x'; 1 << 20];

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use combo_webhook_filter::secrets::Secret;
-use combo_webhook_filter::signature::sign_generic;
+use combo_webhook_filter::rules::secrets::Secret;
+use combo_webhook_filter::rules::signature::sign_generic;
 
 struct Args {
     addr: SocketAddr,
@@ -135,7 +135,7 @@ fn main() {
             std::thread::spawn(move || {
                 let mut lat = Vec::new();
                 let mut statuses = BTreeMap::new();
-                                let mut last = None;
+                let mut last = None;
                 let Ok(stream) = TcpStream::connect(addr) else { return (lat, statuses, last) };
                 let _ = stream.set_nodelay(true);
                 let Ok(mut w) = stream.try_clone() else { return (lat, statuses, last) };
@@ -176,7 +176,8 @@ fn main() {
     }
     let measured = ended.saturating_duration_since(warm_until).as_secs_f64().max(1e-9);
     lat.sort_unstable();
-    let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
+    let pct =
+        |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
     let statuses: Vec<String> = statuses.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
     println!(
         "{{\"requests\":{},\"seconds\":{:.3},\"rps\":{:.1},\"p50_us\":{},\"p99_us\":{},\"statuses\":{{{}}},\"exhausted\":{}}}",

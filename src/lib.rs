@@ -1,27 +1,23 @@
-//! combo-webhook-filter: a proxy-wasm filter that verifies, matches and
-//! annotates signed webhook deliveries at the Envoy edge.
+//! combo-webhook-filter: verifies, matches and annotates signed webhook
+//! deliveries at the Envoy edge (inbound), and signs the platform's events on
+//! the way out (outbound).
 //!
-//! Layout: every module but `adapter` is pure logic with no host calls, so it
-//! is unit-tested natively. `adapter` holds the proxy-wasm contexts and every
-//! host call, and compiles only for wasm32.
+//! The tree is the architecture:
+//! - `plan`: the configuration, compiled once into an immutable plan;
+//! - `rules`: the domain rules (schemes, allowlists, paths, match, inputs,
+//!   replay), pure functions;
+//! - `contract`: what the outside sees (error codes, header names, audit
+//!   record, counters);
+//! - `host`: the port, the one trait through which a request talks to its
+//!   proxy, and an in-memory host;
+//! - `stream`: the per-request state machines, generic over the port;
+//! - `adapter`: proxy-wasm callbacks forwarded to a stream, and `impl Host`
+//!   (wasm32 only).
 
-pub mod allowlist;
-pub mod annotate;
-pub mod audit;
-pub mod config;
-pub mod error;
-pub mod headers;
-pub mod inbound;
-pub mod inputs;
-pub mod matcher;
-pub mod metrics;
-pub mod outbound;
-pub mod pbstruct;
+pub mod contract;
+pub mod host;
 pub mod plan;
-pub mod replay;
-pub mod secrets;
-pub mod signature;
-pub mod signing;
+pub mod rules;
+pub mod stream;
 
-#[cfg(target_arch = "wasm32")]
 mod adapter;

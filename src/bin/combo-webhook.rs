@@ -4,13 +4,12 @@ use std::io::Read;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use combo_webhook_filter::config;
-use combo_webhook_filter::error::Reject;
-use combo_webhook_filter::headers::Headers;
-use combo_webhook_filter::plan::{self, Compiled};
-use combo_webhook_filter::secrets::Secret;
-use combo_webhook_filter::signature::Profile;
-use combo_webhook_filter::signing::sign_headers;
+use combo_webhook_filter::contract::error::Reject;
+use combo_webhook_filter::host::Headers;
+use combo_webhook_filter::plan::{self, raw, Compiled};
+use combo_webhook_filter::rules::secrets::Secret;
+use combo_webhook_filter::rules::signature::Profile;
+use combo_webhook_filter::rules::signing::sign_headers;
 
 const USAGE: &str = "usage:
   combo-webhook sign     [--source PROFILE] (--secret S | --secret-env VAR) [--timestamp T] [--id ID] [--body FILE]
@@ -73,7 +72,8 @@ impl Flags {
 
     fn profile(&self) -> Result<Profile, String> {
         let name = self.get("source").unwrap_or("generic_webhook");
-        Profile::parse(name).ok_or_else(|| format!("unknown --source {name:?}; expected one of {}", Profile::NAMES.join(", ")))
+        Profile::parse(name)
+            .ok_or_else(|| format!("unknown --source {name:?}; expected one of {}", Profile::NAMES.join(", ")))
     }
 
     fn secret(&self, profile: Profile) -> Result<Secret, String> {
@@ -129,11 +129,14 @@ fn verify(f: &Flags) -> Result<ExitCode, String> {
             return Err(Reject::TimestampOutOfTolerance);
         }
         let keys = [secret];
-        creds.verify(&body, &keys, now).map(|_| creds.delivery_id.clone()).ok_or(Reject::SignatureMismatch)
+        creds.verify(&body, &keys, now).map(|_| creds.signed_id.clone()).ok_or(Reject::SignatureMismatch)
     });
     match verdict {
-        Ok(delivery_id) => {
-            println!("ok (delivery {delivery_id})");
+        Ok(signed_id) => {
+            match signed_id {
+                Some(id) => println!("ok (signed delivery id {id})"),
+                None => println!("ok"),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(r) => {
@@ -146,8 +149,8 @@ fn verify(f: &Flags) -> Result<ExitCode, String> {
 fn validate(path: &str) -> Result<ExitCode, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}"))?;
     let yaml = path.ends_with(".yaml") || path.ends_with(".yml");
-    let raw = if yaml { config::parse_yaml(&text) } else { config::parse_json(&text) };
-    let result = raw.map_err(|e| vec![e]).and_then(|raw| plan::compile(raw, &|name| std::env::var(name).ok()));
+    let raw = if yaml { raw::parse_yaml(&text) } else { raw::parse_json(&text) };
+    let result = raw.map_err(|e| vec![e]).and_then(|raw| plan::compile(raw, &|name| std::env::var(name).ok(), now()));
     match result {
         Ok(compiled) => {
             for w in compiled.warnings() {

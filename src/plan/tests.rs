@@ -1,18 +1,22 @@
 use super::*;
+use crate::plan::inbound::DEFAULT_PATH_PREFIX;
+use crate::rules::peer::PeerPattern;
+
+const NOW: i64 = 1_800_000_000;
 
 fn no_env(_: &str) -> Option<String> {
     None
 }
 
 fn errors(json: &str) -> Vec<String> {
-    match from_json(json, &no_env) {
+    match from_json(json, &no_env, NOW) {
         Ok(_) => panic!("config accepted: {json}"),
         Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
     }
 }
 
-fn inbound(json: &str, env: EnvLookup) -> Plan {
-    match from_json(json, env).unwrap() {
+fn inbound(json: &str, env: EnvLookup) -> InboundPlan {
+    match from_json(json, env, NOW).unwrap() {
         Compiled::Inbound(p) => p,
         Compiled::Outbound(_) => panic!("not inbound"),
     }
@@ -25,7 +29,7 @@ const GOOD: &str = r#"{
         "id": "trg_a",
         "secrets": [{"id": "k1", "value": "s1"}, {"env": "OLD", "not_after": 100}],
         "allow_cidrs": ["::1"],
-        "mtls": {"required": true, "allowed_peers": ["spiffe://x"]},
+        "mtls": {"required": true, "allowed_peers": ["uri:spiffe://x"]},
         "match": {"jsonpath": "$.action", "equals": "escalated"},
         "action": {"agent_id": "ticket-triage", "inputs": {"id": "{{ payload.id }}"}}
     }]
@@ -43,7 +47,7 @@ fn compiles_a_full_trigger() {
     assert_eq!(t.secrets[0].key_id, "k1");
     assert_eq!(t.secrets[1].key_id, "1");
     assert_eq!(t.secrets[1].not_after, Some(100));
-    assert_eq!(t.mtls.as_ref().unwrap().allowed_peers, vec!["spiffe://x".to_string()]);
+    assert_eq!(t.mtls.as_ref().unwrap().allowed_peers, vec![PeerPattern::Uri("spiffe://x".to_string())]);
     assert_eq!(t.conditions.len(), 1);
 }
 
@@ -59,7 +63,7 @@ fn reports_every_error_with_path() {
           {"id": "a", "secret": "s", "action": {"agent_id": "x"}},
           {"id": "b", "secret": "s", "allow_cidrs": ["10.0.0.0/8", "10.0.0.0/33"], "action": {"agent_id": "x"}},
           {"id": "a", "secret": "s", "action": {"agent_id": "x"}},
-          {"id": "c", "source": "gitlab", "action": {"agent_id": ""},
+          {"id": "c", "action": {"agent_id": ""},
            "match": [{"jsonpath": "$.a"}, {"jsonpath": "$["}],
            "secrets": [{"value": "v", "env": "E"}]}
         ]}"#,
@@ -68,7 +72,6 @@ fn reports_every_error_with_path() {
         "allow_cidrs[0]: invalid CIDR \"nope\"",
         "triggers[1].allow_cidrs[1]: invalid CIDR \"10.0.0.0/33\"",
         "triggers[2].id: duplicate trigger id \"a\"",
-        "triggers[3].source: unknown source \"gitlab\"",
         "triggers[3].secrets[0]: needs exactly one of value or env",
         "triggers[3].match[1].jsonpath: ",
         "triggers[3].action.agent_id: ",
@@ -81,7 +84,8 @@ fn reports_every_error_with_path() {
 
 #[test]
 fn template_errors_name_the_input() {
-    let e = errors(r#"{"triggers":[{"id":"a","secret":"s","action":{"agent_id":"x","inputs":{"bad":"{{ payload. }}"}}}]}"#);
+    let e =
+        errors(r#"{"triggers":[{"id":"a","secret":"s","action":{"agent_id":"x","inputs":{"bad":"{{ payload. }}"}}}]}"#);
     assert_eq!(e.len(), 1);
     assert!(e[0].starts_with("triggers[0].action.inputs.bad: "), "{e:?}");
 }
@@ -92,7 +96,9 @@ fn secret_rules() {
     assert_eq!(e, vec!["triggers[0].secrets: a secret is required"]);
     let e = errors(r#"{"triggers":[{"id":"a","secret":"","action":{"agent_id":"x"}}]}"#);
     assert_eq!(e, vec!["triggers[0].secrets[0]: secret is empty"]);
-    let e = errors(r#"{"triggers":[{"id":"a","secrets":[{"value":"v","not_before":10,"not_after":5}],"action":{"agent_id":"x"}}]}"#);
+    let e = errors(
+        r#"{"triggers":[{"id":"a","secrets":[{"value":"v","not_before":1800000010,"not_after":1800000005}],"action":{"agent_id":"x"}}]}"#,
+    );
     assert_eq!(e, vec!["triggers[0].secrets[0].not_after: must not be before not_before"]);
 }
 
@@ -102,4 +108,76 @@ fn mode_specific_fields_are_refused_in_the_other_mode() {
     assert_eq!(e, vec!["subscriptions: only valid with mode: outbound"]);
     let e = errors(r#"{"mode":"outbound","triggers":[{"id":"t","secret":"x","action":{"agent_id":"a"}}]}"#);
     assert_eq!(e, vec!["triggers: only valid with mode: inbound"]);
+}
+
+#[test]
+fn unknown_source_names_the_field() {
+    let e = errors(r#"{"triggers":[{"id":"a","source":"gitlob","secret":"s","action":{"agent_id":"x"}}]}"#);
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("triggers[0].source: unknown variant `gitlob`"), "{e:?}");
+}
+
+#[test]
+fn a_secret_in_the_wrong_shape_is_never_echoed() {
+    for cfg in [
+        r#"{"triggers":[{"id":"a","secrets":["hunter2-secret"],"action":{"agent_id":"x"}}]}"#,
+        r#"{"triggers":[{"id":"a","secret":{"value":"hunter2-secret"},"action":{"agent_id":"x"}}]}"#,
+        r#"{"triggers":[{"id":"a","secrets":[{"value":["hunter2-secret"]}],"action":{"agent_id":"x"}}]}"#,
+    ] {
+        let e = errors(cfg);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(!e[0].contains("hunter2"), "{e:?}");
+        assert!(e[0].starts_with("triggers[0].secret"), "{e:?}");
+    }
+}
+
+#[test]
+fn numbers_are_range_checked() {
+    let t = |extra: &str| format!(r#"{{{extra} "triggers":[{{"id":"a","secret":"s","action":{{"agent_id":"x"}}}}]}}"#);
+    for (cfg, path) in [
+        (t(r#""max_body_bytes": 0,"#), "max_body_bytes"),
+        (t(r#""max_body_bytes": 17592186044416,"#), "max_body_bytes"),
+        (t(r#""replay": {"max_entries": 17592186044416},"#), "replay.max_entries"),
+        (t(r#""replay": {"inflight_seconds": 0},"#), "replay.inflight_seconds"),
+        (t(r#""timestamp_tolerance_seconds": 86401,"#), "timestamp_tolerance_seconds"),
+        (t(r#""max_inputs_bytes": 0,"#), "max_inputs_bytes"),
+    ] {
+        let e = errors(&cfg);
+        assert!(e.iter().any(|x| x.starts_with(path)), "{path}: {e:?}");
+    }
+    let e = errors(
+        r#"{"triggers":[{"id":"a","secrets":[{"value":"v","not_before":9223372036854775808}],"action":{"agent_id":"x"}}]}"#,
+    );
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("triggers[0].secrets[0].not_before: must be unix seconds"), "{e:?}");
+}
+
+#[test]
+fn expired_secrets_are_an_error_and_expiring_ones_a_warning() {
+    let e = errors(&format!(
+        r#"{{"triggers":[{{"id":"a","secrets":[{{"value":"v","not_after":{}}}],"action":{{"agent_id":"x"}}}}]}}"#,
+        NOW - 1
+    ));
+    assert_eq!(e, vec!["triggers[0].secrets: every secret has expired (not_after is in the past)"]);
+    let p = inbound(
+        &format!(
+            r#"{{"triggers":[{{"id":"a","secrets":[{{"value":"v","not_after":{}}}],"action":{{"agent_id":"x"}}}}]}}"#,
+            NOW + 3600
+        ),
+        &no_env,
+    );
+    assert!(
+        p.warnings.iter().any(|w| w.starts_with("triggers[0]: the last secret expires within 7 days")),
+        "{:?}",
+        p.warnings
+    );
+}
+
+#[test]
+fn mtls_peers_must_be_typed() {
+    let e = errors(
+        r#"{"triggers":[{"id":"a","secret":"s","mtls":{"required":true,"allowed_peers":["spiffe://x"]},"action":{"agent_id":"x"}}]}"#,
+    );
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("triggers[0].mtls.allowed_peers[0]: must be typed"), "{e:?}");
 }

@@ -81,7 +81,7 @@ def edge_plugin_config() -> dict:
                 "id": "trg_mtls",
                 "secret": SECRET,
                 "mtls": {"required": True, "allowed_peers": [
-                    "spiffe://cluster.local/ns/crm/sa/zendesk-bridge", "hooks.partner.example"]},
+                    "uri:spiffe://cluster.local/ns/crm/sa/zendesk-bridge", "dns:hooks.partner.example"]},
                 "action": {"agent_id": "ticket-triage"},
             },
         ],

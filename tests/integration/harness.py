@@ -52,6 +52,18 @@ def sign(secret: str, ts: int, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
+def delivery_id(trigger_id: str, signed_prefix: bytes, body: bytes) -> str:
+    """The filter's delivery id where the sender signs none: the first 32 hex
+    digits of the replay key, a digest of the trigger id and of exactly what
+    the signature covers (each part length-prefixed, then the body digest)."""
+    h = hashlib.sha256()
+    for part in (trigger_id.encode(), signed_prefix):
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    h.update(hashlib.sha256(body).digest())
+    return h.hexdigest()[:32]
+
+
 def signed_headers(secret: str, body: bytes, ts: int | None = None, **extra) -> dict:
     ts = int(time.time()) if ts is None else ts
     h = {

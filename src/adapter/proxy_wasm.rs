@@ -1,0 +1,264 @@
+//! The proxy-wasm adapter: the root context compiles the plan once, and each
+//! HTTP context forwards its callbacks to a `Stream` over `WasmHost`. No
+//! domain rule lives here.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action as WasmAction, ContextType, LogLevel};
+
+use super::abi;
+use crate::contract::metrics::Counter;
+use crate::host::{Action, Host, HostError, Level, Peer, SharedStore, StoreError};
+use crate::plan::{self, Compiled, InboundPlan, OutboundPlan};
+use crate::rules::replay;
+use crate::stream::inbound::Inbound;
+use crate::stream::outbound::Outbound;
+use crate::stream::{Mode, Stream};
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plan: None, metrics: Rc::new(Vec::new()) }) });
+}}
+
+/// Each mode's plan, held directly: an HTTP context never re-checks the mode.
+enum Plan {
+    Inbound(Arc<InboundPlan>),
+    Outbound(Arc<OutboundPlan>),
+}
+
+struct Root {
+    plan: Option<Plan>,
+    /// Counter ids by `Counter::index`, defined once per VM.
+    metrics: Rc<Vec<Option<u32>>>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, size: usize) -> bool {
+        let started = std::time::Instant::now();
+        let mut host = WasmHost::new(Rc::clone(&self.metrics));
+        let bytes = match abi::buffer(abi::PLUGIN_CONFIGURATION, 0, size) {
+            Ok(b) => b,
+            Err(s) => {
+                host.log(Level::Error, &format!("combo_webhook: cannot read the plugin configuration: status {}", s.0));
+                return false;
+            }
+        };
+        let now = host.unix_now();
+        let compiled = match plan::from_plugin_bytes(&bytes, &|name| std::env::var(name).ok(), now) {
+            Ok(c) => c,
+            Err(errors) => {
+                for e in errors {
+                    host.log(Level::Error, &format!("combo_webhook: invalid configuration: {e}"));
+                }
+                return false;
+            }
+        };
+        for w in compiled.warnings() {
+            host.log(Level::Warn, &format!("combo_webhook: {w}"));
+        }
+        let (plan, summary) = match compiled {
+            Compiled::Inbound(p) => {
+                if p.replay.enabled {
+                    replay::create_buckets(&host);
+                }
+                let summary = format!("inbound, {} trigger(s)", p.triggers.len());
+                (Plan::Inbound(Arc::new(p)), summary)
+            }
+            Compiled::Outbound(p) => {
+                let summary = format!("outbound, {} subscription(s)", p.subscriptions.len());
+                (Plan::Outbound(Arc::new(p)), summary)
+            }
+        };
+        if self.metrics.is_empty() {
+            self.metrics = Rc::new(define_metrics(&mut host));
+        }
+        let us = started.elapsed().as_micros();
+        host.log(Level::Info, &format!("combo_webhook: {summary}, configured in {us} us"));
+        self.plan = Some(plan);
+        true
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let host = WasmHost::new(Rc::clone(&self.metrics));
+        Some(match self.plan.as_ref()? {
+            Plan::Inbound(p) => Box::new(Filter(Stream::new(host, Inbound::new(Arc::clone(p))))),
+            Plan::Outbound(p) => Box::new(Filter(Stream::new(host, Outbound::new(Arc::clone(p))))),
+        })
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+fn define_metrics(host: &mut WasmHost) -> Vec<Option<u32>> {
+    Counter::all()
+        .map(|c| match abi::define_metric(abi::COUNTER, &c.name()) {
+            Ok(id) => Some(id),
+            Err(s) => {
+                host.log(Level::Warn, &format!("combo_webhook: cannot define metric {}: status {}", c.name(), s.0));
+                None
+            }
+        })
+        .collect()
+}
+
+/// One HTTP stream: callbacks forwarded, nothing decided here.
+struct Filter<M: Mode>(Stream<WasmHost, M>);
+
+fn action(a: Action) -> WasmAction {
+    match a {
+        Action::Continue => WasmAction::Continue,
+        Action::Pause => WasmAction::Pause,
+    }
+}
+
+impl<M: Mode> Context for Filter<M> {}
+
+impl<M: Mode> HttpContext for Filter<M> {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> WasmAction {
+        action(self.0.on_request_headers(end_of_stream))
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> WasmAction {
+        action(self.0.on_request_body(body_size, end_of_stream))
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> WasmAction {
+        action(self.0.on_request_trailers())
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> WasmAction {
+        action(self.0.on_response_headers())
+    }
+
+    fn on_log(&mut self) {
+        self.0.on_done();
+    }
+}
+
+/// `impl Host` over the proxy-wasm ABI. Every call's failure is a value.
+struct WasmHost {
+    metrics: Rc<Vec<Option<u32>>>,
+    log_level: u32,
+}
+
+impl WasmHost {
+    fn new(metrics: Rc<Vec<Option<u32>>>) -> Self {
+        // Debug lines are formatted only when Envoy would print them.
+        WasmHost { metrics, log_level: abi::log_level().unwrap_or(2) }
+    }
+
+    fn property_string(&self, path: &[&str]) -> Option<String> {
+        abi::property(path).ok().flatten().and_then(|b| String::from_utf8(b).ok()).filter(|s| !s.is_empty())
+    }
+}
+
+fn wasm_level(level: Level) -> u32 {
+    match level {
+        Level::Debug => 1,
+        Level::Info => 2,
+        Level::Warn => 3,
+        Level::Error => 4,
+    }
+}
+
+impl SharedStore for WasmHost {
+    fn store_get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), HostError> {
+        abi::shared_data(key).map_err(|_| HostError)
+    }
+
+    fn store_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
+        abi::set_shared_data(key, value, cas).map_err(|s| {
+            if s == abi::CAS_MISMATCH {
+                StoreError::CasMismatch
+            } else {
+                StoreError::Unavailable
+            }
+        })
+    }
+}
+
+impl Host for WasmHost {
+    fn request_headers(&mut self) -> Result<Vec<(String, Vec<u8>)>, HostError> {
+        abi::header_pairs(abi::REQUEST_HEADERS).map_err(|_| HostError)
+    }
+
+    fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        abi::set_header(abi::REQUEST_HEADERS, name, value).map_err(|_| HostError)
+    }
+
+    fn remove_request_header(&mut self, name: &str) -> Result<(), HostError> {
+        abi::remove_header(abi::REQUEST_HEADERS, name).map_err(|_| HostError)
+    }
+
+    fn request_body(&mut self, len: usize) -> Result<Vec<u8>, HostError> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        abi::buffer(abi::REQUEST_BODY, 0, len).map_err(|_| HostError)
+    }
+
+    fn replace_request_body(&mut self, old_len: usize, body: &[u8]) -> Result<(), HostError> {
+        abi::set_buffer(abi::REQUEST_BODY, 0, old_len, body).map_err(|_| HostError)
+    }
+
+    fn send_reply(&mut self, status: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
+        abi::send_local_response(status, headers, body).map_err(|_| HostError)
+    }
+
+    fn response_status(&mut self) -> Option<u32> {
+        let value = abi::header_value(abi::RESPONSE_HEADERS, ":status").ok().flatten()?;
+        std::str::from_utf8(&value).ok()?.parse().ok()
+    }
+
+    fn unix_now(&mut self) -> i64 {
+        match abi::now_nanos() {
+            Ok(n) => (n / 1_000_000_000) as i64,
+            Err(_) => {
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+            }
+        }
+    }
+
+    fn source_address(&mut self) -> Option<String> {
+        self.property_string(&["source", "address"])
+    }
+
+    fn peer_certificate(&mut self) -> Option<Peer> {
+        // `connection.mtls` is true once the peer presented a certificate that
+        // the listener's validation context accepted.
+        if abi::property(&["connection", "mtls"]).ok().flatten()?.first() != Some(&1) {
+            return None;
+        }
+        Some(Peer {
+            uri_sans: self.property_string(&["connection", "uri_san_peer_certificate"]).into_iter().collect(),
+            dns_sans: self.property_string(&["connection", "dns_san_peer_certificate"]).into_iter().collect(),
+            subject: self.property_string(&["connection", "subject_peer_certificate"]),
+        })
+    }
+
+    fn count(&mut self, counter: Counter) {
+        if let Some(Some(id)) = self.metrics.get(counter.index()) {
+            let _ = abi::increment_metric(*id, 1);
+        }
+    }
+
+    fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError> {
+        abi::set_property(&[key], value).map_err(|_| HostError)
+    }
+
+    fn log_enabled(&self, level: Level) -> bool {
+        wasm_level(level) >= self.log_level
+    }
+
+    fn log(&mut self, level: Level, message: &str) {
+        if self.log_enabled(level) {
+            abi::log(wasm_level(level), message);
+        }
+    }
+}

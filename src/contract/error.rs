@@ -1,0 +1,197 @@
+//! Stable error codes (README "Order of checks and answers").
+
+use std::fmt;
+
+/// Why a request was answered at the edge instead of being forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reject {
+    NonCanonicalPath,
+    MethodNotAllowed,
+    IpNotAllowed,
+    UnknownTrigger,
+    MtlsRequired,
+    PeerNotAllowed,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    MissingSignature,
+    MissingTimestamp,
+    MalformedSignature,
+    MalformedTimestamp,
+    TimestampOutOfTolerance,
+    SignatureMismatch,
+    InvalidJson,
+    /// The rendered inputs exceed `max_inputs_bytes`.
+    InputsTooLarge,
+    /// The replay store kept refusing: fail closed, the sender retries.
+    ReplayStoreUnavailable,
+    UnknownSubscription,
+    /// Outbound: the event name is not a token of at most 128 characters.
+    InvalidEvent,
+    /// Outbound: neither `x-combo-event` nor `event_jsonpath` names the event.
+    MissingEvent,
+    /// Outbound: the subscription has no secret valid now, so nothing can be signed.
+    NoSigningKey,
+    /// The proxy refused a call the filter needs (read the body, set a header):
+    /// the request is refused rather than forwarded half-checked.
+    HostError,
+}
+
+impl Reject {
+    pub const ALL: [Reject; 22] = [
+        Reject::NonCanonicalPath,
+        Reject::MethodNotAllowed,
+        Reject::IpNotAllowed,
+        Reject::UnknownTrigger,
+        Reject::MtlsRequired,
+        Reject::PeerNotAllowed,
+        Reject::UnsupportedMediaType,
+        Reject::PayloadTooLarge,
+        Reject::MissingSignature,
+        Reject::MissingTimestamp,
+        Reject::MalformedSignature,
+        Reject::MalformedTimestamp,
+        Reject::TimestampOutOfTolerance,
+        Reject::SignatureMismatch,
+        Reject::InvalidJson,
+        Reject::InputsTooLarge,
+        Reject::ReplayStoreUnavailable,
+        Reject::UnknownSubscription,
+        Reject::InvalidEvent,
+        Reject::MissingEvent,
+        Reject::NoSigningKey,
+        Reject::HostError,
+    ];
+
+    pub fn status(self) -> u32 {
+        match self {
+            Reject::MethodNotAllowed => 405,
+            Reject::IpNotAllowed | Reject::MtlsRequired | Reject::PeerNotAllowed => 403,
+            Reject::UnknownTrigger | Reject::UnknownSubscription => 404,
+            Reject::UnsupportedMediaType => 415,
+            Reject::PayloadTooLarge | Reject::InputsTooLarge => 413,
+            Reject::MissingSignature
+            | Reject::MissingTimestamp
+            | Reject::MalformedSignature
+            | Reject::MalformedTimestamp
+            | Reject::TimestampOutOfTolerance
+            | Reject::SignatureMismatch => 401,
+            Reject::NonCanonicalPath | Reject::InvalidJson | Reject::MissingEvent | Reject::InvalidEvent => 400,
+            Reject::NoSigningKey | Reject::HostError => 500,
+            Reject::ReplayStoreUnavailable => 503,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Reject::NonCanonicalPath => "non_canonical_path",
+            Reject::MethodNotAllowed => "method_not_allowed",
+            Reject::IpNotAllowed => "ip_not_allowed",
+            Reject::UnknownTrigger => "unknown_trigger",
+            Reject::MtlsRequired => "mtls_required",
+            Reject::PeerNotAllowed => "peer_not_allowed",
+            Reject::UnsupportedMediaType => "unsupported_media_type",
+            Reject::PayloadTooLarge => "payload_too_large",
+            Reject::MissingSignature => "missing_signature",
+            Reject::MissingTimestamp => "missing_timestamp",
+            Reject::MalformedSignature => "malformed_signature",
+            Reject::MalformedTimestamp => "malformed_timestamp",
+            Reject::TimestampOutOfTolerance => "timestamp_out_of_tolerance",
+            Reject::SignatureMismatch => "signature_mismatch",
+            Reject::InvalidJson => "invalid_json",
+            Reject::InputsTooLarge => "inputs_too_large",
+            Reject::ReplayStoreUnavailable => "replay_store_unavailable",
+            Reject::InvalidEvent => "invalid_event",
+            Reject::UnknownSubscription => "unknown_subscription",
+            Reject::MissingEvent => "missing_event",
+            Reject::NoSigningKey => "no_signing_key",
+            Reject::HostError => "host_error",
+        }
+    }
+
+    /// A fixed, human-readable message. Fixed on purpose: it can never carry a
+    /// secret, an expected signature or the signed string.
+    pub fn message(self) -> &'static str {
+        match self {
+            Reject::NonCanonicalPath => "the request path is not in canonical form",
+            Reject::MethodNotAllowed => "only POST is accepted",
+            Reject::IpNotAllowed => "source address is not allowed",
+            Reject::UnknownTrigger => "no such trigger",
+            Reject::MtlsRequired => "a verified client certificate is required",
+            Reject::PeerNotAllowed => "client certificate is not allowed for this trigger",
+            Reject::UnsupportedMediaType => "content-type must be application/json",
+            Reject::PayloadTooLarge => "request body exceeds max_body_bytes",
+            Reject::MissingSignature => "signature header is missing",
+            Reject::MissingTimestamp => "timestamp header is missing",
+            Reject::MalformedSignature => "signature header is malformed or repeated",
+            Reject::MalformedTimestamp => "timestamp header is malformed or repeated",
+            Reject::TimestampOutOfTolerance => "timestamp is outside the allowed tolerance",
+            Reject::SignatureMismatch => "signature does not match",
+            Reject::InvalidJson => "request body is not a JSON document",
+            Reject::InputsTooLarge => "the rendered inputs exceed max_inputs_bytes",
+            Reject::ReplayStoreUnavailable => "the replay store is unavailable; retry later",
+            Reject::InvalidEvent => "the event name must be an HTTP token of at most 128 characters",
+            Reject::UnknownSubscription => "no such subscription",
+            Reject::MissingEvent => "the event name is missing (x-combo-event or event_jsonpath)",
+            Reject::NoSigningKey => "the subscription has no secret valid now",
+            Reject::HostError => "the proxy refused an operation the filter needs",
+        }
+    }
+
+    /// The JSON error body of SPEC.md.
+    pub fn body(self) -> String {
+        serde_json::json!({"error": {"code": self.code(), "message": self.message()}}).to_string()
+    }
+}
+
+impl fmt::Display for Reject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A configuration error, always naming the field path it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError { path: path.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_bodies_are_json() {
+        let mut seen = std::collections::HashSet::new();
+        for r in Reject::ALL {
+            assert!(seen.insert(r.code()), "duplicate code {}", r.code());
+            let v: serde_json::Value = serde_json::from_str(&r.body()).unwrap();
+            assert_eq!(v["error"]["code"], r.code());
+            assert!((400..=503).contains(&r.status()));
+        }
+    }
+
+    #[test]
+    fn config_error_names_its_field() {
+        let e = ConfigError::new("triggers[1].allow_cidrs[0]", "invalid CIDR \"10.0.0.0/33\"");
+        assert_eq!(e.to_string(), "triggers[1].allow_cidrs[0]: invalid CIDR \"10.0.0.0/33\"");
+    }
+}

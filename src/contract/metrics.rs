@@ -1,0 +1,72 @@
+//! Counters for Envoy's `/stats/prometheus`, named `combo_webhook_...`.
+
+use crate::contract::error::Reject;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    Accepted,
+    Ignored,
+    Duplicate,
+    InProgress,
+    OutboundSigned,
+    OutboundSkipped,
+    Rejected(Reject),
+}
+
+const FIXED: [Counter; 6] = [
+    Counter::Accepted,
+    Counter::Ignored,
+    Counter::Duplicate,
+    Counter::InProgress,
+    Counter::OutboundSigned,
+    Counter::OutboundSkipped,
+];
+
+impl Counter {
+    /// Every counter, in a fixed order (`index` is the position here).
+    pub fn all() -> impl Iterator<Item = Counter> {
+        FIXED.into_iter().chain(Reject::ALL.into_iter().map(Counter::Rejected))
+    }
+
+    /// Constant time: this runs on every request.
+    pub fn index(self) -> usize {
+        match self {
+            Counter::Accepted => 0,
+            Counter::Ignored => 1,
+            Counter::Duplicate => 2,
+            Counter::InProgress => 3,
+            Counter::OutboundSigned => 4,
+            Counter::OutboundSkipped => 5,
+            // `Reject` is a fieldless enum declared in the order of `Reject::ALL`.
+            Counter::Rejected(r) => FIXED.len() + r as usize,
+        }
+    }
+
+    pub fn name(self) -> String {
+        match self {
+            Counter::Accepted => "combo_webhook_accepted".to_string(),
+            Counter::Ignored => "combo_webhook_ignored".to_string(),
+            Counter::Duplicate => "combo_webhook_duplicate".to_string(),
+            Counter::InProgress => "combo_webhook_in_progress".to_string(),
+            Counter::OutboundSigned => "combo_webhook_outbound_signed".to_string(),
+            Counter::OutboundSkipped => "combo_webhook_outbound_skipped".to_string(),
+            Counter::Rejected(r) => format!("combo_webhook_rejected_{}", r.code()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexes_match_order_and_names_are_unique() {
+        let all: Vec<_> = Counter::all().collect();
+        for (i, c) in all.iter().enumerate() {
+            assert_eq!(c.index(), i);
+        }
+        let names: std::collections::HashSet<_> = all.iter().map(|c| c.name()).collect();
+        assert_eq!(names.len(), all.len());
+        assert!(names.contains("combo_webhook_rejected_signature_mismatch"));
+    }
+}

@@ -1,0 +1,53 @@
+//! Every header name the filter reads or writes, lowercase as Envoy hands
+//! them over. One place, so a name cannot drift between reader and writer.
+
+// Annotations the backend receives (README "What the backend receives").
+pub const TRIGGER_ID: &str = "x-combo-trigger-id";
+pub const AGENT_ID: &str = "x-combo-agent-id";
+pub const INPUTS: &str = "x-combo-inputs";
+pub const SOURCE: &str = "x-combo-source";
+pub const KEY_ID: &str = "x-combo-key-id";
+pub const DELIVERY_ID: &str = "x-combo-delivery-id";
+pub const MATCHED: &str = "x-combo-matched";
+
+/// Headers only the filter may set; a client-sent copy is removed from every request.
+pub const ANNOTATIONS: [&str; 7] = [TRIGGER_ID, AGENT_ID, INPUTS, SOURCE, KEY_ID, DELIVERY_ID, MATCHED];
+
+// The platform's own signing scheme.
+pub const COMBO_SIGNATURE: &str = "x-combo-signature";
+pub const COMBO_TIMESTAMP: &str = "x-combo-timestamp";
+
+// Provider schemes.
+pub const GITHUB_SIGNATURE: &str = "x-hub-signature-256";
+pub const GITHUB_SIGNATURE_SHA1: &str = "x-hub-signature";
+pub const GITHUB_DELIVERY: &str = "x-github-delivery";
+pub const STRIPE_SIGNATURE: &str = "stripe-signature";
+pub const SLACK_SIGNATURE: &str = "x-slack-signature";
+pub const SLACK_TIMESTAMP: &str = "x-slack-request-timestamp";
+pub const SHOPIFY_HMAC: &str = "x-shopify-hmac-sha256";
+pub const SHOPIFY_WEBHOOK_ID: &str = "x-shopify-webhook-id";
+pub const STANDARD_SIGNATURE: &str = "webhook-signature";
+pub const STANDARD_TIMESTAMP: &str = "webhook-timestamp";
+pub const STANDARD_ID: &str = "webhook-id";
+pub const SVIX_SIGNATURE: &str = "svix-signature";
+pub const SVIX_TIMESTAMP: &str = "svix-timestamp";
+pub const SVIX_ID: &str = "svix-id";
+
+// Outbound.
+pub const SUBSCRIPTION: &str = "x-combo-subscription";
+pub const EVENT: &str = "x-combo-event";
+/// Set on skipped events (`x-combo-delivery: skipped`).
+pub const DELIVERY_STATUS: &str = "x-combo-delivery";
+/// Carries the subscription id to Envoy's route match once `x-combo-subscription`
+/// is removed; the egress route strips it (`request_headers_to_remove`).
+pub const ROUTE: &str = "x-combo-route";
+
+// HTTP.
+pub const METHOD: &str = ":method";
+pub const PATH: &str = ":path";
+pub const STATUS: &str = ":status";
+pub const CONTENT_TYPE: &str = "content-type";
+pub const CONTENT_LENGTH: &str = "content-length";
+pub const ALLOW: &str = "allow";
+pub const RETRY_AFTER: &str = "retry-after";
+pub const REQUEST_ID: &str = "x-request-id";

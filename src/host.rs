@@ -1,0 +1,85 @@
+//! The host port: everything one request needs from its proxy. The stream
+//! state machines (`crate::stream`) are generic over it, so the proxy-wasm
+//! adapter, the in-memory host of the tests and any later adapter drive the
+//! very same code, and the generic costs nothing at run time.
+//!
+//! Every call that can fail returns a value; the core decides what a failure
+//! means (fail closed), never the adapter.
+
+mod headers;
+pub mod memory;
+
+pub use headers::{Headers, Repeated};
+
+use crate::contract::metrics::Counter;
+
+/// What a callback tells the proxy to do with the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Continue,
+    Pause,
+}
+
+/// The host refused a call (it said why in its own log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostError;
+
+/// A failed shared-store write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreError {
+    /// Another writer changed the value since it was read: read again.
+    CasMismatch,
+    Unavailable,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// The verified client certificate of the connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Peer {
+    pub uri_sans: Vec<String>,
+    pub dns_sans: Vec<String>,
+    pub subject: Option<String>,
+}
+
+/// A key-value store shared by every worker of one proxy, with
+/// compare-and-swap (Envoy's shared data).
+pub trait SharedStore {
+    /// The value and its CAS token.
+    fn store_get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), HostError>;
+    /// Writes when `cas` still matches (`None`: unconditionally).
+    fn store_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError>;
+}
+
+pub trait Host: SharedStore {
+    /// Request headers: lowercase names, every value of a repeated header,
+    /// values as the bytes on the wire.
+    fn request_headers(&mut self) -> Result<Vec<(String, Vec<u8>)>, HostError>;
+    fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError>;
+    fn remove_request_header(&mut self, name: &str) -> Result<(), HostError>;
+    /// The first `len` bytes of the buffered request body.
+    fn request_body(&mut self, len: usize) -> Result<Vec<u8>, HostError>;
+    /// Replaces the buffered body (`old_len` bytes) with `body`.
+    fn replace_request_body(&mut self, old_len: usize, body: &[u8]) -> Result<(), HostError>;
+    /// A local reply; the stream then pauses for good.
+    fn send_reply(&mut self, status: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError>;
+    /// The upstream response's `:status`.
+    fn response_status(&mut self) -> Option<u32>;
+    /// Unix seconds. Read once per phase, so every check of a phase agrees.
+    fn unix_now(&mut self) -> i64;
+    /// The downstream address (`ip:port`) after the proxy's XFF handling.
+    fn source_address(&mut self) -> Option<String>;
+    /// The verified peer certificate, when the client presented one.
+    fn peer_certificate(&mut self) -> Option<Peer>;
+    fn count(&mut self, counter: Counter);
+    /// Filter state for access logs (`%FILTER_STATE(...)%`).
+    fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError>;
+    fn log_enabled(&self, level: Level) -> bool;
+    fn log(&mut self, level: Level, message: &str);
+}

@@ -1,0 +1,207 @@
+//! A host held in memory: the request, the store and everything the stream
+//! did to them, for native tests, fuzzing and the ext_authz baseline of the
+//! benchmarks. It behaves like Envoy where the stream can tell.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use super::{Host, HostError, Level, Peer, SharedStore, StoreError};
+use crate::contract::metrics::Counter;
+
+/// Values with their CAS tokens.
+type Entries = HashMap<String, (Vec<u8>, u32)>;
+
+/// A shared store with CAS tokens, shared between the hosts of several requests.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    map: Rc<RefCell<Entries>>,
+    /// Writes to fail with a CAS mismatch before succeeding again (a racing worker).
+    pub cas_conflicts: Rc<RefCell<u32>>,
+}
+
+impl MemoryStore {
+    pub fn len(&self) -> usize {
+        self.map.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.borrow().is_empty()
+    }
+}
+
+impl SharedStore for MemoryStore {
+    fn store_get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), HostError> {
+        Ok(match self.map.borrow().get(key) {
+            Some((v, cas)) => (Some(v.clone()), Some(*cas)),
+            None => (None, None),
+        })
+    }
+
+    fn store_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
+        let mut map = self.map.borrow_mut();
+        let current = map.get(key).map(|(_, c)| *c);
+        let mut conflicts = self.cas_conflicts.borrow_mut();
+        if *conflicts > 0 || (cas.is_some() && cas != current) {
+            *conflicts = conflicts.saturating_sub(1);
+            if let Some(entry) = map.get_mut(key) {
+                entry.1 += 1;
+            }
+            return Err(StoreError::CasMismatch);
+        }
+        map.insert(key.to_string(), (value.to_vec(), current.unwrap_or(0) + 1));
+        Ok(())
+    }
+}
+
+/// The reply a stream sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u32,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MemoryHost {
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The whole body the client sends; `body_len` of it is buffered so far.
+    pub body: Vec<u8>,
+    pub now: i64,
+    pub source: Option<String>,
+    pub peer: Option<Peer>,
+    pub response_status: Option<u32>,
+    pub store: MemoryStore,
+    // What the stream did.
+    pub reply: Option<Reply>,
+    pub counters: Vec<Counter>,
+    pub filter_state: Vec<(String, Vec<u8>)>,
+    pub logs: Vec<(Level, String)>,
+    pub clock_reads: u32,
+    /// Make every header or body write fail, like a host that refuses.
+    pub refuse_writes: bool,
+}
+
+impl MemoryHost {
+    pub fn new(headers: &[(&str, &str)], body: &[u8], now: i64) -> Self {
+        MemoryHost {
+            headers: headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec())).collect(),
+            body: body.to_vec(),
+            now,
+            source: Some("127.0.0.1:50000".to_string()),
+            ..MemoryHost::default()
+        }
+    }
+
+    /// The first value of a request header as the upstream would see it.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
+    pub fn count_of(&self, counter: Counter) -> usize {
+        self.counters.iter().filter(|c| **c == counter).count()
+    }
+
+    fn write(&self) -> Result<(), HostError> {
+        if self.refuse_writes {
+            Err(HostError)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl SharedStore for MemoryHost {
+    fn store_get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), HostError> {
+        self.store.store_get(key)
+    }
+
+    fn store_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
+        self.store.store_set(key, value, cas)
+    }
+}
+
+impl Host for MemoryHost {
+    fn request_headers(&mut self) -> Result<Vec<(String, Vec<u8>)>, HostError> {
+        Ok(self.headers.clone())
+    }
+
+    fn set_request_header(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        self.write()?;
+        self.headers.retain(|(k, _)| k != name);
+        self.headers.push((name.to_string(), value.as_bytes().to_vec()));
+        Ok(())
+    }
+
+    fn remove_request_header(&mut self, name: &str) -> Result<(), HostError> {
+        self.write()?;
+        self.headers.retain(|(k, _)| k != name);
+        Ok(())
+    }
+
+    fn request_body(&mut self, len: usize) -> Result<Vec<u8>, HostError> {
+        self.body.get(..len).map(<[u8]>::to_vec).ok_or(HostError)
+    }
+
+    fn replace_request_body(&mut self, old_len: usize, body: &[u8]) -> Result<(), HostError> {
+        self.write()?;
+        if old_len > self.body.len() {
+            return Err(HostError);
+        }
+        self.body.splice(..old_len, body.iter().copied());
+        Ok(())
+    }
+
+    fn send_reply(&mut self, status: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
+        self.reply = Some(Reply {
+            status,
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            body: body.to_vec(),
+        });
+        Ok(())
+    }
+
+    fn response_status(&mut self) -> Option<u32> {
+        self.response_status
+    }
+
+    fn unix_now(&mut self) -> i64 {
+        self.clock_reads += 1;
+        self.now
+    }
+
+    fn source_address(&mut self) -> Option<String> {
+        self.source.clone()
+    }
+
+    fn peer_certificate(&mut self) -> Option<Peer> {
+        self.peer.clone()
+    }
+
+    fn count(&mut self, counter: Counter) {
+        self.counters.push(counter);
+    }
+
+    fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError> {
+        self.filter_state.push((key.to_string(), value.to_vec()));
+        Ok(())
+    }
+
+    fn log_enabled(&self, _level: Level) -> bool {
+        true
+    }
+
+    fn log(&mut self, level: Level, message: &str) {
+        self.logs.push((level, message.to_string()));
+    }
+}

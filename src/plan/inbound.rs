@@ -1,0 +1,205 @@
+//! The inbound plan: triggers keyed by id, each with its scheme, secrets,
+//! allowlist, mTLS policy, match and inputs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::raw::{InputsDelivery, OnNoMatch, OneOrMany, RawConfig, RawTrigger};
+use super::{valid_id, Compiler, DEFAULT_MAX_BODY_BYTES, MAX_MAX_BODY_BYTES};
+use crate::rules::allowlist::Allowlist;
+use crate::rules::inputs::{InputsId, TemplateSet};
+use crate::rules::matcher::Condition;
+use crate::rules::peer::PeerPattern;
+use crate::rules::secrets::Secret;
+use crate::rules::signature::Profile;
+
+pub const DEFAULT_PATH_PREFIX: &str = "/v1/webhook/generic/";
+pub const DEFAULT_TOLERANCE_SECONDS: u64 = 300;
+pub const DEFAULT_REPLAY_WINDOW_SECONDS: u64 = 300;
+pub const DEFAULT_REPLAY_MAX_ENTRIES: u64 = 100_000;
+pub const DEFAULT_INFLIGHT_SECONDS: u64 = 60;
+pub const DEFAULT_MAX_INPUTS_BYTES: u64 = 8192;
+
+#[derive(Debug)]
+pub struct InboundPlan {
+    pub path_prefix: String,
+    pub max_body_bytes: u64,
+    pub max_inputs_bytes: usize,
+    pub tolerance_seconds: i64,
+    pub allow: Allowlist,
+    pub on_no_match: OnNoMatch,
+    pub inputs_delivery: InputsDelivery,
+    pub replay: ReplayPolicy,
+    pub triggers: HashMap<String, Arc<Trigger>>,
+    pub templates: TemplateSet,
+    /// Non-fatal remarks for the operator, logged once at configure time.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayPolicy {
+    pub enabled: bool,
+    pub window_seconds: u64,
+    pub max_entries: u64,
+    /// How long a delivery may stay reserved while its backend works.
+    pub inflight_seconds: u64,
+}
+
+#[derive(Debug)]
+pub struct Trigger {
+    pub id: String,
+    pub profile: Profile,
+    pub secrets: Vec<Secret>,
+    pub allow: Allowlist,
+    pub mtls: Option<MtlsPolicy>,
+    pub conditions: Vec<Condition>,
+    pub agent_id: String,
+    pub inputs: InputsId,
+}
+
+/// A verified client certificate is required; when `allowed_peers` is not
+/// empty one of the certificate's identities must match an entry.
+#[derive(Debug)]
+pub struct MtlsPolicy {
+    pub allowed_peers: Vec<PeerPattern>,
+}
+
+pub(super) fn compile(raw: RawConfig, c: &mut Compiler) -> Option<InboundPlan> {
+    if raw.event_jsonpath.is_some() {
+        c.error("event_jsonpath", "only valid with mode: outbound");
+    }
+    if !raw.subscriptions.is_empty() {
+        c.error("subscriptions", "only valid with mode: outbound");
+    }
+    let mut path_prefix = raw.path_prefix.unwrap_or_else(|| DEFAULT_PATH_PREFIX.to_string());
+    if !crate::rules::paths::is_canonical_prefix(&path_prefix) {
+        c.error(
+            "path_prefix",
+            "must be a canonical path starting with '/' (no '?', '#', '%', '//', '.' or '..' segments)",
+        );
+    }
+    if !path_prefix.ends_with('/') {
+        path_prefix.push('/');
+    }
+    let max_body_bytes =
+        c.range("max_body_bytes", raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES), MAX_MAX_BODY_BYTES);
+    let max_inputs_bytes =
+        c.range("max_inputs_bytes", raw.max_inputs_bytes.unwrap_or(DEFAULT_MAX_INPUTS_BYTES), 65_536);
+    let tolerance = c.range(
+        "timestamp_tolerance_seconds",
+        raw.timestamp_tolerance_seconds.unwrap_or(DEFAULT_TOLERANCE_SECONDS),
+        86_400,
+    );
+    let allow = c.allowlist(&raw.allow_cidrs, "allow_cidrs");
+    let r = raw.replay.unwrap_or_default();
+    let replay = ReplayPolicy {
+        enabled: r.enabled.unwrap_or(true),
+        window_seconds: c.range(
+            "replay.window_seconds",
+            r.window_seconds.unwrap_or(DEFAULT_REPLAY_WINDOW_SECONDS),
+            30 * 86_400,
+        ),
+        max_entries: c.range("replay.max_entries", r.max_entries.unwrap_or(DEFAULT_REPLAY_MAX_ENTRIES), 10_000_000),
+        inflight_seconds: c.range(
+            "replay.inflight_seconds",
+            r.inflight_seconds.unwrap_or(DEFAULT_INFLIGHT_SECONDS),
+            3600,
+        ),
+    };
+
+    let mut triggers = HashMap::with_capacity(raw.triggers.len());
+    let mut all_inputs = Vec::with_capacity(raw.triggers.len());
+    for (i, t) in raw.triggers.into_iter().enumerate() {
+        let at = format!("triggers[{i}]");
+        all_inputs.push(t.action.inputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+        if let Some(trigger) = trigger(t, i, &at, c) {
+            if triggers.contains_key(&trigger.id) {
+                c.error(format!("{at}.id"), format!("duplicate trigger id {:?}", trigger.id));
+            } else {
+                triggers.insert(trigger.id.clone(), Arc::new(trigger));
+            }
+        }
+    }
+    if triggers.is_empty() && c.ok() {
+        c.warn("no triggers configured: every webhook will be answered 404".to_string());
+    }
+    let templates = match TemplateSet::compile(all_inputs) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            c.error(format!("triggers[{}].action.inputs.{}", e.trigger, e.input), e.message);
+            None
+        }
+    }?;
+    Some(InboundPlan {
+        path_prefix,
+        max_body_bytes,
+        max_inputs_bytes: max_inputs_bytes as usize,
+        tolerance_seconds: tolerance as i64,
+        allow,
+        on_no_match: raw.on_no_match,
+        inputs_delivery: raw.inputs_delivery,
+        replay,
+        triggers,
+        templates,
+        warnings: std::mem::take(&mut c.warnings),
+    })
+}
+
+fn trigger(t: RawTrigger, index: usize, at: &str, c: &mut Compiler) -> Option<Trigger> {
+    let before = c.errors.len();
+    if !valid_id(&t.id) {
+        c.error(format!("{at}.id"), "must be a non-empty path segment of at most 128 visible ASCII characters");
+    }
+    let secrets = c.secrets(t.secret, t.secrets, t.source, at);
+    let allow = c.allowlist(&t.allow_cidrs, &format!("{at}.allow_cidrs"));
+    let mtls = t.mtls.and_then(|m| {
+        if !m.required && !m.allowed_peers.is_empty() {
+            c.error(format!("{at}.mtls.required"), "must be true when allowed_peers is set");
+        }
+        let mut allowed_peers = Vec::with_capacity(m.allowed_peers.len());
+        for (j, text) in m.allowed_peers.iter().enumerate() {
+            match PeerPattern::parse(text) {
+                Some(p) => allowed_peers.push(p),
+                None => c.error(
+                    format!("{at}.mtls.allowed_peers[{j}]"),
+                    "must be typed: uri:<URI SAN>, dns:<DNS SAN> or subject:<subject>",
+                ),
+            }
+        }
+        m.required.then_some(MtlsPolicy { allowed_peers })
+    });
+    let mut conditions = Vec::new();
+    let (list, single) = match t.match_ {
+        Some(OneOrMany::One(c)) => (vec![c], true),
+        Some(OneOrMany::Many(v)) => (v, false),
+        None => (vec![], true),
+    };
+    for (j, cond) in list.into_iter().enumerate() {
+        let cat = if single { format!("{at}.match") } else { format!("{at}.match[{j}]") };
+        match Condition::compile(&cond.jsonpath, cond.equals, cond.in_, cond.exists) {
+            Ok(cond) => conditions.push(cond),
+            Err(e) => match e.field {
+                Some(key) => c.error(format!("{cat}.{key}"), e.message),
+                None => c.error(cat, e.message),
+            },
+        }
+    }
+    if !valid_id(&t.action.agent_id) {
+        c.error(format!("{at}.action.agent_id"), "must be non-empty visible ASCII");
+    }
+    for name in t.action.inputs.keys() {
+        if name.is_empty() {
+            c.error(format!("{at}.action.inputs"), "input names must not be empty");
+        }
+    }
+    (c.errors.len() == before).then_some(Trigger {
+        id: t.id,
+        profile: t.source,
+        secrets,
+        allow,
+        mtls,
+        conditions,
+        agent_id: t.action.agent_id,
+        inputs: index,
+    })
+}

@@ -1,0 +1,360 @@
+//! The plugin configuration as written by the operator (README "Configuration reference").
+//!
+//! This is the raw, serde-shaped form. `plan::compile` validates it and turns it
+//! into the immutable plan used per request. Unknown fields are rejected, and
+//! integers also arrive as doubles (`300.0`) because Envoy hands a
+//! `google.protobuf.Struct` over as JSON with every number a double.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use crate::contract::error::ConfigError;
+use crate::rules::signature::Profile;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Inbound,
+    Outbound,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnNoMatch {
+    #[default]
+    Ignore,
+    Forward,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputsDelivery {
+    #[default]
+    Header,
+    Envelope,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub mode: Mode,
+    pub path_prefix: Option<String>,
+    #[serde(default, deserialize_with = "opt_uint")]
+    pub max_body_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "opt_uint")]
+    pub max_inputs_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "opt_uint")]
+    pub timestamp_tolerance_seconds: Option<u64>,
+    #[serde(default)]
+    pub allow_cidrs: Vec<String>,
+    #[serde(default)]
+    pub on_no_match: OnNoMatch,
+    #[serde(default)]
+    pub inputs_delivery: InputsDelivery,
+    pub replay: Option<RawReplay>,
+    #[serde(default)]
+    pub triggers: Vec<RawTrigger>,
+    // Outbound mode.
+    pub event_jsonpath: Option<String>,
+    #[serde(default)]
+    pub subscriptions: Vec<RawSubscription>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReplay {
+    pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "opt_uint")]
+    pub window_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "opt_uint")]
+    pub max_entries: Option<u64>,
+    #[serde(default, deserialize_with = "opt_uint")]
+    pub inflight_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrigger {
+    pub id: String,
+    #[serde(default)]
+    pub source: Profile,
+    pub secret: Option<String>,
+    pub secrets: Option<Vec<RawSecret>>,
+    #[serde(default)]
+    pub allow_cidrs: Vec<String>,
+    pub mtls: Option<RawMtls>,
+    #[serde(default, rename = "match")]
+    pub match_: Option<OneOrMany<RawCondition>>,
+    pub action: RawAction,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecret {
+    pub id: Option<String>,
+    pub value: Option<String>,
+    pub env: Option<String>,
+    #[serde(default, deserialize_with = "opt_uint")]
+    pub not_before: Option<u64>,
+    #[serde(default, deserialize_with = "opt_uint")]
+    pub not_after: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMtls {
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub allowed_peers: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCondition {
+    pub jsonpath: String,
+    pub equals: Option<serde_json::Value>,
+    #[serde(rename = "in")]
+    pub in_: Option<Vec<serde_json::Value>>,
+    pub exists: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAction {
+    pub agent_id: String,
+    #[serde(default)]
+    pub inputs: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSubscription {
+    pub id: String,
+    pub events: Vec<String>,
+    pub secret: Option<String>,
+    pub secrets: Option<Vec<RawSecret>>,
+}
+
+/// `match:` takes one condition or a list of them.
+#[derive(Debug)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    pub fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+// Hand-written rather than `#[serde(untagged)]` so that errors inside keep their
+// field path (untagged enums swallow them into "did not match any variant").
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a condition object or a list of them")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(OneOrMany::One)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::<T>::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(OneOrMany::Many)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// A non-negative integer, also accepted as a double with no fraction (`300.0`).
+fn opt_uint<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a non-negative integer")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            u64::try_from(v).map(Some).map_err(|_| E::custom(format!("expected a non-negative integer, got {v}")))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            // 2^53: beyond it a double no longer holds every integer exactly.
+            if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 9_007_199_254_740_992.0 {
+                Ok(Some(v as u64))
+            } else {
+                Err(E::custom(format!("expected a non-negative integer, got {v}")))
+            }
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// Parses JSON configuration; a syntax or type error names the field path.
+pub fn parse_json(text: &str) -> Result<RawConfig, ConfigError> {
+    parse_json_classified(text).map_err(|(e, _)| e)
+}
+
+/// Also tells whether the text was not JSON at all (syntax), as opposed to
+/// JSON that does not fit the schema.
+fn parse_json_classified(text: &str) -> Result<RawConfig, (ConfigError, bool)> {
+    if text.trim().is_empty() {
+        // An empty configuration is the all-defaults config (no triggers).
+        return Ok(RawConfig::default());
+    }
+    // Text -> JSON value -> config: every source (JSON text, Struct, YAML) then
+    // shares one deserializer, which keeps the .wasm small.
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| (ConfigError::new("", format!("invalid JSON: {e}")), true))?;
+    from_value(value).map_err(|e| (e, false))
+}
+
+/// The config from a JSON value; errors name the field path.
+pub fn from_value(value: serde_json::Value) -> Result<RawConfig, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(path_error)
+}
+
+/// Parses the plugin configuration bytes as Envoy hands them over: the JSON
+/// text of a `google.protobuf.StringValue`, or the serialized protobuf of a
+/// `google.protobuf.Struct` (Envoy passes a Struct's wire bytes, not JSON).
+pub fn parse_plugin_bytes(bytes: &[u8]) -> Result<RawConfig, ConfigError> {
+    // A serialized Struct starts with field 1 (`fields`), wire type 2: 0x0A,
+    // which is also '\n'. JSON is tried first; the Struct when the bytes are
+    // not JSON text at all.
+    let maybe_struct = bytes.first() == Some(&0x0A);
+    let json_error = match std::str::from_utf8(bytes) {
+        Ok(text) => match parse_json_classified(text) {
+            Ok(cfg) => return Ok(cfg),
+            Err((e, syntax)) if syntax && maybe_struct => e,
+            Err((e, _)) => return Err(e),
+        },
+        Err(_) if maybe_struct => ConfigError::new("", "configuration is not JSON text"),
+        Err(_) => return Err(ConfigError::new("", "configuration is neither JSON text nor a google.protobuf.Struct")),
+    };
+    match super::pbstruct::decode(bytes) {
+        Ok(value) => from_value(value),
+        Err(_) => Err(json_error),
+    }
+}
+
+/// Parses YAML configuration (the CLI's `validate`; Envoy itself takes JSON).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn parse_yaml(text: &str) -> Result<RawConfig, ConfigError> {
+    let value: serde_json::Value =
+        serde_yaml_ng::from_str(text).map_err(|e| ConfigError::new("", format!("invalid YAML: {e}")))?;
+    from_value(value)
+}
+
+fn path_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> ConfigError {
+    let path = e.path().to_string();
+    let path = if path == "." { String::new() } else { path };
+    ConfigError::new(path, without_value(&e.into_inner().to_string()))
+}
+
+/// serde's type errors quote the value they got (`invalid type: string
+/// "s3cr3t", expected ...`). A value in the wrong place may be a secret, so
+/// only its kind is kept: `invalid type: expected ..., got a string`.
+fn without_value(message: &str) -> String {
+    for lead in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(lead) {
+            let (got, expected) = rest.rsplit_once(", expected ").unwrap_or((rest, "another value"));
+            let kind = got.split([' ', '`']).next().unwrap_or("value");
+            let expected = expected.split(" at line ").next().unwrap_or(expected);
+            return format!("{lead}expected {expected}, got a {kind}");
+        }
+    }
+    message.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn struct_doubles_are_integers() {
+        let c = parse_json(r#"{"max_body_bytes": 2048.0, "timestamp_tolerance_seconds": 300}"#).unwrap();
+        assert_eq!(c.max_body_bytes, Some(2048));
+        assert_eq!(c.timestamp_tolerance_seconds, Some(300));
+    }
+
+    #[test]
+    fn fractional_number_is_refused_with_path() {
+        let e = parse_json(
+            r#"{"triggers":[{"id":"a","secret":"s","action":{"agent_id":"x"},
+            "secrets":[{"value":"v","not_after":1.5}]}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.path.starts_with("triggers[0].secrets[0].not_after"), "{e}");
+    }
+
+    #[test]
+    fn unknown_field_is_refused_with_path() {
+        let e = parse_json(r#"{"triggers":[{"id":"a","action":{"agent_id":"x","inptus":{}}}]}"#).unwrap_err();
+        assert_eq!(e.path, "triggers[0].action.inptus");
+        assert!(e.message.contains("inptus"), "{e}");
+    }
+
+    #[test]
+    fn match_is_one_or_many() {
+        let c = parse_json(
+            r#"{"triggers":[
+              {"id":"a","action":{"agent_id":"x"},"match":{"jsonpath":"$.a"}},
+              {"id":"b","action":{"agent_id":"x"},"match":[{"jsonpath":"$.a"},{"jsonpath":"$.b","exists":false}]}
+            ]}"#,
+        )
+        .unwrap();
+        let t: Vec<_> = c.triggers.into_iter().map(|t| t.match_.unwrap().into_vec().len()).collect();
+        assert_eq!(t, vec![1, 2]);
+    }
+
+    #[test]
+    fn error_inside_match_list_keeps_path() {
+        let e = parse_json(
+            r#"{"triggers":[{"id":"a","action":{"agent_id":"x"},"match":[{"jsonpath":"$.a"},{"jsonpath":"$.b","exits":true}]}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.path.starts_with("triggers[0].match[1]"), "{e}");
+    }
+
+    #[test]
+    fn bad_enum_value_names_field() {
+        let e = parse_json(r#"{"on_no_match":"drop"}"#).unwrap_err();
+        assert_eq!(e.path, "on_no_match");
+    }
+
+    #[test]
+    fn json_starting_with_newline_is_json() {
+        let c = parse_plugin_bytes(b"\n{\"max_body_bytes\": 10}").unwrap();
+        assert_eq!(c.max_body_bytes, Some(10));
+        let e = parse_plugin_bytes(b"\n{\"max_body_bytez\": 10}").unwrap_err();
+        assert_eq!(e.path, "max_body_bytez");
+        assert!(parse_plugin_bytes(b"\xff\xfe").is_err());
+    }
+
+    #[test]
+    fn empty_is_default() {
+        let c = parse_json("  ").unwrap();
+        assert_eq!(c.mode, Mode::Inbound);
+        assert!(c.triggers.is_empty());
+    }
+}

@@ -1,0 +1,140 @@
+//! Canonical request paths. The filter decides whether a request is a webhook
+//! on the canonical form, so no spelling of a webhook path (`//`, `/./`,
+//! `/../`, `%2F`, `%2e`, an absolute-form target) slips past it unverified.
+
+/// What a raw `:path` canonicalises to.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CanonicalPath {
+    pub path: String,
+    /// Whether the raw path (query excluded) was already canonical.
+    pub was_canonical: bool,
+}
+
+/// Percent-decodes every escape (including `%2F`), reduces an absolute-form
+/// target to its path, merges slashes and removes `.` and `..` segments
+/// (RFC 3986 5.2.4). The query and fragment are not part of the path.
+pub fn canonicalize(raw: &str) -> CanonicalPath {
+    let without_query = raw.split(['?', '#']).next().unwrap_or("");
+    let target = strip_authority(without_query);
+    let decoded = percent_decode(target);
+    let mut segments: Vec<&str> = Vec::new();
+    for seg in decoded.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut path = String::with_capacity(decoded.len() + 1);
+    for s in &segments {
+        path.push('/');
+        path.push_str(s);
+    }
+    if path.is_empty()
+        || (decoded.ends_with('/') && !segments.is_empty())
+        || decoded.ends_with("/.")
+        || decoded.ends_with("/..")
+    {
+        path.push('/');
+    }
+    let was_canonical = without_query == path;
+    CanonicalPath { path, was_canonical }
+}
+
+/// `http://host/p` → `/p`; a target without a scheme is returned as is.
+fn strip_authority(target: &str) -> &str {
+    let Some(colon) = target.find("://") else { return target };
+    if target[..colon].bytes().any(|b| !b.is_ascii_alphanumeric() && !b"+-.".contains(&b)) || target.starts_with('/') {
+        return target;
+    }
+    let rest = &target[colon + 3..];
+    rest.find('/').map_or("/", |i| &rest[i..])
+}
+
+/// Decodes `%XX` escapes; an invalid escape stays as written. Bytes that do
+/// not form UTF-8 are kept lossily (the result only ever decides routing).
+fn percent_decode(text: &str) -> String {
+    if !text.contains('%') {
+        return text.to_string();
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether a configured `path_prefix` is itself canonical (it is matched
+/// against canonical paths).
+pub fn is_canonical_prefix(prefix: &str) -> bool {
+    prefix.starts_with('/') && !prefix.contains(['?', '#', '%']) && {
+        let c = canonicalize(prefix);
+        c.was_canonical || c.path == format!("{prefix}/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canon(raw: &str) -> (String, bool) {
+        let c = canonicalize(raw);
+        (c.path, c.was_canonical)
+    }
+
+    #[test]
+    fn canonical_paths_stay() {
+        assert_eq!(canon("/v1/webhook/generic/t1"), ("/v1/webhook/generic/t1".into(), true));
+        assert_eq!(canon("/v1/webhook/generic/t1?x=1"), ("/v1/webhook/generic/t1".into(), true));
+        assert_eq!(canon("/"), ("/".into(), true));
+        assert_eq!(canon("/a/"), ("/a/".into(), true));
+    }
+
+    #[test]
+    fn every_trick_is_reduced_and_flagged() {
+        for raw in [
+            "//v1/webhook/generic/t1",
+            "/v1/webhook//generic/t1",
+            "/v1/./webhook/generic/t1",
+            "/v1/x/../webhook/generic/t1",
+            "/v1/webhook%2Fgeneric/t1",
+            "/v1/webhook%2fgeneric/t1",
+            "/v1/%2e/webhook/generic/t1",
+            "/v1/webhook/generic/%74%31",
+            "http://evil.example/v1/webhook/generic/t1",
+            "https://h:443/v1/webhook/generic/t1?q",
+        ] {
+            assert_eq!(canon(raw), ("/v1/webhook/generic/t1".into(), false), "{raw}");
+        }
+    }
+
+    #[test]
+    fn odd_input_never_panics() {
+        for raw in ["", "%", "%4", "%zz/..", "/../../..", "://", "a://", "/%ff%fe", "/.", "/.."] {
+            let c = canonicalize(raw);
+            assert!(c.path.starts_with('/'), "{raw}");
+        }
+    }
+
+    #[test]
+    fn prefixes() {
+        assert!(is_canonical_prefix("/v1/webhook/generic/"));
+        assert!(is_canonical_prefix("/v1/webhook/generic"));
+        assert!(!is_canonical_prefix("/v1//webhook/"));
+        assert!(!is_canonical_prefix("/v1/%2e/"));
+        assert!(!is_canonical_prefix("v1/"));
+    }
+}

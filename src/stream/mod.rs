@@ -1,0 +1,398 @@
+//! The per-request state machine, generic over the host port and the mode.
+//!
+//! `Stream` owns what both modes share: the states and their transitions,
+//! pause and continue, body buffering and the 413 check while streaming,
+//! trailers, turning an outcome into a reply, and the audit record, published
+//! exactly once. A `Mode` (inbound or outbound) owns only its domain rules:
+//! what the header phase checks and what the body phase decides.
+
+pub mod inbound;
+pub mod outbound;
+
+#[cfg(test)]
+mod tests;
+
+use std::time::{Duration, Instant};
+
+use crate::contract::audit::{AuditRecord, Direction, Verdict, FILTER_STATE_KEY};
+use crate::contract::error::Reject;
+use crate::contract::metrics::Counter;
+use crate::contract::names::{ALLOW, CONTENT_TYPE, DELIVERY_STATUS, RETRY_AFTER};
+use crate::host::{Action, Headers, Host, Level};
+
+/// What a mode's header phase decided.
+#[derive(Debug)]
+pub enum Head<P> {
+    /// Not for this filter: forward untouched.
+    PassThrough,
+    Reject(Reject),
+    /// Every header check holds: buffer the body, then call `Mode::body`.
+    ReadBody(P),
+}
+
+/// What a mode's body phase decided: each variant knows its own answer.
+#[derive(Debug)]
+pub enum Outcome<F> {
+    Reject(Reject),
+    /// Delivered before: 200 `{"status":"duplicate"}`.
+    Duplicate,
+    /// Another copy is being delivered right now: 409, retry later.
+    InProgress,
+    /// Verified, but the match does not hold: 202 `{"status":"ignored"}`.
+    Ignored,
+    /// Outbound: the subscription did not pick the event: 204.
+    Skipped,
+    Forward(Forward<F>),
+}
+
+/// A request to send upstream, with the changes the filter makes to it.
+#[derive(Debug)]
+pub struct Forward<F> {
+    pub remove_headers: &'static [&'static str],
+    pub set_headers: Vec<(&'static str, String)>,
+    /// A replacement body (inbound `inputs_delivery: envelope`).
+    pub body: Option<Vec<u8>>,
+    pub verdict: Verdict,
+    pub counter: Counter,
+    /// What the mode holds until the upstream answers (a replay reservation).
+    pub held: F,
+}
+
+/// A local reply.
+pub struct Reply {
+    pub status: u32,
+    pub headers: Vec<(&'static str, &'static str)>,
+    pub body: std::borrow::Cow<'static, [u8]>,
+}
+
+impl<F> Outcome<F> {
+    fn verdict(&self) -> Verdict {
+        match self {
+            Outcome::Reject(_) => Verdict::Rejected,
+            Outcome::Duplicate => Verdict::Duplicate,
+            Outcome::InProgress => Verdict::InProgress,
+            Outcome::Ignored => Verdict::Ignored,
+            Outcome::Skipped => Verdict::Skipped,
+            Outcome::Forward(f) => f.verdict,
+        }
+    }
+
+    fn counter(&self) -> Counter {
+        match self {
+            Outcome::Reject(r) => Counter::Rejected(*r),
+            Outcome::Duplicate => Counter::Duplicate,
+            Outcome::InProgress => Counter::InProgress,
+            Outcome::Ignored => Counter::Ignored,
+            Outcome::Skipped => Counter::OutboundSkipped,
+            Outcome::Forward(f) => f.counter,
+        }
+    }
+
+    /// The one place an outcome becomes a reply (`None`: forward).
+    fn reply(&self) -> Option<Reply> {
+        const JSON: (&str, &str) = (CONTENT_TYPE, "application/json");
+        let fixed = |status, body: &'static [u8]| Reply { status, headers: vec![JSON], body: body.into() };
+        Some(match self {
+            Outcome::Reject(r) => {
+                let mut headers = vec![JSON];
+                match r {
+                    Reject::MethodNotAllowed => headers.push((ALLOW, "POST")),
+                    Reject::ReplayStoreUnavailable => headers.push((RETRY_AFTER, "1")),
+                    _ => {}
+                }
+                Reply { status: r.status(), headers, body: r.body().into_bytes().into() }
+            }
+            Outcome::Duplicate => fixed(200, br#"{"status":"duplicate"}"#),
+            Outcome::InProgress => Reply {
+                status: 409,
+                headers: vec![JSON, (RETRY_AFTER, "1")],
+                body: br#"{"status":"in_progress"}"#.as_slice().into(),
+            },
+            Outcome::Ignored => fixed(202, br#"{"status":"ignored"}"#),
+            Outcome::Skipped => {
+                Reply { status: 204, headers: vec![(DELIVERY_STATUS, "skipped")], body: b"".as_slice().into() }
+            }
+            Outcome::Forward(_) => return None,
+        })
+    }
+}
+
+/// The domain rules of one mode.
+pub trait Mode {
+    /// What the header phase learnt, waiting for the body.
+    type Pending;
+    /// What a forwarded request holds until the upstream answers.
+    type Held;
+
+    fn direction(&self) -> Direction;
+    fn max_body_bytes(&self) -> u64;
+    /// The header phase; fills the audit record as far as it gets.
+    fn head<H: Host>(&self, host: &mut H, headers: Headers, now: i64, audit: &mut AuditRecord) -> Head<Self::Pending>;
+    /// The body phase: one call, one outcome.
+    fn body<H: Host>(
+        &self,
+        host: &mut H,
+        pending: Self::Pending,
+        body: &[u8],
+        now: i64,
+        audit: &mut AuditRecord,
+    ) -> Outcome<Self::Held>;
+    /// The upstream answered with `status`, or the stream ended without an
+    /// answer (`None`: reset, client gone, timeout).
+    fn settle<H: Host>(&self, host: &mut H, held: Self::Held, status: Option<u32>, now: i64);
+}
+
+enum State<P, F> {
+    Start,
+    PassThrough,
+    Buffering {
+        pending: P,
+        buffered: usize,
+    },
+    /// A local reply was sent; nothing more goes upstream.
+    Answered,
+    /// Sent upstream; holds the mode's reservation until the answer.
+    Forwarded(F),
+    Done,
+}
+
+pub struct Stream<H: Host, M: Mode> {
+    host: H,
+    mode: M,
+    state: State<M::Pending, M::Held>,
+    /// `None` for requests the filter passes through.
+    audit: Option<AuditRecord>,
+    published: bool,
+    logged: bool,
+    /// Start of the running callback: the audit counts the filter's own
+    /// work, never the time spent waiting for the client or the upstream.
+    callback_started: Option<Instant>,
+    work: Duration,
+}
+
+impl<H: Host, M: Mode> Stream<H, M> {
+    pub fn new(host: H, mode: M) -> Self {
+        Stream {
+            host,
+            mode,
+            state: State::Start,
+            audit: None,
+            published: false,
+            logged: false,
+            callback_started: None,
+            work: Duration::ZERO,
+        }
+    }
+
+    pub fn host(&self) -> &H {
+        &self.host
+    }
+
+    pub fn host_mut(&mut self) -> &mut H {
+        &mut self.host
+    }
+
+    pub fn into_host(self) -> H {
+        self.host
+    }
+
+    pub fn audit(&self) -> Option<&AuditRecord> {
+        self.audit.as_ref()
+    }
+
+    pub fn on_request_headers(&mut self, end_of_stream: bool) -> Action {
+        self.timed(|s| {
+            if !matches!(s.state, State::Start) {
+                return Action::Continue;
+            }
+            let headers = match s.host.request_headers() {
+                Ok(pairs) => Headers::from_bytes(pairs),
+                Err(_) => {
+                    s.audit = Some(AuditRecord::new(s.mode.direction()));
+                    return s.answer(Outcome::Reject(Reject::HostError));
+                }
+            };
+            let now = s.host.unix_now();
+            let mut audit = AuditRecord::new(s.mode.direction());
+            match s.mode.head(&mut s.host, headers, now, &mut audit) {
+                Head::PassThrough => {
+                    s.state = State::PassThrough;
+                    Action::Continue
+                }
+                Head::Reject(r) => {
+                    s.audit = Some(audit);
+                    s.answer(Outcome::Reject(r))
+                }
+                Head::ReadBody(pending) => {
+                    s.audit = Some(audit);
+                    s.state = State::Buffering { pending, buffered: 0 };
+                    if end_of_stream {
+                        s.finish()
+                    } else {
+                        Action::Pause
+                    }
+                }
+            }
+        })
+    }
+
+    /// `size` is everything buffered so far.
+    pub fn on_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        self.timed(|s| match &mut s.state {
+            State::Buffering { buffered, .. } => {
+                *buffered = size;
+                if size as u64 > s.mode.max_body_bytes() {
+                    s.answer(Outcome::Reject(Reject::PayloadTooLarge))
+                } else if end_of_stream {
+                    s.finish()
+                } else {
+                    Action::Pause
+                }
+            }
+            State::Answered => Action::Pause,
+            _ => Action::Continue,
+        })
+    }
+
+    /// Trailers end the body.
+    pub fn on_request_trailers(&mut self) -> Action {
+        self.timed(|s| match s.state {
+            State::Buffering { .. } => s.finish(),
+            State::Answered => Action::Pause,
+            _ => Action::Continue,
+        })
+    }
+
+    pub fn on_response_headers(&mut self) -> Action {
+        self.timed(|s| {
+            if let State::Forwarded(_) = s.state {
+                let status = s.host.response_status();
+                s.settle(status);
+                s.publish();
+            }
+            Action::Continue
+        })
+    }
+
+    /// The stream is over (Envoy's `on_log`, after `on_done`): whatever the
+    /// mode still holds is settled without an answer, and the audit record
+    /// is published and logged if it was not yet.
+    pub fn on_done(&mut self) {
+        self.timed(|s| {
+            if let State::Forwarded(_) = s.state {
+                s.settle(None);
+            }
+            s.publish();
+            if !s.logged {
+                s.logged = true;
+                if let Some(a) = &s.audit {
+                    if s.host.log_enabled(Level::Info) {
+                        s.host.log(Level::Info, &a.log_line());
+                    }
+                }
+            }
+        })
+    }
+
+    fn settle(&mut self, status: Option<u32>) {
+        if let State::Forwarded(held) = std::mem::replace(&mut self.state, State::Done) {
+            let now = self.host.unix_now();
+            self.mode.settle(&mut self.host, held, status, now);
+            if let Some(a) = &mut self.audit {
+                a.backend_status = status;
+            }
+        }
+    }
+
+    /// The whole body is buffered: one body-phase call, then act on its outcome.
+    fn finish(&mut self) -> Action {
+        let State::Buffering { pending, buffered } = std::mem::replace(&mut self.state, State::Answered) else {
+            return Action::Continue;
+        };
+        let Ok(body) = self.host.request_body(buffered) else {
+            return self.answer(Outcome::Reject(Reject::HostError));
+        };
+        let now = self.host.unix_now();
+        let Some(audit) = self.audit.as_mut() else {
+            return self.answer(Outcome::Reject(Reject::HostError));
+        };
+        let outcome = self.mode.body(&mut self.host, pending, &body, now, audit);
+        match outcome {
+            Outcome::Forward(f) => self.forward(f, buffered),
+            other => self.answer(other),
+        }
+    }
+
+    fn forward(&mut self, f: Forward<M::Held>, buffered: usize) -> Action {
+        let mut applied = f.remove_headers.iter().try_for_each(|name| self.host.remove_request_header(name));
+        for (name, value) in &f.set_headers {
+            applied = applied.and_then(|()| self.host.set_request_header(name, value));
+        }
+        if let Some(body) = &f.body {
+            applied = applied.and_then(|()| self.host.replace_request_body(buffered, body)).and_then(|()| {
+                self.host.set_request_header(crate::contract::names::CONTENT_LENGTH, &body.len().to_string())
+            });
+        }
+        self.state = State::Forwarded(f.held);
+        if applied.is_err() {
+            // Half-annotated requests never go upstream.
+            self.settle(None);
+            return self.answer(Outcome::Reject(Reject::HostError));
+        }
+        self.host.count(f.counter);
+        if let Some(a) = &mut self.audit {
+            a.answer(f.verdict, None);
+        }
+        // Published once the upstream answers: one filter-state write per request.
+        Action::Continue
+    }
+
+    fn answer(&mut self, outcome: Outcome<M::Held>) -> Action {
+        self.state = State::Answered;
+        self.host.count(outcome.counter());
+        let reply = outcome.reply();
+        if let Some(a) = &mut self.audit {
+            match outcome {
+                Outcome::Reject(r) => a.reject(r),
+                ref o => a.answer(o.verdict(), reply.as_ref().map(|r| r.status)),
+            }
+        }
+        self.publish();
+        if let Some(r) = reply {
+            if self.host.send_reply(r.status, &r.headers, &r.body).is_err() {
+                self.host.log(Level::Warn, "combo_webhook: the proxy refused the local reply");
+            }
+        }
+        Action::Pause
+    }
+
+    /// Sets the audit record as filter state, once.
+    fn publish(&mut self) {
+        self.settle_time();
+        if self.published {
+            return;
+        }
+        if let Some(a) = &mut self.audit {
+            self.published = true;
+            a.verify_us = self.work.as_micros() as u64;
+            let json = a.to_json();
+            if self.host.set_filter_state(FILTER_STATE_KEY, json.as_bytes()).is_err() {
+                self.host.log(Level::Debug, "combo_webhook: cannot set the audit filter state");
+            }
+        }
+    }
+
+    fn timed<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        self.callback_started = Some(Instant::now());
+        let out = f(self);
+        self.settle_time();
+        self.callback_started = None;
+        out
+    }
+
+    fn settle_time(&mut self) {
+        if let Some(started) = self.callback_started.replace(Instant::now()) {
+            self.work += started.elapsed();
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Outbound mode (README "Outbound"): the platform posts lifecycle events to
+//! an Envoy egress listener; the filter drops the events a subscription did
+//! not pick and signs the rest with the platform's own scheme.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::{Forward, Head, Mode, Outcome};
+use crate::contract::audit::{self, AuditRecord, Direction, Verdict};
+use crate::contract::error::Reject;
+use crate::contract::metrics::Counter;
+use crate::contract::names::*;
+use crate::host::{Headers, Host};
+use crate::plan::outbound::{valid_event_name, OutboundPlan, Subscription};
+use crate::rules::secrets::newest_valid;
+use crate::rules::signature::sign_generic;
+
+/// The outbound stream over a host.
+pub type Stream<H> = super::Stream<H, Outbound>;
+
+pub struct Outbound {
+    plan: Arc<OutboundPlan>,
+}
+
+impl Outbound {
+    pub fn new(plan: Arc<OutboundPlan>) -> Self {
+        Outbound { plan }
+    }
+}
+
+/// A request to a known subscription, waiting for its body.
+#[derive(Debug)]
+pub struct Pending {
+    subscription: Arc<Subscription>,
+    headers: Headers,
+}
+
+impl Mode for Outbound {
+    type Pending = Pending;
+    type Held = ();
+
+    fn direction(&self) -> Direction {
+        Direction::Outbound
+    }
+
+    fn max_body_bytes(&self) -> u64 {
+        self.plan.max_body_bytes
+    }
+
+    fn head<H: Host>(&self, _host: &mut H, headers: Headers, _now: i64, audit: &mut AuditRecord) -> Head<Pending> {
+        let id = headers.single(SUBSCRIPTION).ok().flatten();
+        audit.subscription_id = id.map(|id| id.chars().take(128).collect());
+        if headers.first(METHOD) != Some("POST") {
+            return Head::Reject(Reject::MethodNotAllowed);
+        }
+        let Some(subscription) = id.and_then(|id| self.plan.subscriptions.get(id)) else {
+            return Head::Reject(Reject::UnknownSubscription);
+        };
+        if let Some(len) = headers.first(CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok()) {
+            if len > self.plan.max_body_bytes {
+                return Head::Reject(Reject::PayloadTooLarge);
+            }
+        }
+        Head::ReadBody(Pending { subscription: Arc::clone(subscription), headers })
+    }
+
+    fn body<H: Host>(&self, _host: &mut H, p: Pending, body: &[u8], now: i64, audit: &mut AuditRecord) -> Outcome<()> {
+        audit.body(body);
+        let event = match event_name(&self.plan, &p.headers, body) {
+            Ok(e) => e,
+            Err(r) => return Outcome::Reject(r),
+        };
+        audit.event = Some(event.clone());
+        let sub = &*p.subscription;
+        if !sub.picks(&event) {
+            return Outcome::Skipped;
+        }
+        let Some(secret) = newest_valid(&sub.secrets, now) else {
+            return Outcome::Reject(Reject::NoSigningKey);
+        };
+        let delivery_id = match p.headers.single(DELIVERY_ID).ok().flatten().filter(|v| crate::plan::valid_id(v)) {
+            Some(id) => id.to_string(),
+            None => derived_delivery_id(&sub.id, now, p.headers.first(REQUEST_ID).unwrap_or(""), body),
+        };
+        let timestamp = now.to_string();
+        let signature = sign_generic(secret, now, body);
+        let signed = Headers::new(vec![
+            (COMBO_SIGNATURE.to_string(), signature.clone()),
+            (COMBO_TIMESTAMP.to_string(), timestamp.clone()),
+        ]);
+        audit.headers_sha256 = Some(audit::headers_sha256(&signed, &[COMBO_SIGNATURE, COMBO_TIMESTAMP]));
+        audit.key_id = Some(secret.key_id.clone());
+        audit.delivery_id = Some(delivery_id.clone());
+        audit.timestamp = Some(now);
+        audit.skew_seconds = Some(0);
+        Outcome::Forward(Forward {
+            remove_headers: &[SUBSCRIPTION],
+            set_headers: vec![
+                (COMBO_TIMESTAMP, timestamp),
+                (COMBO_SIGNATURE, signature),
+                (EVENT, event),
+                (DELIVERY_ID, delivery_id),
+                (ROUTE, sub.id.clone()),
+            ],
+            body: None,
+            verdict: Verdict::Signed,
+            counter: Counter::OutboundSigned,
+            held: (),
+        })
+    }
+
+    fn settle<H: Host>(&self, _host: &mut H, _held: (), _status: Option<u32>, _now: i64) {}
+}
+
+/// The event name: the `x-combo-event` header wins, else `event_jsonpath`.
+/// It becomes a header upstream, so it must be a token.
+fn event_name(plan: &OutboundPlan, headers: &Headers, body: &[u8]) -> Result<String, Reject> {
+    let name = match headers.single(EVENT).map_err(|_| Reject::InvalidEvent)?.filter(|e| !e.is_empty()) {
+        Some(e) => e.to_string(),
+        None => {
+            let doc: serde_json::Value = serde_json::from_slice(body).map_err(|_| Reject::InvalidJson)?;
+            let nodes = plan.event_path.query(&doc);
+            nodes.first().and_then(|v| v.as_str()).ok_or(Reject::MissingEvent)?.to_string()
+        }
+    };
+    if valid_event_name(&name) {
+        Ok(name)
+    } else {
+        Err(Reject::InvalidEvent)
+    }
+}
+
+/// Unique per request (Envoy's x-request-id), stable across Envoy's retries
+/// because the filter runs once per downstream request.
+fn derived_delivery_id(subscription: &str, now: i64, request_id: &str, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    for part in [subscription.as_bytes(), &now.to_le_bytes(), request_id.as_bytes()] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    h.update(body);
+    hex::encode(&h.finalize()[..16])
+}
+
+#[cfg(test)]
+#[path = "outbound_tests.rs"]
+mod tests;
