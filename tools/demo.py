@@ -10,8 +10,7 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests/integration"))
-import harness as h  # noqa: E402
+from combo_edge import envoy as h  # installed into the venv by the Makefile
 
 CLI = REPO / "target/release/combo-webhook"
 SECRET = "demo-secret-change-me"  # COMBO_DEMO_SECRET in envoy/envoy.yaml

@@ -5,8 +5,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-import harness as h
-import pki
+from combo_edge import envoy as h
+from combo_edge import pki
 
 SECRET = "s3cr3t-generic"
 PAST = 1_700_000_000     # 2023-11

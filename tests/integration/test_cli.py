@@ -6,7 +6,7 @@ import time
 import pytest
 import yaml
 
-import harness as h
+from combo_edge import envoy as h
 from conftest import SECRET
 
 CLI = h.REPO / "target/release/combo-webhook"

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-import harness as h
+from combo_edge import envoy as h
 from conftest import SECRET
 
 PATH = h.PREFIX + "trg_ticket"

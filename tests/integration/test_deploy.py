@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-import harness as h
+from combo_edge import envoy as h
 from conftest import edge_plugin_config
 from test_cli import cli
 
@@ -87,7 +87,7 @@ def test_docker_compose_file():
     for name in ("agent-ticket-triage", "agent-billing", "default-backend"):
         svc = doc["services"][name]
         assert "recording_backend.py" in " ".join(svc["command"])
-        assert svc["volumes"][0].startswith("./tests/integration/recording_backend.py:")
+        assert svc["volumes"][0].startswith("./python/combo_edge/backend.py:")
     # The ports the suite's compose switch (conftest.COMPOSE_BACKENDS) reads from.
     from conftest import COMPOSE_BACKENDS
     published = {doc["services"][n]["ports"][0].rsplit(":", 2)[1] for n in ("agent-ticket-triage", "agent-billing", "default-backend")}

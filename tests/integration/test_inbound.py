@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-import harness as h
+from combo_edge import envoy as h
 from conftest import SECRET
 
 PATH = h.PREFIX + "trg_ticket_escalated"

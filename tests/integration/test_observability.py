@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-import harness as h
+from combo_edge import envoy as h
 
 SECRET = "observability-secret-do-not-log"
 PATH = h.PREFIX + "trg_obs"

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-import harness as h
+from combo_edge import envoy as h
 
 SECRETS = {"sub_42": "subscriber-42-secret-change-me", "sub_ops": "subscriber-ops-secret-change-me"}
 

@@ -14,7 +14,7 @@ import slack_sdk.signature
 import standardwebhooks
 import stripe
 
-import harness as h
+from combo_edge import envoy as h
 
 GITHUB_SECRET = "gh-secret"
 STRIPE_SECRET = "whsec_stripe_test_secret"

@@ -18,7 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from recording_backend import Recorder
+from combo_edge.backend import Recorder
 
 REPO = Path(__file__).resolve().parents[2]
 WASM = Path(os.environ.get("COMBO_WASM", REPO / "target/wasm32-wasip1/release/combo_webhook_filter.wasm"))
