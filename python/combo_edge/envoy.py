@@ -183,7 +183,7 @@ def wasm_filter(plugin_config: dict, *, struct: bool = False, env: dict | None =
                 "name": "combo_webhook",
                 "root_id": "combo_webhook",
                 "allow_on_headers_stop_iteration": True,
-                "failure_policy": "FAIL_CLOSED",
+                "failure_policy": "FAIL_RELOAD",
                 "vm_config": vm_config,
                 "configuration": configuration,
             },
@@ -312,6 +312,9 @@ class Response:
 
     def error_code(self):
         return self.json()["error"]["code"]
+
+    def header(self, name: str):
+        return self.headers.get(name.lower())
 
     def __repr__(self):
         return f"<Response {self.status} {self.body[:200]!r}>"

@@ -66,8 +66,22 @@ def test_every_shipped_wasm_filter_sets_the_required_flags(name):
     assert configs
     for c in configs:
         assert c["allow_on_headers_stop_iteration"] is True
-        assert c["failure_policy"] == "FAIL_CLOSED"
+        # Fail closed while the VM is down, then reload it.
+        assert c["failure_policy"] == "FAIL_RELOAD"
         assert c["root_id"] == "combo_webhook"
+
+
+def hcm_configs(doc):
+    return list(find(doc, lambda n: n.get("@type", "").endswith("HttpConnectionManager")))
+
+
+@pytest.mark.parametrize("name", ENVOY_CONFIGS)
+def test_every_shipped_listener_canonicalises_paths(name):
+    hcms = hcm_configs(yaml.safe_load((h.REPO / "envoy" / name).read_text()))
+    assert hcms
+    for hcm in hcms:
+        assert hcm["normalize_path"] is True and hcm["merge_slashes"] is True
+        assert hcm["path_with_escaped_slashes_action"] == "REJECT_REQUEST"
 
 
 def test_compose_envoy_runs_the_suites_plugin_config():
@@ -116,13 +130,16 @@ def env_refs(plugin_cfg: dict) -> set[str]:
 def test_istio_envoyfilter_extension_is_valid_and_complete(tmp_path):
     [ef] = istio_docs()["envoyfilter.yaml"]
     assert ef["kind"] == "EnvoyFilter" and ef["apiVersion"] == "networking.istio.io/v1alpha3"
-    ext, http = ef["spec"]["configPatches"]
+    ext, http, paths = ef["spec"]["configPatches"]
+    assert paths["applyTo"] == "NETWORK_FILTER" and paths["patch"]["operation"] == "MERGE"
+    hcm = paths["patch"]["value"]["typed_config"]
+    assert hcm["normalize_path"] and hcm["merge_slashes"] and hcm["path_with_escaped_slashes_action"] == "REJECT_REQUEST"
     assert ext["applyTo"] == "EXTENSION_CONFIG" and ext["patch"]["operation"] == "ADD"
     assert http["applyTo"] == "HTTP_FILTER"
     assert http["patch"]["value"]["name"] == ext["patch"]["value"]["name"], "the filter must reference the extension"
     typed = ext["patch"]["value"]["typed_config"]
     cfg = typed["config"]
-    assert cfg["allow_on_headers_stop_iteration"] is True and cfg["failure_policy"] == "FAIL_CLOSED"
+    assert cfg["allow_on_headers_stop_iteration"] is True and cfg["failure_policy"] == "FAIL_RELOAD"
     assert cfg["vm_config"]["code"]["remote"]["http_uri"]["uri"].startswith("oci://")
     plugin = json.loads(cfg["configuration"]["value"])
     # Secrets come from the proxy's environment, every one of them.
