@@ -22,6 +22,10 @@ pub enum Reject {
     InvalidJson,
     /// The rendered inputs exceed `max_inputs_bytes`.
     InputsTooLarge,
+    /// A required input rendered null or absent.
+    MissingInput,
+    /// An input does not hold its declared type.
+    InvalidInput,
     /// The replay store kept refusing: fail closed, the sender retries.
     ReplayStoreUnavailable,
     UnknownSubscription,
@@ -37,7 +41,7 @@ pub enum Reject {
 }
 
 impl Reject {
-    pub const ALL: [Reject; 22] = [
+    pub const ALL: [Reject; 24] = [
         Reject::NonCanonicalPath,
         Reject::MethodNotAllowed,
         Reject::IpNotAllowed,
@@ -54,6 +58,8 @@ impl Reject {
         Reject::SignatureMismatch,
         Reject::InvalidJson,
         Reject::InputsTooLarge,
+        Reject::MissingInput,
+        Reject::InvalidInput,
         Reject::ReplayStoreUnavailable,
         Reject::UnknownSubscription,
         Reject::InvalidEvent,
@@ -76,6 +82,7 @@ impl Reject {
             | Reject::TimestampOutOfTolerance
             | Reject::SignatureMismatch => 401,
             Reject::NonCanonicalPath | Reject::InvalidJson | Reject::MissingEvent | Reject::InvalidEvent => 400,
+            Reject::MissingInput | Reject::InvalidInput => 422,
             Reject::NoSigningKey | Reject::HostError => 500,
             Reject::ReplayStoreUnavailable => 503,
         }
@@ -99,6 +106,8 @@ impl Reject {
             Reject::SignatureMismatch => "signature_mismatch",
             Reject::InvalidJson => "invalid_json",
             Reject::InputsTooLarge => "inputs_too_large",
+            Reject::MissingInput => "missing_input",
+            Reject::InvalidInput => "invalid_input",
             Reject::ReplayStoreUnavailable => "replay_store_unavailable",
             Reject::InvalidEvent => "invalid_event",
             Reject::UnknownSubscription => "unknown_subscription",
@@ -128,6 +137,8 @@ impl Reject {
             Reject::SignatureMismatch => "signature does not match",
             Reject::InvalidJson => "request body is not a JSON document",
             Reject::InputsTooLarge => "the rendered inputs exceed max_inputs_bytes",
+            Reject::MissingInput => "a required input is missing",
+            Reject::InvalidInput => "an input does not hold its declared type",
             Reject::ReplayStoreUnavailable => "the replay store is unavailable; retry later",
             Reject::InvalidEvent => "the event name must be an HTTP token of at most 128 characters",
             Reject::UnknownSubscription => "no such subscription",
@@ -137,9 +148,16 @@ impl Reject {
         }
     }
 
-    /// The JSON error body of SPEC.md.
+    /// The JSON error body.
     pub fn body(self) -> String {
         serde_json::json!({"error": {"code": self.code(), "message": self.message()}}).to_string()
+    }
+
+    /// The JSON error body with the name of the input it is about (an
+    /// operator-chosen name from the configuration, never a payload value).
+    pub fn body_for_input(self, input: &str) -> String {
+        let message = format!("{}: {input}", self.message());
+        serde_json::json!({"error": {"code": self.code(), "message": message, "input": input}}).to_string()
     }
 }
 

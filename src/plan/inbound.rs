@@ -126,7 +126,8 @@ pub(super) fn compile(raw: RawConfig, c: &mut Compiler) -> Option<InboundPlan> {
     let templates = match TemplateSet::compile(all_inputs) {
         Ok(t) => Some(t),
         Err(e) => {
-            c.error(format!("triggers[{}].action.inputs.{}", e.trigger, e.input), e.message);
+            let at = format!("triggers[{}].action.inputs.{}", e.trigger, e.input);
+            c.error(e.field.map_or(at.clone(), |f| format!("{at}.{f}")), e.message);
             None
         }
     }?;

@@ -1,21 +1,35 @@
-//! Agent inputs rendered with minijinja from `payload`, `headers` and `trigger`.
+//! Agent inputs (README "Inputs"): each input is a minijinja template over
+//! `payload`, `headers` and `trigger`, or an RFC 9535 JSONPath query over the
+//! payload; optionally required, typed and defaulted.
 //!
-//! Every template of every trigger is compiled once, at configure time, into one
-//! shared `Environment`. An input that is exactly one `{{ expr }}` is compiled as
-//! an expression and keeps its JSON type; any other text renders to a string.
+//! Every input of every trigger is compiled once, at configure time, into one
+//! shared `Environment`. A template that is exactly one `{{ expr }}` is
+//! compiled as an expression and keeps its JSON type; any other text renders
+//! to a string. Rendering runs on a fuel budget and never HTML-escapes.
 
 use std::collections::BTreeMap;
 
-use minijinja::{Environment, Expression, Template, UndefinedBehavior, Value};
+use minijinja::value::Value;
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, Expression, State, Template, UndefinedBehavior};
+use serde_json::Value as Json;
+use serde_json_path::JsonPath;
 
 use crate::host::Headers;
 use self_cell::self_cell;
 
 mod path;
+mod spec;
+
+pub use spec::InputType;
+use spec::{RawInput, Source};
+
+/// Template instructions one delivery may spend on all its inputs: a loop over
+/// a payload array cannot hold a worker.
+pub const FUEL: u64 = 50_000;
 
 /// What templates see: `payload`, `headers`, `trigger`.
 pub struct RenderContext<'a> {
-    pub payload: &'a serde_json::Value,
+    pub payload: &'a Json,
     pub headers: &'a Headers,
     /// Signature headers, kept out of templates so none can copy them.
     pub hidden_headers: &'a [&'a str],
@@ -59,14 +73,26 @@ impl RenderContext<'_> {
 pub type InputsId = usize;
 
 enum Piece<'env> {
-    Literal(serde_json::Value),
+    Literal(Json),
     /// A plain lookup, evaluated without minijinja.
     Path(path::PathExpr),
     Expr(Expression<'env, 'env>),
     Text(Template<'env, 'env>),
+    JsonPath {
+        path: JsonPath,
+        first: bool,
+    },
 }
 
-type Compiled<'env> = Vec<Vec<(String, Piece<'env>)>>;
+struct Input<'env> {
+    name: String,
+    piece: Piece<'env>,
+    required: bool,
+    ty: Option<InputType>,
+    default: Option<Json>,
+}
+
+type Compiled<'env> = Vec<Vec<Input<'env>>>;
 
 self_cell!(
     struct Cell {
@@ -76,8 +102,8 @@ self_cell!(
     }
 );
 
-/// The raw templates of one trigger, before compilation: (name, value).
-pub type RawInputs = Vec<(String, serde_json::Value)>;
+/// The raw inputs of one trigger, before compilation: (name, value).
+pub type RawInputs = Vec<(String, Json)>;
 
 /// Compiled inputs of all triggers.
 pub struct TemplateSet {
@@ -90,16 +116,23 @@ impl std::fmt::Debug for TemplateSet {
     }
 }
 
-/// An input that does not compile.
+/// An input that does not compile; `field` is the key inside the input
+/// (`jsonpath`, `type`, ...) when the error is about one.
 #[derive(Debug)]
 pub struct TemplateError {
     pub trigger: usize,
     pub input: String,
+    pub field: Option<&'static str>,
     pub message: String,
 }
 
-fn template_error(trigger: usize, input: &str, e: impl ToString) -> TemplateError {
-    TemplateError { trigger, input: input.to_string(), message: e.to_string() }
+/// Why a verified delivery's inputs cannot be delivered (422).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputError {
+    /// A required input rendered null or absent.
+    Missing(String),
+    /// The value is not of the declared type, and no lossless coercion exists.
+    Invalid(String),
 }
 
 /// `Some(expr)` when `text` is exactly one `{{ expr }}`.
@@ -117,82 +150,143 @@ fn template_name(trigger: usize, input: &str) -> String {
     format!("triggers[{trigger}].action.inputs.{input}")
 }
 
+/// `jsonpath("$..")` inside templates: the nodes the query selects in the
+/// payload, as a list. The query text is the template's, never the payload's.
+fn jsonpath_function(state: &State, query: &str) -> Result<Value, Error> {
+    let path = crate::rules::jsonpath::compile(query).map_err(|e| Error::new(ErrorKind::InvalidOperation, e))?;
+    let payload = state.lookup("payload").unwrap_or_default();
+    let doc: Json =
+        serde_json::to_value(&payload).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    let nodes: Vec<&Json> = path.query(&doc).all();
+    Ok(Value::from(minijinja::value::Serde(&nodes)))
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    // An absent path renders as null instead of failing the delivery.
+    env.set_undefined_behavior(UndefinedBehavior::Chainable);
+    // Inputs are JSON values, never HTML: no input is escaped, whatever its name.
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.set_fuel(Some(FUEL));
+    env.add_function("jsonpath", jsonpath_function);
+    env
+}
+
 impl TemplateSet {
     pub fn compile(all: Vec<RawInputs>) -> Result<TemplateSet, TemplateError> {
-        let mut env = Environment::new();
-        // An absent path renders as null instead of failing the delivery.
-        env.set_undefined_behavior(UndefinedBehavior::Chainable);
-        for (t, inputs) in all.iter().enumerate() {
+        let mut env = environment();
+        let mut parsed: Vec<Vec<(String, RawInput)>> = Vec::with_capacity(all.len());
+        for (t, inputs) in all.into_iter().enumerate() {
+            let mut list = Vec::with_capacity(inputs.len());
             for (name, value) in inputs {
-                if let serde_json::Value::String(text) = value {
+                let raw = RawInput::parse(value).map_err(|(field, message)| TemplateError {
+                    trigger: t,
+                    input: name.clone(),
+                    field,
+                    message,
+                })?;
+                if let Source::Template(text) = &raw.source {
                     if lone_expression(text).is_none() {
-                        env.add_template_owned(template_name(t, name), text.clone())
-                            .map_err(|e| template_error(t, name, e))?;
+                        env.add_template_owned(template_name(t, &name), text.clone()).map_err(|e| TemplateError {
+                            trigger: t,
+                            input: name.clone(),
+                            field: None,
+                            message: e.to_string(),
+                        })?;
                     }
                 }
+                list.push((name, raw));
             }
+            parsed.push(list);
         }
         let cell = Cell::try_new(env, |env| {
-            let mut compiled = Vec::with_capacity(all.len());
-            for (t, inputs) in all.into_iter().enumerate() {
-                let mut pieces = Vec::with_capacity(inputs.len());
-                for (name, value) in inputs {
-                    let piece = match value {
-                        serde_json::Value::String(text) => match lone_expression(&text) {
-                            Some(expr) if path::parse(expr).is_some_and(|p| p.fast()) => {
-                                Piece::Path(path::parse(expr).ok_or_else(|| template_error(t, &name, "path"))?)
-                            }
-                            Some(expr) => env
-                                .compile_expression_owned(expr.to_string())
-                                .map(Piece::Expr)
-                                .map_err(|e| template_error(t, &name, e))?,
+            let mut compiled = Vec::with_capacity(parsed.len());
+            for (t, inputs) in parsed.into_iter().enumerate() {
+                let mut out = Vec::with_capacity(inputs.len());
+                for (name, raw) in inputs {
+                    let error = |field, e: String| TemplateError { trigger: t, input: name.clone(), field, message: e };
+                    let piece = match raw.source {
+                        Source::Literal(v) => Piece::Literal(v),
+                        Source::JsonPath { query, first } => Piece::JsonPath {
+                            path: crate::rules::jsonpath::compile(&query).map_err(|e| error(Some("jsonpath"), e))?,
+                            first,
+                        },
+                        Source::Template(text) => match lone_expression(&text) {
+                            Some(expr) => match path::parse(expr).filter(path::PathExpr::fast) {
+                                Some(p) => Piece::Path(p),
+                                None => env
+                                    .compile_expression_owned(expr.to_string())
+                                    .map(Piece::Expr)
+                                    .map_err(|e| error(raw.template_field, e.to_string()))?,
+                            },
                             None => env
                                 .get_template(&template_name(t, &name))
                                 .map(Piece::Text)
-                                .map_err(|e| template_error(t, &name, e))?,
+                                .map_err(|e| error(raw.template_field, e.to_string()))?,
                         },
-                        literal => Piece::Literal(literal),
                     };
-                    pieces.push((name, piece));
+                    out.push(Input { piece, required: raw.required, ty: raw.ty, default: raw.default, name });
                 }
-                compiled.push(pieces);
+                compiled.push(out);
             }
             Ok::<_, TemplateError>(compiled)
         })?;
         Ok(TemplateSet { cell })
     }
 
-    /// Renders the inputs of trigger `id`. A template that fails at render time
-    /// (a filter error on unexpected data) yields null for that input and is
-    /// reported in `failed`, so a verified delivery is never lost to it.
+    /// Renders the inputs of trigger `id`. A template that fails at render
+    /// time (a filter error on unexpected data, or the fuel ran out) yields
+    /// null for that input and is reported in `failed`; then `default`,
+    /// `required` and `type` apply.
     pub fn render(
         &self,
         id: InputsId,
         ctx: &RenderContext,
         failed: &mut Vec<String>,
-    ) -> serde_json::Map<String, serde_json::Value> {
+    ) -> Result<serde_json::Map<String, Json>, InputError> {
         let mut out = serde_json::Map::new();
-        let Some(pieces) = self.cell.borrow_dependent().get(id) else { return out };
+        let Some(inputs) = self.cell.borrow_dependent().get(id) else { return Ok(out) };
         // Built only when some input needs minijinja, once per delivery.
         let mut mj: Option<Value> = None;
-        for (name, piece) in pieces {
-            let value = match piece {
+        for input in inputs {
+            let value = match &input.piece {
                 Piece::Literal(v) => Ok(v.clone()),
                 Piece::Path(p) => Ok(p.eval(ctx)),
+                Piece::JsonPath { path, first } => {
+                    let nodes = path.query(ctx.payload);
+                    Ok(if *first {
+                        nodes.first().cloned().unwrap_or(Json::Null)
+                    } else {
+                        Json::Array(nodes.all().into_iter().cloned().collect())
+                    })
+                }
                 Piece::Expr(e) => e
                     .eval(mj.get_or_insert_with(|| ctx.to_minijinja()).clone())
-                    .map(|v| serde_json::to_value(&v).unwrap_or(serde_json::Value::Null)),
-                Piece::Text(t) => {
-                    t.render(mj.get_or_insert_with(|| ctx.to_minijinja()).clone()).map(serde_json::Value::String)
-                }
+                    .map(|v| serde_json::to_value(&v).unwrap_or(Json::Null)),
+                Piece::Text(t) => t.render(mj.get_or_insert_with(|| ctx.to_minijinja()).clone()).map(Json::String),
             };
             let value = value.unwrap_or_else(|_| {
-                failed.push(name.clone());
-                serde_json::Value::Null
+                failed.push(input.name.clone());
+                Json::Null
             });
-            out.insert(name.clone(), value);
+            let value = match (value, &input.default) {
+                (Json::Null, Some(d)) => d.clone(),
+                (v, _) => v,
+            };
+            if value.is_null() {
+                if input.required {
+                    return Err(InputError::Missing(input.name.clone()));
+                }
+                out.insert(input.name.clone(), value);
+                continue;
+            }
+            let value = match input.ty {
+                Some(ty) => ty.coerce(value).ok_or_else(|| InputError::Invalid(input.name.clone()))?,
+                None => value,
+            };
+            out.insert(input.name.clone(), value);
         }
-        out
+        Ok(out)
     }
 }
 
@@ -231,7 +325,7 @@ mod tests {
         let mut failed = vec![];
         let payload = json!({"ticket": {"id": 42, "p": "high"}});
         let headers = Headers::from_pairs([("x-request-id", "r-1")]);
-        let out = s.render(0, &ctx(&payload, &headers), &mut failed);
+        let out = s.render(0, &ctx(&payload, &headers), &mut failed).unwrap();
         assert_eq!(out["id"], json!(42));
         assert_eq!(out["obj"], json!({"id": 42, "p": "high"}));
         assert_eq!(out["missing"], serde_json::Value::Null);
@@ -257,7 +351,7 @@ mod tests {
         let mut failed = vec![];
         let payload = json!({"a": "text"});
         let headers = Headers::from_pairs([("x-request-id", "r-1")]);
-        let out = s.render(0, &ctx(&payload, &headers), &mut failed);
+        let out = s.render(0, &ctx(&payload, &headers), &mut failed).unwrap();
         assert_eq!(out["bad"], serde_json::Value::Null);
         assert_eq!(out["ok"], json!("text"));
         assert_eq!(failed, vec!["bad".to_string()]);
@@ -269,5 +363,84 @@ mod tests {
         assert_eq!(lone_expression("{{- a -}}"), Some("a"));
         assert_eq!(lone_expression("{{ a }} {{ b }}"), None);
         assert_eq!(lone_expression("x {{ a }}"), None);
+    }
+
+    fn render_one(
+        inputs: serde_json::Value,
+        payload: serde_json::Value,
+    ) -> Result<serde_json::Map<String, Json>, InputError> {
+        let headers = Headers::from_pairs([("x-request-id", "r-1")]);
+        set(inputs).render(0, &ctx(&payload, &headers), &mut vec![])
+    }
+
+    #[test]
+    fn jsonpath_inputs_take_every_node_or_the_first() {
+        let payload = json!({"items": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 3}, {"sku": "c", "qty": 5}],
+            "a_who": {"email": "x@y"}, "b_cc": [{"email": "z@y"}]});
+        let out = render_one(
+            json!({
+                "skus": {"jsonpath": "$.items[?@.qty > 1].sku"},
+                "emails": {"jsonpath": "$..email"},
+                "email": {"jsonpath": "$..email", "first": true},
+                "none": {"jsonpath": "$.nope[*]"},
+                "none_first": {"jsonpath": "$.nope", "first": true},
+                "via_template": "{{ jsonpath('$.items[*].sku') }}",
+                "first_of_filter": {"jsonpath": "$.items[?@.qty > 2].sku", "first": true},
+            }),
+            payload,
+        )
+        .unwrap();
+        assert_eq!(out["skus"], json!(["b", "c"]));
+        assert_eq!(out["emails"], json!(["x@y", "z@y"]));
+        assert_eq!(out["email"], json!("x@y"));
+        assert_eq!(out["none"], json!([]));
+        assert_eq!(out["none_first"], Json::Null);
+        assert_eq!(out["via_template"], json!(["a", "b", "c"]));
+        assert_eq!(out["first_of_filter"], json!("b"));
+    }
+
+    #[test]
+    fn required_default_and_type() {
+        let inputs = json!({
+            "priority": {"template": "{{ payload.p }}", "required": true, "type": "string"},
+            "amount": {"jsonpath": "$.total", "first": true, "type": "number", "default": 0},
+            "count": {"jsonpath": "$.n", "first": true, "type": "integer"},
+        });
+        let out = render_one(inputs.clone(), json!({"p": "high", "total": "12.50", "n": "7"})).unwrap();
+        assert_eq!((&out["priority"], &out["amount"], &out["count"]), (&json!("high"), &json!(12.5), &json!(7)));
+        let out = render_one(inputs.clone(), json!({"p": 3})).unwrap();
+        assert_eq!((&out["priority"], &out["amount"], &out["count"]), (&json!("3"), &json!(0), &Json::Null));
+        assert_eq!(render_one(inputs.clone(), json!({})), Err(InputError::Missing("priority".into())));
+        assert_eq!(render_one(inputs.clone(), json!({"p": null})), Err(InputError::Missing("priority".into())));
+        assert_eq!(render_one(inputs.clone(), json!({"p": "x", "n": 2.5})), Err(InputError::Invalid("count".into())));
+        assert_eq!(render_one(inputs, json!({"p": {"o": 1}})), Err(InputError::Invalid("priority".into())));
+    }
+
+    #[test]
+    fn a_runaway_template_runs_out_of_fuel() {
+        let s =
+            set(json!({"loop": "{% for a in payload.xs %}{% for b in payload.xs %}{{ a }}{% endfor %}{% endfor %}",
+            "ok": "{{ payload.n }}"}));
+        let payload = json!({"xs": (0..1000).collect::<Vec<_>>(), "n": 1});
+        let headers = Headers::default();
+        let mut failed = vec![];
+        let started = std::time::Instant::now();
+        let out = s.render(0, &ctx(&payload, &headers), &mut failed).unwrap();
+        assert_eq!(failed, vec!["loop".to_string()], "a million iterations exceed the budget");
+        assert_eq!(out["loop"], Json::Null);
+        assert_eq!(out["ok"], json!(1));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "stopped by fuel, not by luck");
+    }
+
+    #[test]
+    fn no_input_is_html_escaped_whatever_its_name() {
+        let out = render_one(
+            json!({"html": "<{{ payload.s }}>", "xml": "{{ payload.s }}&", "htm": "a {{ payload.s }}"}),
+            json!({"s": "<b>&'\""}),
+        )
+        .unwrap();
+        assert_eq!(out["html"], json!("<<b>&'\">"));
+        assert_eq!(out["xml"], json!("<b>&'\"&"));
+        assert_eq!(out["htm"], json!("a <b>&'\""));
     }
 }

@@ -1,9 +1,121 @@
 //! RFC 9535 JSONPath queries (serde_json_path), compiled once at configure
 //! time for `match` and the inputs.
+//!
+//! One restriction on top of the RFC, for the work budget: the pattern of
+//! `match()` and `search()` must be a string literal. A pattern taken from the
+//! document would be compiled per node at request time, and a sender could
+//! make every request on a worker wait on it.
 
 use serde_json_path::JsonPath;
 
-/// Compiles a query; the error names what is wrong with it.
+/// Compiles a query; the error says what is wrong with it.
 pub fn compile(text: &str) -> Result<JsonPath, String> {
+    literal_patterns_only(text)?;
     JsonPath::parse(text).map_err(|e| e.to_string())
+}
+
+/// Finds every `match(` / `search(` call outside string literals and checks
+/// that its second argument is one string literal.
+fn literal_patterns_only(q: &str) -> Result<(), String> {
+    let b = q.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\'' | b'"' => i = skip_string(b, i),
+            c if c.is_ascii_alphabetic() => {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                    i += 1;
+                }
+                let name = &q[start..i];
+                let called = q[i..].trim_start().starts_with('(');
+                let member = start > 0 && b[start - 1] == b'.';
+                if called && !member && (name == "match" || name == "search") {
+                    let open = i + (q[i..].len() - q[i..].trim_start().len());
+                    check_pattern_argument(b, open, name)?;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
+}
+
+/// The index just past the string literal starting at `i`.
+fn skip_string(b: &[u8], i: usize) -> usize {
+    let quote = b[i];
+    let mut j = i + 1;
+    while j < b.len() {
+        match b[j] {
+            b'\\' => j += 2,
+            c if c == quote => return j + 1,
+            _ => j += 1,
+        }
+    }
+    b.len()
+}
+
+/// `open` is the index of the call's `(`.
+fn check_pattern_argument(b: &[u8], open: usize, name: &str) -> Result<(), String> {
+    let refused = || format!("{name}() takes a string literal as its pattern; a pattern from the document is refused");
+    let (mut depth, mut j, mut comma) = (0usize, open, None);
+    while j < b.len() {
+        match b[j] {
+            b'\'' | b'"' => {
+                j = skip_string(b, j);
+                continue;
+            }
+            b'(' | b'[' => depth += 1,
+            b')' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    break;
+                }
+            }
+            b',' if depth == 1 && comma.is_none() => comma = Some(j),
+            _ => {}
+        }
+        j += 1;
+    }
+    let Some(comma) = comma else { return Ok(()) }; // malformed: the parser says why
+    let arg = std::str::from_utf8(&b[comma + 1..j.min(b.len())]).map_err(|_| refused())?.trim();
+    let ab = arg.as_bytes();
+    let literal = matches!(ab.first(), Some(b'\'' | b'"')) && skip_string(ab, 0) == ab.len();
+    if literal {
+        Ok(())
+    } else {
+        Err(refused())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_patterns_compile() {
+        for q in [
+            "$[?match(@.a, 'a.*')]",
+            "$[?search(@.a, \"b\")]",
+            "$[?match(@.a, 'x,y)') && search(@.b, 'z')]",
+            "$.match",
+            "$['match(@.a, @.b)']",
+            "$[?@.match == 1]",
+        ] {
+            assert!(compile(q).is_ok(), "{q}: {:?}", compile(q).err());
+        }
+    }
+
+    #[test]
+    fn patterns_from_the_document_are_refused() {
+        for q in [
+            "$[?match(@.a, @.b)]",
+            "$[?search(@.a, $.pattern)]",
+            "$[?match(@.a, 'x') || search(@.b, @.c)]",
+            "$[?search(@.a, 'x' )] [?match( @.a , @.p )]",
+        ] {
+            let e = compile(q).unwrap_err();
+            assert!(e.contains("string literal"), "{q}: {e}");
+        }
+    }
 }

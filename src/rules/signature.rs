@@ -69,6 +69,18 @@ impl Profile {
         }
     }
 
+    /// What a trigger of this preset must configure.
+    pub fn needs(self) -> &'static str {
+        match self {
+            Profile::GenericWebhook => "secret (UTF-8)",
+            Profile::Github => "the webhook secret",
+            Profile::Stripe => "the endpoint's whsec_... signing secret, whole",
+            Profile::Slack => "the app's signing secret",
+            Profile::StandardWebhooks => "whsec_<base64> secret",
+            Profile::Shopify => "the app's client secret",
+        }
+    }
+
     /// HMAC key bytes for a configured secret string.
     pub fn key_bytes(self, secret: &str) -> Result<Vec<u8>, String> {
         match self {

@@ -15,7 +15,7 @@ use crate::plan::inbound::{InboundPlan, Trigger};
 use crate::plan::raw::{InputsDelivery, OnNoMatch};
 use crate::rules::allowlist::parse_source_address;
 use crate::rules::annotate;
-use crate::rules::inputs::RenderContext;
+use crate::rules::inputs::{InputError, RenderContext};
 use crate::rules::replay::{self, ReplayKey, Reservation};
 use crate::rules::signature::Credentials;
 use crate::rules::{matcher, paths, peer};
@@ -166,35 +166,14 @@ impl Inbound {
     ) -> Result<Forward<Held>, Outcome<Held>> {
         let plan = &*self.plan;
         let trigger = &*p.trigger;
-        let payload: serde_json::Value =
-            serde_json::from_slice(body).map_err(|_| Outcome::Reject(Reject::InvalidJson))?;
-        let matched = matcher::all_hold(&trigger.conditions, &payload);
-        if !matched && plan.on_no_match == OnNoMatch::Ignore {
-            return Err(Outcome::Ignored);
-        }
-        let ctx = RenderContext {
-            payload: &payload,
-            headers: &p.headers,
-            hidden_headers: trigger.profile.signature_headers(),
-            trigger_id: &trigger.id,
-            agent_id: &trigger.agent_id,
-            source: trigger.profile.name(),
-        };
-        let mut failed = Vec::new();
-        let inputs = plan.templates.render(trigger.inputs, &ctx, &mut failed);
-        if !failed.is_empty() {
+        let m = map_delivery(plan, trigger, &p.headers, body).map_err(Outcome::from)?;
+        if !m.failed.is_empty() {
             let msg = format!(
-                "combo_webhook: trigger {}: inputs rendered as null after a template error: {}",
+                "combo_webhook: trigger {}: inputs rendered as null after a template error or the work budget: {}",
                 trigger.id,
-                failed.join(", ")
+                m.failed.join(", ")
             );
             host.log(Level::Warn, &msg);
-        }
-        let inputs_json = annotate::ascii_json(&inputs);
-        let envelope = plan.inputs_delivery == InputsDelivery::Envelope;
-        let inputs_fit = inputs_json.len() <= plan.max_inputs_bytes;
-        if !inputs_fit && !envelope {
-            return Err(Outcome::Reject(Reject::InputsTooLarge));
         }
         let mut set_headers = vec![
             (TRIGGER_ID, trigger.id.clone()),
@@ -202,14 +181,15 @@ impl Inbound {
             (SOURCE, trigger.profile.name().to_string()),
             (KEY_ID, a.key_id.to_string()),
             (DELIVERY_ID, a.delivery_id),
-            (MATCHED, matched.to_string()),
+            (MATCHED, m.matched.to_string()),
         ];
         // With the envelope the inputs travel in the body; the header is a
         // convenience that is left out when it would be too large.
-        if inputs_fit {
-            set_headers.insert(2, (INPUTS, inputs_json));
+        if m.inputs_json.len() <= plan.max_inputs_bytes {
+            set_headers.insert(2, (INPUTS, m.inputs_json));
         }
-        let body = envelope.then(|| annotate::envelope(&trigger.id, &trigger.agent_id, &inputs, body));
+        let envelope = plan.inputs_delivery == InputsDelivery::Envelope;
+        let body = envelope.then(|| annotate::envelope(&trigger.id, &trigger.agent_id, &m.inputs, body));
         Ok(Forward {
             remove_headers: &[],
             set_headers,
@@ -219,6 +199,69 @@ impl Inbound {
             held: Held { replay: None },
         })
     }
+}
+
+/// What a verified delivery maps to: whether the match holds, and the
+/// rendered inputs. Shared by the stream and `combo-webhook inputs`.
+pub struct Mapping {
+    pub matched: bool,
+    pub inputs: serde_json::Map<String, serde_json::Value>,
+    /// The inputs as the `x-combo-inputs` header carries them.
+    pub inputs_json: String,
+    /// Inputs rendered as null after a template error or the work budget.
+    pub failed: Vec<String>,
+}
+
+/// Why a verified delivery is answered at the edge instead of forwarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unmapped {
+    Reject(Reject),
+    /// 422, naming the input.
+    Input(Reject, String),
+    Ignored,
+}
+
+impl<F> From<Unmapped> for Outcome<F> {
+    fn from(u: Unmapped) -> Self {
+        match u {
+            Unmapped::Reject(r) => Outcome::Reject(r),
+            Unmapped::Input(r, name) => Outcome::RejectInput(r, name),
+            Unmapped::Ignored => Outcome::Ignored,
+        }
+    }
+}
+
+/// JSON, match and inputs of a delivery to `trigger` (its signature already
+/// verified), in the README's order.
+pub fn map_delivery(
+    plan: &InboundPlan,
+    trigger: &Trigger,
+    headers: &Headers,
+    body: &[u8],
+) -> Result<Mapping, Unmapped> {
+    let payload: serde_json::Value = serde_json::from_slice(body).map_err(|_| Unmapped::Reject(Reject::InvalidJson))?;
+    let matched = matcher::all_hold(&trigger.conditions, &payload);
+    if !matched && plan.on_no_match == OnNoMatch::Ignore {
+        return Err(Unmapped::Ignored);
+    }
+    let ctx = RenderContext {
+        payload: &payload,
+        headers,
+        hidden_headers: trigger.profile.signature_headers(),
+        trigger_id: &trigger.id,
+        agent_id: &trigger.agent_id,
+        source: trigger.profile.name(),
+    };
+    let mut failed = Vec::new();
+    let inputs = plan.templates.render(trigger.inputs, &ctx, &mut failed).map_err(|e| match e {
+        InputError::Missing(name) => Unmapped::Input(Reject::MissingInput, name),
+        InputError::Invalid(name) => Unmapped::Input(Reject::InvalidInput, name),
+    })?;
+    let inputs_json = annotate::ascii_json(&inputs);
+    if inputs_json.len() > plan.max_inputs_bytes && plan.inputs_delivery == InputsDelivery::Header {
+        return Err(Unmapped::Reject(Reject::InputsTooLarge));
+    }
+    Ok(Mapping { matched, inputs, inputs_json, failed })
 }
 
 /// Header checks after the path, in the README's order. Returns the trigger

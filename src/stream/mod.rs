@@ -34,6 +34,8 @@ pub enum Head<P> {
 #[derive(Debug)]
 pub enum Outcome<F> {
     Reject(Reject),
+    /// 422 about one input, named in the answer.
+    RejectInput(Reject, String),
     /// Delivered before: 200 `{"status":"duplicate"}`.
     Duplicate,
     /// Another copy is being delivered right now: 409, retry later.
@@ -68,7 +70,7 @@ pub struct Reply {
 impl<F> Outcome<F> {
     fn verdict(&self) -> Verdict {
         match self {
-            Outcome::Reject(_) => Verdict::Rejected,
+            Outcome::Reject(_) | Outcome::RejectInput(..) => Verdict::Rejected,
             Outcome::Duplicate => Verdict::Duplicate,
             Outcome::InProgress => Verdict::InProgress,
             Outcome::Ignored => Verdict::Ignored,
@@ -79,7 +81,7 @@ impl<F> Outcome<F> {
 
     fn counter(&self) -> Counter {
         match self {
-            Outcome::Reject(r) => Counter::Rejected(*r),
+            Outcome::Reject(r) | Outcome::RejectInput(r, _) => Counter::Rejected(*r),
             Outcome::Duplicate => Counter::Duplicate,
             Outcome::InProgress => Counter::InProgress,
             Outcome::Ignored => Counter::Ignored,
@@ -101,6 +103,9 @@ impl<F> Outcome<F> {
                     _ => {}
                 }
                 Reply { status: r.status(), headers, body: r.body().into_bytes().into() }
+            }
+            Outcome::RejectInput(r, input) => {
+                Reply { status: r.status(), headers: vec![JSON], body: r.body_for_input(input).into_bytes().into() }
             }
             Outcome::Duplicate => fixed(200, br#"{"status":"duplicate"}"#),
             Outcome::InProgress => Reply {
@@ -353,7 +358,7 @@ impl<H: Host, M: Mode> Stream<H, M> {
         let reply = outcome.reply();
         if let Some(a) = &mut self.audit {
             match outcome {
-                Outcome::Reject(r) => a.reject(r),
+                Outcome::Reject(r) | Outcome::RejectInput(r, _) => a.reject(r),
                 ref o => a.answer(o.verdict(), reply.as_ref().map(|r| r.status)),
             }
         }

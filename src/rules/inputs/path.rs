@@ -72,7 +72,12 @@ fn step<'v>(v: &'v serde_json::Value, seg: &Seg) -> Option<&'v serde_json::Value
     match (v, seg) {
         (serde_json::Value::Object(m), Seg::Key(k)) => m.get(k),
         (serde_json::Value::Array(a), Seg::Index(i)) => {
-            let idx = if *i < 0 { a.len().checked_sub(i.unsigned_abs() as usize)? } else { *i as usize };
+            // try_from: on wasm32 a usize is 32 bits, and 2^32 must not wrap to 0.
+            let idx = if *i < 0 {
+                a.len().checked_sub(usize::try_from(i.unsigned_abs()).ok()?)?
+            } else {
+                usize::try_from(*i).ok()?
+            };
             a.get(idx)
         }
         _ => None,
