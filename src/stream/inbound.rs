@@ -74,6 +74,10 @@ impl Mode for Inbound {
         }
         let plan = &*self.plan;
         let canonical = paths::canonicalize(headers.first(PATH).unwrap_or(""));
+        if !canonical.converged {
+            // Nobody can say where an encoding bomb points: refused, not passed.
+            return Head::Reject(Reject::NonCanonicalPath);
+        }
         let Some(segment) = canonical.path.strip_prefix(plan.path_prefix.as_str()) else {
             return Head::PassThrough;
         };

@@ -1,0 +1,169 @@
+//! Fuzz entry points, one per attack surface. `cargo fuzz` (fuzz/, nightly)
+//! drives them with libFuzzer; `tests/fuzz_corpus.rs` replays the kept corpus
+//! through them on stable in `make test`. Each must never panic, and asserts
+//! the invariants that hold for any input (the asserts are the fuzz oracle).
+#![allow(clippy::panic)]
+
+use std::sync::{Arc, OnceLock};
+
+use crate::host::memory::{MemoryHost, MemoryStore};
+use crate::host::{Action, Headers};
+use crate::plan::{self, Compiled, InboundPlan};
+use crate::rules::inputs::{RenderContext, TemplateSet};
+use crate::rules::paths;
+use crate::rules::signature::Profile;
+use crate::stream::inbound::{Inbound, Stream};
+
+const NOW: i64 = 1_800_000_000;
+
+/// Configuration text (JSON) and plugin bytes (JSON or a Struct's wire form).
+pub fn config(data: &[u8]) {
+    let _ = plan::from_plugin_bytes(data, &|_| Some("x".to_string()), NOW);
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = plan::from_json(text, &|_| None, NOW);
+    }
+}
+
+/// Every scheme's header parser, on the same arbitrary header values.
+pub fn signature_headers(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut values = text.split('\n');
+    let mut next = || values.next().unwrap_or("").to_string();
+    let names = [
+        "x-combo-signature",
+        "x-combo-timestamp",
+        "x-hub-signature-256",
+        "stripe-signature",
+        "x-slack-signature",
+        "x-slack-request-timestamp",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "x-shopify-hmac-sha256",
+    ];
+    let headers = Headers::new(names.iter().map(|n| (n.to_string(), next())).collect());
+    for name in Profile::NAMES {
+        if let Some(p) = Profile::parse(name) {
+            if let Ok(c) = p.credentials(&headers) {
+                let _ = c.verify(data, &[], NOW);
+            }
+        }
+    }
+}
+
+/// The path canonicaliser: its output is absolute, has no empty, `.` or `..`
+/// segment, and decoding it again changes nothing.
+pub fn path(data: &[u8]) {
+    let raw = String::from_utf8_lossy(data);
+    let c = paths::canonicalize(&raw);
+    assert!(c.path.starts_with('/'));
+    let inner = c.path.trim_start_matches('/').trim_end_matches('/');
+    assert!(inner.is_empty() || inner.split('/').all(|s| !s.is_empty() && s != "." && s != ".."), "{:?}", c.path);
+    if c.converged {
+        assert_eq!(paths::percent_decode(&c.path), c.path, "fully decoded");
+    } else {
+        assert!(!c.was_canonical);
+    }
+}
+
+/// A template compiled from the first line, rendered over the rest as JSON.
+pub fn template(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (template, payload) = text.split_once('\n').unwrap_or((&text, "{}"));
+    let Ok(set) = TemplateSet::compile(vec![vec![("x".to_string(), serde_json::Value::String(template.to_string()))]])
+    else {
+        return;
+    };
+    let payload: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+    let headers = Headers::default();
+    let ctx = RenderContext {
+        payload: &payload,
+        headers: &headers,
+        hidden_headers: &[],
+        trigger_id: "t",
+        agent_id: "a",
+        source: "generic_webhook",
+    };
+    let _ = set.render(0, &ctx, &mut Vec::new());
+}
+
+/// The plan the pipeline target runs (compiled once; the config is fixed and
+/// tested to compile).
+fn fuzz_plan() -> Option<Arc<InboundPlan>> {
+    static PLAN: OnceLock<Option<Arc<InboundPlan>>> = OnceLock::new();
+    PLAN.get_or_init(|| {
+        let cfg = r#"{"max_body_bytes": 4096, "max_inputs_bytes": 512, "triggers": [
+            {"id": "t", "secret": "k", "match": {"jsonpath": "$.a", "exists": true},
+             "action": {"agent_id": "a", "inputs": {"a": "{{ payload.a }}", "all": {"jsonpath": "$..*"},
+               "n": {"jsonpath": "$.n", "first": true, "type": "integer", "default": 0}}}},
+            {"id": "g", "source": "github", "secret": "k", "action": {"agent_id": "a"}}]}"#;
+        match plan::from_json(cfg, &|_| None, NOW) {
+            Ok(Compiled::Inbound(p)) => Some(Arc::new(p)),
+            _ => None,
+        }
+    })
+    .clone()
+}
+
+/// The whole inbound stream over an in-memory host: the first line is the
+/// path, the next lines headers (`name: value`), then a blank line and the
+/// body. When the body is signed correctly half the time (the fuzzer cannot
+/// forge HMACs), deeper stages are reached too.
+pub fn inbound(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let path = lines.next().unwrap_or("/");
+    let mut headers: Vec<(String, String)> = vec![(":method".into(), "POST".into()), (":path".into(), path.into())];
+    headers
+        .extend(lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().into())));
+    if data.first().is_some_and(|b| b % 2 == 0) {
+        let sig = crate::rules::signature::sign_generic(
+            &crate::rules::secrets::Secret::new("k".into(), b"k", None, None),
+            NOW,
+            body.as_bytes(),
+        );
+        headers.push(("content-type".into(), "application/json".into()));
+        headers.push(("x-combo-timestamp".into(), NOW.to_string()));
+        headers.push(("x-combo-signature".into(), sig));
+    }
+    let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut host = MemoryHost::new(&pairs, body.as_bytes(), NOW);
+    host.store = store();
+    host.response_status = Some(200);
+    let len = host.body.len();
+    let Some(plan) = fuzz_plan() else { return };
+    let mut s = Stream::new(host, Inbound::new(plan));
+    let first = s.on_request_headers(false);
+    let then = s.on_request_body(len, true);
+    s.on_response_headers();
+    s.on_done();
+    let h = s.host();
+    // Invariants: an answered stream paused; a 5xx only from the store or host; a
+    // forwarded one carries every annotation.
+    if let Some(r) = &h.reply {
+        assert!(first == Action::Pause || then == Action::Pause);
+        assert!(r.status < 500, "no input gets a 5xx: {}", r.status);
+    } else if h.header("x-combo-trigger-id").is_some() {
+        assert!(h.header("x-combo-agent-id").is_some() && h.header("x-combo-delivery-id").is_some());
+    }
+}
+
+fn store() -> MemoryStore {
+    thread_local! {
+        static STORE: MemoryStore = {
+            let s = MemoryStore::default();
+            crate::rules::replay::create_buckets(&s);
+            s
+        };
+    }
+    STORE.with(MemoryStore::clone)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_pipeline_plan_compiles() {
+        assert!(super::fuzz_plan().is_some());
+    }
+}
