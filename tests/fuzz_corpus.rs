@@ -2,6 +2,7 @@
 //! entry points on stable: every input the fuzzers found interesting, and
 //! every crash they found and we fixed, stays a regression test.
 
+#![allow(clippy::unwrap_used, clippy::panic)] // a test harness: failing loudly is its job
 use std::path::Path;
 
 use combo_webhook_filter::fuzzing;
