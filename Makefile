@@ -86,6 +86,11 @@ fuzz:
 	    | grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added|==[0-9]+==|SUMMARY|Done)' ); \
 	done
 
+# SOAK_SECONDS (default 600) of mixed traffic at a bounded rate, loopback only;
+# fails on a duplicate, a leak, a 5xx or memory growth (tools/soak.py).
+soak: build $(TOOLS_STAMP)
+	ENVOY="$(ENVOY_BIN)" $(PY) tools/soak.py
+
 clean:
 	cargo clean
 	rm -rf $(TOOLS)

@@ -23,6 +23,7 @@ pub const RESPONSE_HEADERS: u32 = 2;
 pub const REQUEST_BODY: u32 = 0;
 pub const PLUGIN_CONFIGURATION: u32 = 7;
 pub const COUNTER: u32 = 0;
+pub const GAUGE: u32 = 1;
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -69,6 +70,7 @@ extern "C" {
     fn proxy_set_shared_data(key: *const u8, key_size: usize, value: *const u8, value_size: usize, cas: u32) -> u32;
     fn proxy_define_metric(kind: u32, name: *const u8, name_size: usize, id: *mut u32) -> u32;
     fn proxy_increment_metric(id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(id: u32, value: u64) -> u32;
 }
 
 fn status(code: u32) -> Result<(), Status> {
@@ -182,4 +184,8 @@ pub fn define_metric(kind: u32, name: &str) -> Result<u32, Status> {
 
 pub fn increment_metric(id: u32, offset: i64) -> Result<(), Status> {
     status(unsafe { proxy_increment_metric(id, offset) })
+}
+
+pub fn record_metric(id: u32, value: u64) -> Result<(), Status> {
+    status(unsafe { proxy_record_metric(id, value) })
 }

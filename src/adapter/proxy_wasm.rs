@@ -19,7 +19,7 @@ use crate::stream::{Mode, Stream};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plan: None, metrics: Rc::new(Vec::new()) }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plan: None, metrics: Rc::new(Vec::new()), memory_gauge: None }) });
 }}
 
 /// Each mode's plan, held directly: an HTTP context never re-checks the mode.
@@ -32,6 +32,9 @@ struct Root {
     plan: Option<Plan>,
     /// Counter ids by `Counter::index`, defined once per VM.
     metrics: Rc<Vec<Option<u32>>>,
+    /// `combo_webhook_vm_memory_bytes`: the VM's linear memory, so a soak can
+    /// tell that it stays flat.
+    memory_gauge: Option<u32>,
 }
 
 impl Context for Root {}
@@ -75,7 +78,9 @@ impl RootContext for Root {
         };
         if self.metrics.is_empty() {
             self.metrics = Rc::new(define_metrics(&mut host));
+            self.memory_gauge = abi::define_metric(abi::GAUGE, "combo_webhook_vm_memory_bytes").ok();
         }
+        record_memory(self.memory_gauge);
         let us = started.elapsed().as_micros();
         host.log(Level::Info, &format!("combo_webhook: {summary}, configured in {us} us"));
         self.plan = Some(plan);
@@ -85,8 +90,8 @@ impl RootContext for Root {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let host = WasmHost::new(Rc::clone(&self.metrics));
         Some(match self.plan.as_ref()? {
-            Plan::Inbound(p) => Box::new(Filter(Stream::new(host, Inbound::new(Arc::clone(p))))),
-            Plan::Outbound(p) => Box::new(Filter(Stream::new(host, Outbound::new(Arc::clone(p))))),
+            Plan::Inbound(p) => Box::new(Filter(Stream::new(host, Inbound::new(Arc::clone(p))), self.memory_gauge)),
+            Plan::Outbound(p) => Box::new(Filter(Stream::new(host, Outbound::new(Arc::clone(p))), self.memory_gauge)),
         })
     }
 
@@ -108,7 +113,19 @@ fn define_metrics(host: &mut WasmHost) -> Vec<Option<u32>> {
 }
 
 /// One HTTP stream: callbacks forwarded, nothing decided here.
-struct Filter<M: Mode>(Stream<WasmHost, M>);
+struct Filter<M: Mode>(Stream<WasmHost, M>, Option<u32>);
+
+/// Records the VM's linear memory in the gauge, every 64th stream per worker.
+fn record_memory(gauge: Option<u32>) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static STREAMS: AtomicU32 = AtomicU32::new(0);
+    if let Some(id) = gauge {
+        if STREAMS.fetch_add(1, Ordering::Relaxed) % 64 == 0 {
+            let bytes = core::arch::wasm32::memory_size(0) as u64 * 65_536;
+            let _ = abi::record_metric(id, bytes);
+        }
+    }
+}
 
 fn action(a: Action) -> WasmAction {
     match a {
@@ -138,6 +155,7 @@ impl<M: Mode> HttpContext for Filter<M> {
 
     fn on_log(&mut self) {
         self.0.on_done();
+        record_memory(self.1);
     }
 }
 
