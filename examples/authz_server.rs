@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 mod http1;
 
 use combo_webhook_filter::contract::metrics::Counter;
-use combo_webhook_filter::host::{Host, HostError, Level, Peer, SharedStore, StoreError};
+use combo_webhook_filter::host::{Callout, CalloutResponse, Host, HostError, Level, Peer, SharedStore, StoreError};
 use combo_webhook_filter::plan::{self, Compiled, InboundPlan};
 use combo_webhook_filter::rules::replay;
 use combo_webhook_filter::stream::inbound::{Inbound, Stream};
@@ -104,6 +104,16 @@ impl Host for AuthzHost<'_> {
         false
     }
     fn log(&mut self, _level: Level, _message: &str) {}
+    // The baseline keeps its replay cache in process (the local store).
+    fn http_call(&mut self, _call: &Callout) -> Result<u32, HostError> {
+        Err(HostError)
+    }
+    fn callout_response(&mut self, _body_size: usize) -> CalloutResponse {
+        CalloutResponse::default()
+    }
+    fn resume_request(&mut self) -> Result<(), HostError> {
+        Ok(())
+    }
 }
 
 fn serve(stream: TcpStream, plan: &Arc<InboundPlan>, store: &ProcessStore) -> std::io::Result<()> {

@@ -74,7 +74,7 @@ pub fn template(data: &[u8]) {
     else {
         return;
     };
-    let payload: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+    let payload = Arc::new(serde_json::from_str::<serde_json::Value>(payload).unwrap_or_default());
     let headers = Headers::default();
     let ctx = RenderContext {
         payload: &payload,
@@ -84,7 +84,7 @@ pub fn template(data: &[u8]) {
         agent_id: "a",
         source: "generic_webhook",
     };
-    let _ = set.render(0, &ctx, &mut Vec::new());
+    let _ = set.render(0, &ctx, 4096, &mut Vec::new());
 }
 
 /// The plan the pipeline target runs (compiled once; the config is fixed and

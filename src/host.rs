@@ -48,6 +48,23 @@ pub struct Peer {
     pub subject: Option<String>,
 }
 
+/// An HTTP callout (a POST of JSON) to an upstream cluster of the proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callout {
+    pub cluster: String,
+    pub authority: String,
+    pub path: &'static str,
+    pub body: Vec<u8>,
+    pub timeout_ms: u64,
+}
+
+/// A callout's answer: `status` is `None` when it failed or timed out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CalloutResponse {
+    pub status: Option<u32>,
+    pub body: Vec<u8>,
+}
+
 /// A key-value store shared by every worker of one proxy, with
 /// compare-and-swap (Envoy's shared data).
 pub trait SharedStore {
@@ -82,4 +99,11 @@ pub trait Host: SharedStore {
     fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError>;
     fn log_enabled(&self, level: Level) -> bool;
     fn log(&mut self, level: Level, message: &str);
+    /// Sends a callout; its answer arrives through the stream's
+    /// `on_callout_response` with the token returned here.
+    fn http_call(&mut self, call: &Callout) -> Result<u32, HostError>;
+    /// The answer of the callout being delivered (`body_size` bytes of body).
+    fn callout_response(&mut self, body_size: usize) -> CalloutResponse;
+    /// Resumes a request paused while a callout was out.
+    fn resume_request(&mut self) -> Result<(), HostError>;
 }

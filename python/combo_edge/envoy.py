@@ -386,3 +386,51 @@ def shipped_config(name: str, ports: dict[int, int]) -> dict:
     walk(cfg)
     cfg.pop("admin", None)  # Envoy() sets its own admin port
     return cfg
+
+
+# ---------------------------------------------------------------- etcd
+
+class Etcd:
+    """A real etcd (Debian's etcd-server) on loopback, with its own data dir.
+    `stop()` and `start()` again keep the data, like a restart."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="combo-etcd-"))
+        self.port, self.peer_port = free_port(), free_port()
+        self.proc = None
+
+    def start(self, timeout: float = 20.0):
+        binary = os.environ.get("ETCD") or "etcd"
+        url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [binary, "--name", "combo", "--data-dir", str(self.dir / "data"),
+             "--listen-client-urls", url, "--advertise-client-urls", url,
+             "--listen-peer-urls", f"http://127.0.0.1:{self.peer_port}",
+             "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer_port}",
+             "--initial-cluster", f"combo=http://127.0.0.1:{self.peer_port}", "--log-level", "error"],
+            stdout=subprocess.DEVNULL, stderr=open(self.dir / "etcd.log", "ab"))
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"etcd exited: {(self.dir / 'etcd.log').read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1)
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("etcd did not become healthy")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every key under `prefix` (to check what etcd holds)."""
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/v3/kv/range", method="POST",
+            data=json.dumps({"key": base64.b64encode(prefix.encode()).decode(),
+                             "range_end": base64.b64encode(end.encode()).decode()}).encode())
+        doc = json.loads(urllib.request.urlopen(req, timeout=5).read())
+        return [base64.b64decode(kv["key"]).decode() for kv in doc.get("kvs", [])]

@@ -21,6 +21,9 @@ pub const CAS_MISMATCH: Status = Status(8);
 pub const REQUEST_HEADERS: u32 = 0;
 pub const RESPONSE_HEADERS: u32 = 2;
 pub const REQUEST_BODY: u32 = 0;
+pub const CALLOUT_RESPONSE_HEADERS: u32 = 6;
+pub const CALLOUT_RESPONSE_BODY: u32 = 4;
+pub const HTTP_REQUEST_STREAM: u32 = 0;
 pub const PLUGIN_CONFIGURATION: u32 = 7;
 pub const COUNTER: u32 = 0;
 pub const GAUGE: u32 = 1;
@@ -71,6 +74,7 @@ extern "C" {
     fn proxy_define_metric(kind: u32, name: *const u8, name_size: usize, id: *mut u32) -> u32;
     fn proxy_increment_metric(id: u32, offset: i64) -> u32;
     fn proxy_record_metric(id: u32, value: u64) -> u32;
+    fn proxy_continue_stream(stream: u32) -> u32;
 }
 
 fn status(code: u32) -> Result<(), Status> {
@@ -188,4 +192,8 @@ pub fn increment_metric(id: u32, offset: i64) -> Result<(), Status> {
 
 pub fn record_metric(id: u32, value: u64) -> Result<(), Status> {
     status(unsafe { proxy_record_metric(id, value) })
+}
+
+pub fn continue_stream(stream: u32) -> Result<(), Status> {
+    status(unsafe { proxy_continue_stream(stream) })
 }

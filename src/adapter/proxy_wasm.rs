@@ -10,7 +10,7 @@ use proxy_wasm::types::{Action as WasmAction, ContextType, LogLevel};
 
 use super::abi;
 use crate::contract::metrics::Counter;
-use crate::host::{Action, Host, HostError, Level, Peer, SharedStore, StoreError};
+use crate::host::{Action, Callout, CalloutResponse, Host, HostError, Level, Peer, SharedStore, StoreError};
 use crate::plan::{self, Compiled, InboundPlan, OutboundPlan};
 use crate::rules::replay;
 use crate::stream::inbound::Inbound;
@@ -62,6 +62,10 @@ impl RootContext for Root {
         };
         for w in compiled.warnings() {
             host.log(Level::Warn, &format!("combo_webhook: {w}"));
+        }
+        // A gauge, so an alert can fire before a rotation overlap runs out.
+        if let Ok(id) = abi::define_metric(abi::GAUGE, "combo_webhook_secrets_expiring") {
+            let _ = abi::record_metric(id, compiled.expiring());
         }
         let (plan, summary) = match compiled {
             Compiled::Inbound(p) => {
@@ -134,7 +138,11 @@ fn action(a: Action) -> WasmAction {
     }
 }
 
-impl<M: Mode> Context for Filter<M> {}
+impl<M: Mode> Context for Filter<M> {
+    fn on_http_call_response(&mut self, token: u32, _num_headers: usize, body_size: usize, _num_trailers: usize) {
+        self.0.on_callout_response(token, body_size);
+    }
+}
 
 impl<M: Mode> HttpContext for Filter<M> {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> WasmAction {
@@ -278,5 +286,36 @@ impl Host for WasmHost {
         if self.log_enabled(level) {
             abi::log(wasm_level(level), message);
         }
+    }
+
+    fn http_call(&mut self, call: &Callout) -> Result<u32, HostError> {
+        let length = call.body.len().to_string();
+        let headers = [
+            (":method", "POST"),
+            (":path", call.path),
+            (":authority", call.authority.as_str()),
+            ("content-type", "application/json"),
+            ("content-length", length.as_str()),
+        ];
+        // Through the SDK, not the raw ABI: its dispatcher must learn the
+        // token, or the answer traps the VM ("invalid token_id"). Its
+        // `dispatch_http_call` handles every status Envoy returns for this
+        // call (Ok, BadArgument for an unknown cluster, InternalFailure).
+        let timeout = std::time::Duration::from_millis(call.timeout_ms);
+        proxy_wasm::hostcalls::dispatch_http_call(&call.cluster, headers.to_vec(), Some(&call.body), vec![], timeout)
+            .map_err(|_| HostError)
+    }
+
+    fn callout_response(&mut self, body_size: usize) -> CalloutResponse {
+        let status = abi::header_value(abi::CALLOUT_RESPONSE_HEADERS, ":status")
+            .ok()
+            .flatten()
+            .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok());
+        let body = abi::buffer(abi::CALLOUT_RESPONSE_BODY, 0, body_size).unwrap_or_default();
+        CalloutResponse { status, body }
+    }
+
+    fn resume_request(&mut self) -> Result<(), HostError> {
+        abi::continue_stream(abi::HTTP_REQUEST_STREAM).map_err(|_| HostError)
     }
 }

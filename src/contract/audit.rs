@@ -52,6 +52,10 @@ pub struct AuditRecord {
     pub skew_seconds: Option<i64>,
     pub source_address: Option<String>,
     pub key_id: Option<String>,
+    /// Where replay protection was decided: `local`, `etcd`, `local_fallback`
+    /// (etcd failed, the local store decided) or `unavailable`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_store: Option<&'static str>,
     pub verify_us: u64,
     pub backend_status: Option<u32>,
 }
@@ -74,6 +78,7 @@ impl AuditRecord {
             skew_seconds: None,
             source_address: None,
             key_id: None,
+            replay_store: None,
             verify_us: 0,
             backend_status: None,
         }

@@ -10,16 +10,22 @@ pub enum Counter {
     InProgress,
     OutboundSigned,
     OutboundSkipped,
+    /// The shared replay store did not answer as it must.
+    ReplayStoreError,
+    /// ... and the delivery fell back to the local store.
+    ReplayStoreFallback,
     Rejected(Reject),
 }
 
-const FIXED: [Counter; 6] = [
+const FIXED: [Counter; 8] = [
     Counter::Accepted,
     Counter::Ignored,
     Counter::Duplicate,
     Counter::InProgress,
     Counter::OutboundSigned,
     Counter::OutboundSkipped,
+    Counter::ReplayStoreError,
+    Counter::ReplayStoreFallback,
 ];
 
 impl Counter {
@@ -37,6 +43,8 @@ impl Counter {
             Counter::InProgress => 3,
             Counter::OutboundSigned => 4,
             Counter::OutboundSkipped => 5,
+            Counter::ReplayStoreError => 6,
+            Counter::ReplayStoreFallback => 7,
             // `Reject` is a fieldless enum declared in the order of `Reject::ALL`.
             Counter::Rejected(r) => FIXED.len() + r as usize,
         }
@@ -48,6 +56,8 @@ impl Counter {
             Counter::Ignored => "combo_webhook_ignored".to_string(),
             Counter::Duplicate => "combo_webhook_duplicate".to_string(),
             Counter::InProgress => "combo_webhook_in_progress".to_string(),
+            Counter::ReplayStoreError => "combo_webhook_replay_store_error".to_string(),
+            Counter::ReplayStoreFallback => "combo_webhook_replay_store_fallback".to_string(),
             Counter::OutboundSigned => "combo_webhook_outbound_signed".to_string(),
             Counter::OutboundSkipped => "combo_webhook_outbound_skipped".to_string(),
             Counter::Rejected(r) => format!("combo_webhook_rejected_{}", r.code()),

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::{Host, HostError, Level, Peer, SharedStore, StoreError};
+use super::{Callout, CalloutResponse, Host, HostError, Level, Peer, SharedStore, StoreError};
 use crate::contract::metrics::Counter;
 
 /// Values with their CAS tokens.
@@ -90,6 +90,11 @@ pub struct MemoryHost {
     pub clock_reads: u32,
     /// Make every header or body write fail, like a host that refuses.
     pub refuse_writes: bool,
+    /// Callouts sent, in order (the token is the index).
+    pub callouts: Vec<Callout>,
+    /// The answer `callout_response` gives next.
+    pub next_response: CalloutResponse,
+    pub resumed: u32,
 }
 
 impl MemoryHost {
@@ -203,5 +208,19 @@ impl Host for MemoryHost {
 
     fn log(&mut self, level: Level, message: &str) {
         self.logs.push((level, message.to_string()));
+    }
+
+    fn http_call(&mut self, call: &Callout) -> Result<u32, HostError> {
+        self.callouts.push(call.clone());
+        Ok(self.callouts.len() as u32 - 1)
+    }
+
+    fn callout_response(&mut self, _body_size: usize) -> CalloutResponse {
+        std::mem::take(&mut self.next_response)
+    }
+
+    fn resume_request(&mut self) -> Result<(), HostError> {
+        self.resumed += 1;
+        Ok(())
     }
 }

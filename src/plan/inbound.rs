@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::raw::{InputsDelivery, OnNoMatch, OneOrMany, RawConfig, RawTrigger};
+use super::raw::{InputsDelivery, OnNoMatch, OnStoreError, OneOrMany, RawConfig, RawReplay, RawTrigger, StoreKind};
 use super::{valid_id, Compiler, DEFAULT_MAX_BODY_BYTES, MAX_MAX_BODY_BYTES};
 use crate::rules::allowlist::Allowlist;
 use crate::rules::inputs::{InputsId, TemplateSet};
@@ -34,16 +34,34 @@ pub struct InboundPlan {
     pub templates: TemplateSet,
     /// Non-fatal remarks for the operator, logged once at configure time.
     pub warnings: Vec<String>,
+    /// Triggers whose last secret expires within 7 days.
+    pub expiring: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ReplayPolicy {
     pub enabled: bool,
     pub window_seconds: u64,
     pub max_entries: u64,
     /// How long a delivery may stay reserved while its backend works.
     pub inflight_seconds: u64,
+    /// `None`: the local store (Envoy shared data).
+    pub etcd: Option<EtcdStore>,
+    pub on_store_error: OnStoreError,
+    /// How long a delivery may wait on the shared store.
+    pub timeout_ms: u64,
 }
+
+/// The etcd store, reached through an Envoy cluster.
+#[derive(Debug, Clone)]
+pub struct EtcdStore {
+    pub cluster: String,
+    pub authority: String,
+    pub prefix: String,
+}
+
+pub const DEFAULT_ETCD_PREFIX: &str = "combo_webhook/replay/";
+pub const DEFAULT_STORE_TIMEOUT_MS: u64 = 250;
 
 #[derive(Debug)]
 pub struct Trigger {
@@ -91,21 +109,7 @@ pub(super) fn compile(raw: RawConfig, c: &mut Compiler) -> Option<InboundPlan> {
         86_400,
     );
     let allow = c.allowlist(&raw.allow_cidrs, "allow_cidrs");
-    let r = raw.replay.unwrap_or_default();
-    let replay = ReplayPolicy {
-        enabled: r.enabled.unwrap_or(true),
-        window_seconds: c.range(
-            "replay.window_seconds",
-            r.window_seconds.unwrap_or(DEFAULT_REPLAY_WINDOW_SECONDS),
-            30 * 86_400,
-        ),
-        max_entries: c.range("replay.max_entries", r.max_entries.unwrap_or(DEFAULT_REPLAY_MAX_ENTRIES), 10_000_000),
-        inflight_seconds: c.range(
-            "replay.inflight_seconds",
-            r.inflight_seconds.unwrap_or(DEFAULT_INFLIGHT_SECONDS),
-            3600,
-        ),
-    };
+    let replay = replay_policy(raw.replay.unwrap_or_default(), c);
 
     let mut triggers = HashMap::with_capacity(raw.triggers.len());
     let mut all_inputs = Vec::with_capacity(raw.triggers.len());
@@ -143,7 +147,49 @@ pub(super) fn compile(raw: RawConfig, c: &mut Compiler) -> Option<InboundPlan> {
         triggers,
         templates,
         warnings: std::mem::take(&mut c.warnings),
+        expiring: c.expiring,
     })
+}
+
+fn replay_policy(r: RawReplay, c: &mut Compiler) -> ReplayPolicy {
+    let etcd = match (r.store, r.etcd) {
+        (StoreKind::Local, None) => None,
+        (StoreKind::Local, Some(_)) => {
+            c.error("replay.etcd", "only valid with store: etcd");
+            None
+        }
+        (StoreKind::Etcd, None) => {
+            c.error("replay.etcd", "store: etcd needs etcd.cluster (the Envoy cluster that reaches etcd)");
+            None
+        }
+        (StoreKind::Etcd, Some(e)) => {
+            if e.cluster.is_empty() || !e.cluster.bytes().all(|b| b.is_ascii_graphic()) {
+                c.error("replay.etcd.cluster", "must be an Envoy cluster name");
+            }
+            let prefix = e.prefix.unwrap_or_else(|| DEFAULT_ETCD_PREFIX.to_string());
+            if prefix.is_empty() || prefix.len() > 128 {
+                c.error("replay.etcd.prefix", "must be 1 to 128 bytes");
+            }
+            Some(EtcdStore { authority: e.authority.unwrap_or_else(|| e.cluster.clone()), cluster: e.cluster, prefix })
+        }
+    };
+    ReplayPolicy {
+        enabled: r.enabled.unwrap_or(true),
+        window_seconds: c.range(
+            "replay.window_seconds",
+            r.window_seconds.unwrap_or(DEFAULT_REPLAY_WINDOW_SECONDS),
+            30 * 86_400,
+        ),
+        max_entries: c.range("replay.max_entries", r.max_entries.unwrap_or(DEFAULT_REPLAY_MAX_ENTRIES), 10_000_000),
+        inflight_seconds: c.range(
+            "replay.inflight_seconds",
+            r.inflight_seconds.unwrap_or(DEFAULT_INFLIGHT_SECONDS),
+            3600,
+        ),
+        etcd,
+        on_store_error: r.on_store_error,
+        timeout_ms: c.range("replay.timeout_ms", r.timeout_ms.unwrap_or(DEFAULT_STORE_TIMEOUT_MS), 10_000),
+    }
 }
 
 fn trigger(t: RawTrigger, index: usize, at: &str, c: &mut Compiler) -> Option<Trigger> {

@@ -44,6 +44,15 @@ impl Compiled {
             Compiled::Outbound(p) => &p.warnings,
         }
     }
+
+    /// Triggers or subscriptions whose last secret expires within 7 days
+    /// (the `combo_webhook_secrets_expiring` gauge).
+    pub fn expiring(&self) -> u64 {
+        match self {
+            Compiled::Inbound(p) => p.expiring,
+            Compiled::Outbound(p) => p.expiring,
+        }
+    }
 }
 
 /// Parses and compiles a JSON configuration; returns every error found.
@@ -60,7 +69,7 @@ pub fn from_plugin_bytes(bytes: &[u8], env: EnvLookup, now: i64) -> Result<Compi
 
 /// `now` (unix seconds) decides which secrets have already expired.
 pub fn compile(raw: RawConfig, env: EnvLookup, now: i64) -> Result<Compiled, Vec<ConfigError>> {
-    let mut ctx = Compiler { errors: Vec::new(), warnings: Vec::new(), env, now };
+    let mut ctx = Compiler { errors: Vec::new(), warnings: Vec::new(), expiring: 0, env, now };
     let compiled = match raw.mode {
         Mode::Inbound => inbound::compile(raw, &mut ctx).map(Compiled::Inbound),
         Mode::Outbound => outbound::compile(raw, &mut ctx).map(Compiled::Outbound),
@@ -76,6 +85,8 @@ pub fn compile(raw: RawConfig, env: EnvLookup, now: i64) -> Result<Compiled, Vec
 pub(crate) struct Compiler<'a> {
     pub(crate) errors: Vec<ConfigError>,
     pub(crate) warnings: Vec<String>,
+    /// How many secret lists run out within 7 days.
+    pub(crate) expiring: u64,
     env: EnvLookup<'a>,
     now: i64,
 }
@@ -210,6 +221,7 @@ impl Compiler<'_> {
             self.error(format!("{at}.secrets"), "every secret has expired (not_after is in the past)");
         } else if let Some(last) = secrets.iter().map(|s| s.not_after.unwrap_or(i64::MAX)).max() {
             if last < now.saturating_add(ROTATION_WARNING_SECONDS) {
+                self.expiring += 1;
                 self.warn(format!("{at}: the last secret expires within 7 days (not_after {last}); add its successor"));
             }
         }

@@ -33,6 +33,8 @@ pub struct OutboundPlan {
     pub event_path: JsonPath,
     pub max_body_bytes: u64,
     pub warnings: Vec<String>,
+    /// Subscriptions whose last secret expires within 7 days.
+    pub expiring: u64,
 }
 
 #[derive(Debug)]
@@ -122,5 +124,6 @@ pub(super) fn compile(raw: RawConfig, c: &mut Compiler) -> Option<OutboundPlan> 
         event_path: event_path?,
         max_body_bytes,
         warnings: std::mem::take(&mut c.warnings),
+        expiring: c.expiring,
     })
 }

@@ -75,6 +75,44 @@ pub struct RawReplay {
     pub max_entries: Option<u64>,
     #[serde(default, deserialize_with = "opt_uint")]
     pub inflight_seconds: Option<u64>,
+    #[serde(default)]
+    pub store: StoreKind,
+    pub etcd: Option<RawEtcd>,
+    #[serde(default)]
+    pub on_store_error: OnStoreError,
+    #[serde(default, deserialize_with = "opt_uint")]
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    #[default]
+    Local,
+    Etcd,
+}
+
+/// What a delivery gets when the shared store cannot answer in time.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnStoreError {
+    /// 503 `replay_store_unavailable` with `retry-after`: the sender retries.
+    #[default]
+    Reject,
+    /// Fall back to this Envoy's local store.
+    Local,
+}
+
+/// The etcd store: endpoint, TLS and credentials are the Envoy cluster's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEtcd {
+    /// The Envoy cluster that reaches etcd's JSON gateway.
+    pub cluster: String,
+    /// `:authority` of the requests (default: the cluster name).
+    pub authority: Option<String>,
+    /// Key prefix (default `combo_webhook/replay/`).
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

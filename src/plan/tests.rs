@@ -171,6 +171,7 @@ fn expired_secrets_are_an_error_and_expiring_ones_a_warning() {
         "{:?}",
         p.warnings
     );
+    assert_eq!(p.expiring, 1);
 }
 
 #[test]

@@ -17,6 +17,7 @@ use serde_json_path::JsonPath;
 use crate::host::Headers;
 use self_cell::self_cell;
 
+mod lazy;
 mod path;
 mod spec;
 
@@ -29,7 +30,8 @@ pub const FUEL: u64 = 50_000;
 
 /// What templates see: `payload`, `headers`, `trigger`.
 pub struct RenderContext<'a> {
-    pub payload: &'a Json,
+    /// Shared, so that templates read it lazily (`lazy.rs`).
+    pub payload: &'a std::sync::Arc<Json>,
     pub headers: &'a Headers,
     /// Signature headers, kept out of templates so none can copy them.
     pub hidden_headers: &'a [&'a str],
@@ -58,13 +60,40 @@ impl RenderContext<'_> {
             headers.entry(k).or_insert(v);
         }
         minijinja::context! {
-            payload => Value::from(minijinja::value::Serde(self.payload)),
+            payload => lazy::document(self.payload),
             headers => Value::from(minijinja::value::Serde(&headers)),
             trigger => minijinja::context! {
                 id => self.trigger_id,
                 agent_id => self.agent_id,
                 source => self.source,
             },
+        }
+    }
+}
+
+/// A JSON value as minijinja sees it, converted whole (the payload itself is
+/// read lazily, see `lazy.rs`). Integers stay integers, exactly, up to
+/// 128 bits (the document's numbers are kept as written; minijinja has no
+/// wider integer); every other number is a double.
+fn json_to_minijinja(v: &Json) -> Value {
+    match v {
+        Json::Null => Value::from(()),
+        Json::Bool(b) => Value::from(*b),
+        Json::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else if let Some(i) = spec::integer_text(&n.to_string()).and_then(|t| t.parse::<i128>().ok()) {
+                Value::from(i)
+            } else {
+                Value::from(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Json::String(s) => Value::from(s.as_str()),
+        Json::Array(items) => Value::from(items.iter().map(json_to_minijinja).collect::<Vec<_>>()),
+        Json::Object(map) => {
+            Value::from(map.iter().map(|(k, v)| (k.clone(), json_to_minijinja(v))).collect::<BTreeMap<String, Value>>())
         }
     }
 }
@@ -133,6 +162,34 @@ pub enum InputError {
     Missing(String),
     /// The value is not of the declared type, and no lossless coercion exists.
     Invalid(String),
+    /// A JSONPath input selects more than the inputs may carry.
+    TooLarge,
+}
+
+/// A deep copy of `v`, or `None` once it would exceed `budget` bytes of JSON
+/// (roughly): a query such as `$..*` over a large document stops early
+/// instead of copying megabytes.
+fn clone_within(v: &Json, budget: &mut isize) -> Option<Json> {
+    *budget -= match v {
+        Json::String(s) => s.len() as isize + 3,
+        Json::Number(_) => 8,
+        _ => 5,
+    };
+    if *budget < 0 {
+        return None;
+    }
+    Some(match v {
+        Json::Array(items) => Json::Array(items.iter().map(|i| clone_within(i, budget)).collect::<Option<_>>()?),
+        Json::Object(map) => Json::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    *budget -= k.len() as isize + 4;
+                    Some((k.clone(), clone_within(v, budget)?))
+                })
+                .collect::<Option<_>>()?,
+        ),
+        scalar => scalar.clone(),
+    })
 }
 
 /// `Some(expr)` when `text` is exactly one `{{ expr }}`.
@@ -155,10 +212,11 @@ fn template_name(trigger: usize, input: &str) -> String {
 fn jsonpath_function(state: &State, query: &str) -> Result<Value, Error> {
     let path = crate::rules::jsonpath::compile(query).map_err(|e| Error::new(ErrorKind::InvalidOperation, e))?;
     let payload = state.lookup("payload").unwrap_or_default();
-    let doc: Json =
-        serde_json::to_value(&payload).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
-    let nodes: Vec<&Json> = path.query(&doc).all();
-    Ok(Value::from(minijinja::value::Serde(&nodes)))
+    let nodes = match lazy::root_of(&payload) {
+        Some(root) => path.query(&root).all().into_iter().map(json_to_minijinja).collect::<Vec<_>>(),
+        None => Vec::new(),
+    };
+    Ok(Value::from(nodes))
 }
 
 fn environment() -> Environment<'static> {
@@ -238,10 +296,12 @@ impl TemplateSet {
     /// time (a filter error on unexpected data, or the fuel ran out) yields
     /// null for that input and is reported in `failed`; then `default`,
     /// `required` and `type` apply.
+    /// `max_bytes` bounds what a JSONPath input may copy out of the payload.
     pub fn render(
         &self,
         id: InputsId,
         ctx: &RenderContext,
+        max_bytes: usize,
         failed: &mut Vec<String>,
     ) -> Result<serde_json::Map<String, Json>, InputError> {
         let mut out = serde_json::Map::new();
@@ -254,11 +314,13 @@ impl TemplateSet {
                 Piece::Path(p) => Ok(p.eval(ctx)),
                 Piece::JsonPath { path, first } => {
                     let nodes = path.query(ctx.payload);
-                    Ok(if *first {
-                        nodes.first().cloned().unwrap_or(Json::Null)
-                    } else {
-                        Json::Array(nodes.all().into_iter().cloned().collect())
-                    })
+                    let mut budget = max_bytes as isize;
+                    let picked = if *first { nodes.first().into_iter().collect() } else { nodes.all() };
+                    let mut out = Vec::with_capacity(picked.len().min(1024));
+                    for node in picked {
+                        out.push(clone_within(node, &mut budget).ok_or(InputError::TooLarge)?);
+                    }
+                    Ok(if *first { out.pop().unwrap_or(Json::Null) } else { Json::Array(out) })
                 }
                 Piece::Expr(e) => e
                     .eval(mj.get_or_insert_with(|| ctx.to_minijinja()).clone())
@@ -295,7 +357,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn ctx<'a>(payload: &'a serde_json::Value, headers: &'a Headers) -> RenderContext<'a> {
+    fn ctx<'a>(payload: &'a std::sync::Arc<serde_json::Value>, headers: &'a Headers) -> RenderContext<'a> {
         RenderContext {
             payload,
             headers,
@@ -323,9 +385,9 @@ mod tests {
             "lit": 7,
         }));
         let mut failed = vec![];
-        let payload = json!({"ticket": {"id": 42, "p": "high"}});
+        let payload = std::sync::Arc::new(json!({"ticket": {"id": 42, "p": "high"}}));
         let headers = Headers::from_pairs([("x-request-id", "r-1")]);
-        let out = s.render(0, &ctx(&payload, &headers), &mut failed).unwrap();
+        let out = s.render(0, &ctx(&payload, &headers), 65_536, &mut failed).unwrap();
         assert_eq!(out["id"], json!(42));
         assert_eq!(out["obj"], json!({"id": 42, "p": "high"}));
         assert_eq!(out["missing"], serde_json::Value::Null);
@@ -349,9 +411,9 @@ mod tests {
     fn render_error_yields_null_and_reports() {
         let s = set(json!({"bad": "{{ payload.a + 1 }}", "ok": "{{ payload.a }}"}));
         let mut failed = vec![];
-        let payload = json!({"a": "text"});
+        let payload = std::sync::Arc::new(json!({"a": "text"}));
         let headers = Headers::from_pairs([("x-request-id", "r-1")]);
-        let out = s.render(0, &ctx(&payload, &headers), &mut failed).unwrap();
+        let out = s.render(0, &ctx(&payload, &headers), 65_536, &mut failed).unwrap();
         assert_eq!(out["bad"], serde_json::Value::Null);
         assert_eq!(out["ok"], json!("text"));
         assert_eq!(failed, vec!["bad".to_string()]);
@@ -369,8 +431,9 @@ mod tests {
         inputs: serde_json::Value,
         payload: serde_json::Value,
     ) -> Result<serde_json::Map<String, Json>, InputError> {
+        let payload = std::sync::Arc::new(payload);
         let headers = Headers::from_pairs([("x-request-id", "r-1")]);
-        set(inputs).render(0, &ctx(&payload, &headers), &mut vec![])
+        set(inputs).render(0, &ctx(&payload, &headers), 65_536, &mut vec![])
     }
 
     #[test]
@@ -407,7 +470,8 @@ mod tests {
             "count": {"jsonpath": "$.n", "first": true, "type": "integer"},
         });
         let out = render_one(inputs.clone(), json!({"p": "high", "total": "12.50", "n": "7"})).unwrap();
-        assert_eq!((&out["priority"], &out["amount"], &out["count"]), (&json!("high"), &json!(12.5), &json!(7)));
+        let exact: Json = serde_json::from_str("12.50").unwrap();
+        assert_eq!((&out["priority"], &out["amount"], &out["count"]), (&json!("high"), &exact, &json!(7)));
         let out = render_one(inputs.clone(), json!({"p": 3})).unwrap();
         assert_eq!((&out["priority"], &out["amount"], &out["count"]), (&json!("3"), &json!(0), &Json::Null));
         assert_eq!(render_one(inputs.clone(), json!({})), Err(InputError::Missing("priority".into())));
@@ -421,11 +485,11 @@ mod tests {
         let s =
             set(json!({"loop": "{% for a in payload.xs %}{% for b in payload.xs %}{{ a }}{% endfor %}{% endfor %}",
             "ok": "{{ payload.n }}"}));
-        let payload = json!({"xs": (0..1000).collect::<Vec<_>>(), "n": 1});
+        let payload = std::sync::Arc::new(json!({"xs": (0..1000).collect::<Vec<_>>(), "n": 1}));
         let headers = Headers::default();
         let mut failed = vec![];
         let started = std::time::Instant::now();
-        let out = s.render(0, &ctx(&payload, &headers), &mut failed).unwrap();
+        let out = s.render(0, &ctx(&payload, &headers), 65_536, &mut failed).unwrap();
         assert_eq!(failed, vec!["loop".to_string()], "a million iterations exceed the budget");
         assert_eq!(out["loop"], Json::Null);
         assert_eq!(out["ok"], json!(1));
@@ -442,5 +506,55 @@ mod tests {
         assert_eq!(out["html"], json!("<<b>&'\">"));
         assert_eq!(out["xml"], json!("<b>&'\"&"));
         assert_eq!(out["htm"], json!("a <b>&'\""));
+    }
+
+    #[test]
+    fn numbers_render_exactly() {
+        let doc = r#"{"big": 123456789012345678901234567890, "i128": 170141183460469231731687303715884105727,
+            "neg0": -0, "f": 12.50, "e": 1e400}"#;
+        let payload: std::sync::Arc<Json> = std::sync::Arc::new(serde_json::from_str(doc).unwrap());
+        let headers = Headers::default();
+        let s = set(json!({
+            "big": "{{ payload.big }}", "big_text": "n={{ payload.i128 }}", "i128": "{{ payload.i128 + 0 }}",
+            "neg0": "{{ payload.neg0 }}", "f": "{{ payload.f }}", "e": {"jsonpath": "$.e", "first": true},
+        }));
+        let out = s.render(0, &ctx(&payload, &headers), 65_536, &mut vec![]).unwrap();
+        let text = crate::rules::annotate::ascii_json(&out);
+        assert!(text.contains(r#""big":123456789012345678901234567890"#), "{text}");
+        assert!(text.contains(r#""big_text":"n=170141183460469231731687303715884105727""#), "{text}");
+        assert!(text.contains(r#""i128":170141183460469231731687303715884105727"#), "{text}");
+        assert!(text.contains(r#""neg0":-0"#), "{text}");
+        assert!(text.contains(r#""f":12.50"#), "{text}");
+        assert!(text.contains(r#""e":1e+400"#), "{text}" /* the same number; serde_json writes the sign */,);
+    }
+
+    #[test]
+    fn a_jsonpath_input_stops_copying_at_the_budget() {
+        let payload = std::sync::Arc::new(
+            json!({"xs": (0..10_000).map(|i| json!({"n": i, "s": "x".repeat(20)})).collect::<Vec<_>>()}),
+        );
+        let headers = Headers::default();
+        let s = set(json!({"all": {"jsonpath": "$..*"}}));
+        assert_eq!(s.render(0, &ctx(&payload, &headers), 4096, &mut vec![]), Err(InputError::TooLarge));
+        let small = set(json!({"n": {"jsonpath": "$.xs[0].n", "first": true}}));
+        assert_eq!(small.render(0, &ctx(&payload, &headers), 4096, &mut vec![]).unwrap()["n"], json!(0));
+    }
+
+    #[test]
+    fn templates_read_the_payload_lazily_with_the_same_meaning() {
+        let out = render_one(
+            json!({"len": "{{ payload.xs | length }}", "last": "{{ payload.xs[-1].k }}", "keys": "{{ payload.o | list }}",
+                   "whole": "{{ payload.o }}", "loop": "{% for x in payload.xs %}{{ x.k }}{% endfor %}",
+                   "has": "{{ 'b' in payload.o }}", "missing": "{{ payload.o.zz.yy }}"}),
+            json!({"xs": [{"k": "a"}, {"k": "b"}], "o": {"b": [1, {"c": true}], "a/b": "~"}}),
+        )
+        .unwrap();
+        assert_eq!(out["len"], json!(2));
+        assert_eq!(out["last"], json!("b"));
+        assert_eq!(out["keys"], json!(["a/b", "b"]));
+        assert_eq!(out["whole"], json!({"a/b": "~", "b": [1, {"c": true}]}));
+        assert_eq!(out["loop"], json!("ab"));
+        assert_eq!(out["has"], json!(true));
+        assert_eq!(out["missing"], Json::Null);
     }
 }

@@ -6,6 +6,11 @@
 //! document would be compiled per node at request time, and a sender could
 //! make every request on a worker wait on it.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use serde_json::Value;
+use serde_json_path::functions::{LogicalType, ValueType};
 use serde_json_path::JsonPath;
 
 /// Compiles a query; the error says what is wrong with it.
@@ -88,6 +93,51 @@ fn check_pattern_argument(b: &[u8], open: usize, name: &str) -> Result<(), Strin
     }
 }
 
+// RFC 9535 `match()` and `search()`, registered over the engine's own (its
+// registry looks these up first). Same semantics (I-Regexp via the regex
+// crate, `(?R)` line endings), but each pattern is compiled once per worker
+// instead of once per node: with literal patterns only, the cache holds at
+// most the configuration's patterns.
+
+thread_local! {
+    static PATTERNS: RefCell<HashMap<String, Option<regex::Regex>>> = RefCell::new(HashMap::new());
+}
+
+/// Cached patterns beyond this are compiled per call (cannot happen with
+/// literal patterns, which come from the configuration only).
+const MAX_PATTERNS: usize = 256;
+
+fn regex_holds(pattern: String, text: &str) -> bool {
+    PATTERNS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(compiled) = cache.get(&pattern) {
+            return compiled.as_ref().is_some_and(|r| r.is_match(text));
+        }
+        let compiled = regex::Regex::new(&pattern).ok();
+        let holds = compiled.as_ref().is_some_and(|r| r.is_match(text));
+        if cache.len() < MAX_PATTERNS {
+            cache.insert(pattern, compiled);
+        }
+        holds
+    })
+}
+
+#[serde_json_path::function(name = "match")]
+fn match_function(value: ValueType, rgx: ValueType) -> LogicalType {
+    match (value.as_value(), rgx.as_value()) {
+        (Some(Value::String(s)), Some(Value::String(r))) => regex_holds(format!("(?R)^({r})$"), s).into(),
+        _ => LogicalType::False,
+    }
+}
+
+#[serde_json_path::function(name = "search")]
+fn search_function(value: ValueType, rgx: ValueType) -> LogicalType {
+    match (value.as_value(), rgx.as_value()) {
+        (Some(Value::String(s)), Some(Value::String(r))) => regex_holds(format!("(?R)({r})"), s).into(),
+        _ => LogicalType::False,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +153,19 @@ mod tests {
             "$[?@.match == 1]",
         ] {
             assert!(compile(q).is_ok(), "{q}: {:?}", compile(q).err());
+        }
+    }
+
+    #[test]
+    fn match_and_search_keep_their_meaning_with_the_cache() {
+        let doc = serde_json::json!([{"t": "abc"}, {"t": "xabcx"}, {"t": "ab\ncd"}, {"t": 1}]);
+        let count = |q: &str| compile(q).unwrap().query(&doc).len();
+        assert_eq!(count("$[?match(@.t, 'abc')]"), 1);
+        assert_eq!(count("$[?search(@.t, 'abc')]"), 2);
+        assert_eq!(count("$[?search(@.t, '^cd')]"), 0, "anchors are not multi-line");
+        assert_eq!(count("$[?match(@.t, '[')]"), 0, "an invalid pattern never holds");
+        for _ in 0..3 {
+            assert_eq!(count("$[?match(@.t, 'a.c')]"), 1, "the cached pattern answers the same");
         }
     }
 

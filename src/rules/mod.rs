@@ -10,6 +10,7 @@ pub mod matcher;
 pub mod paths;
 pub mod peer;
 pub mod replay;
+pub mod replay_etcd;
 pub mod secrets;
 pub mod signature;
 pub mod signing;

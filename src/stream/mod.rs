@@ -18,7 +18,7 @@ use crate::contract::audit::{AuditRecord, Direction, Verdict, FILTER_STATE_KEY};
 use crate::contract::error::Reject;
 use crate::contract::metrics::Counter;
 use crate::contract::names::{ALLOW, CONTENT_TYPE, DELIVERY_STATUS, RETRY_AFTER};
-use crate::host::{Action, Headers, Host, Level};
+use crate::host::{Action, Callout, CalloutResponse, Headers, Host, Level};
 
 /// What a mode's header phase decided.
 #[derive(Debug)]
@@ -45,6 +45,14 @@ pub enum Outcome<F> {
     /// Outbound: the subscription did not pick the event: 204.
     Skipped,
     Forward(Forward<F>),
+}
+
+/// What the body phase (or a callout's answer) leads to: an outcome, or a
+/// callout to wait for, with what the mode needs to carry on.
+#[derive(Debug)]
+pub enum Step<F, C> {
+    Done(Outcome<F>),
+    Call(Callout, C),
 }
 
 /// A request to send upstream, with the changes the filter makes to it.
@@ -128,30 +136,47 @@ pub trait Mode {
     type Pending;
     /// What a forwarded request holds until the upstream answers.
     type Held;
+    /// What the mode carries across a callout.
+    type Call;
 
     fn direction(&self) -> Direction;
     fn max_body_bytes(&self) -> u64;
     /// The header phase; fills the audit record as far as it gets.
     fn head<H: Host>(&self, host: &mut H, headers: Headers, now: i64, audit: &mut AuditRecord) -> Head<Self::Pending>;
-    /// The body phase: one call, one outcome.
+    /// The body phase: one call, one outcome (or a callout first).
     fn body<H: Host>(
         &self,
         host: &mut H,
         pending: Self::Pending,
-        body: &[u8],
+        body: Vec<u8>,
         now: i64,
         audit: &mut AuditRecord,
-    ) -> Outcome<Self::Held>;
+    ) -> Step<Self::Held, Self::Call>;
+    /// A callout answered (or failed: `response.status` is `None`).
+    fn on_callout<H: Host>(
+        &self,
+        host: &mut H,
+        call: Self::Call,
+        response: CalloutResponse,
+        now: i64,
+        audit: &mut AuditRecord,
+    ) -> Step<Self::Held, Self::Call>;
     /// The upstream answered with `status`, or the stream ended without an
     /// answer (`None`: reset, client gone, timeout).
     fn settle<H: Host>(&self, host: &mut H, held: Self::Held, status: Option<u32>, now: i64);
 }
 
-enum State<P, F> {
+enum State<P, F, C> {
     Start,
     PassThrough,
     Buffering {
         pending: P,
+        buffered: usize,
+    },
+    /// Paused while a callout is out.
+    Calling {
+        token: u32,
+        call: C,
         buffered: usize,
     },
     /// A local reply was sent; nothing more goes upstream.
@@ -164,7 +189,7 @@ enum State<P, F> {
 pub struct Stream<H: Host, M: Mode> {
     host: H,
     mode: M,
-    state: State<M::Pending, M::Held>,
+    state: State<M::Pending, M::Held, M::Call>,
     /// `None` for requests the filter passes through.
     audit: Option<AuditRecord>,
     published: bool,
@@ -254,7 +279,7 @@ impl<H: Host, M: Mode> Stream<H, M> {
                     Action::Pause
                 }
             }
-            State::Answered => Action::Pause,
+            State::Answered | State::Calling { .. } => Action::Pause,
             _ => Action::Continue,
         })
     }
@@ -263,9 +288,29 @@ impl<H: Host, M: Mode> Stream<H, M> {
     pub fn on_request_trailers(&mut self) -> Action {
         self.timed(|s| match s.state {
             State::Buffering { .. } => s.finish(),
-            State::Answered => Action::Pause,
+            State::Answered | State::Calling { .. } => Action::Pause,
             _ => Action::Continue,
         })
+    }
+
+    /// A callout this stream sent has answered. Answers to callouts the
+    /// stream does not wait for (fire-and-forget) are ignored.
+    pub fn on_callout_response(&mut self, token: u32, body_size: usize) {
+        self.timed(|s| {
+            if !matches!(s.state, State::Calling { token: t, .. } if t == token) {
+                return;
+            }
+            let State::Calling { call, buffered, .. } = std::mem::replace(&mut s.state, State::Answered) else {
+                return;
+            };
+            let response = s.host.callout_response(body_size);
+            let now = s.host.unix_now();
+            let Some(audit) = s.audit.as_mut() else { return };
+            let step = s.mode.on_callout(&mut s.host, call, response, now, audit);
+            if s.step(step, buffered) == Action::Continue && s.host.resume_request().is_err() {
+                s.host.log(Level::Warn, "combo_webhook: the proxy refused to resume the request");
+            }
+        });
     }
 
     pub fn on_response_headers(&mut self) -> Action {
@@ -321,10 +366,33 @@ impl<H: Host, M: Mode> Stream<H, M> {
         let Some(audit) = self.audit.as_mut() else {
             return self.answer(Outcome::Reject(Reject::HostError));
         };
-        let outcome = self.mode.body(&mut self.host, pending, &body, now, audit);
-        match outcome {
-            Outcome::Forward(f) => self.forward(f, buffered),
-            other => self.answer(other),
+        let step = self.mode.body(&mut self.host, pending, body, now, audit);
+        self.step(step, buffered)
+    }
+
+    /// Acts on a step: forward, answer, or send the callout and pause.
+    fn step(&mut self, step: Step<M::Held, M::Call>, buffered: usize) -> Action {
+        let mut step = step;
+        loop {
+            match step {
+                Step::Done(Outcome::Forward(f)) => return self.forward(f, buffered),
+                Step::Done(other) => return self.answer(other),
+                Step::Call(callout, call) => match self.host.http_call(&callout) {
+                    Ok(token) => {
+                        self.state = State::Calling { token, call, buffered };
+                        return Action::Pause;
+                    }
+                    Err(_) => {
+                        // The proxy would not send it (no such cluster): the
+                        // same as a store that does not answer.
+                        let now = self.host.unix_now();
+                        let Some(audit) = self.audit.as_mut() else {
+                            return self.answer(Outcome::Reject(Reject::HostError));
+                        };
+                        step = self.mode.on_callout(&mut self.host, call, CalloutResponse::default(), now, audit);
+                    }
+                },
+            }
         }
     }
 

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::{Forward, Head, Mode, Outcome};
+use super::{Forward, Head, Mode, Outcome, Step};
 use crate::contract::audit::{self, AuditRecord, Direction, Verdict};
 use crate::contract::error::Reject;
 use crate::contract::metrics::Counter;
 use crate::contract::names::*;
-use crate::host::{Headers, Host};
+use crate::host::{CalloutResponse, Headers, Host};
 use crate::plan::outbound::{valid_event_name, OutboundPlan, Subscription};
 use crate::rules::secrets::newest_valid;
 use crate::rules::signature::sign_generic;
@@ -39,6 +39,8 @@ pub struct Pending {
 impl Mode for Outbound {
     type Pending = Pending;
     type Held = ();
+    /// Outbound never waits on a callout.
+    type Call = std::convert::Infallible;
 
     fn direction(&self) -> Direction {
         Direction::Outbound
@@ -65,52 +67,75 @@ impl Mode for Outbound {
         Head::ReadBody(Pending { subscription: Arc::clone(subscription), headers })
     }
 
-    fn body<H: Host>(&self, _host: &mut H, p: Pending, body: &[u8], now: i64, audit: &mut AuditRecord) -> Outcome<()> {
-        audit.body(body);
-        let event = match event_name(&self.plan, &p.headers, body) {
-            Ok(e) => e,
-            Err(r) => return Outcome::Reject(r),
-        };
-        audit.event = Some(event.clone());
-        let sub = &*p.subscription;
-        if !sub.picks(&event) {
-            return Outcome::Skipped;
-        }
-        let Some(secret) = newest_valid(&sub.secrets, now) else {
-            return Outcome::Reject(Reject::NoSigningKey);
-        };
-        let delivery_id = match p.headers.single(DELIVERY_ID).ok().flatten().filter(|v| crate::plan::valid_id(v)) {
-            Some(id) => id.to_string(),
-            None => derived_delivery_id(&sub.id, now, p.headers.first(REQUEST_ID).unwrap_or(""), body),
-        };
-        let timestamp = now.to_string();
-        let signature = sign_generic(secret, now, body);
-        let signed = Headers::new(vec![
-            (COMBO_SIGNATURE.to_string(), signature.clone()),
-            (COMBO_TIMESTAMP.to_string(), timestamp.clone()),
-        ]);
-        audit.headers_sha256 = Some(audit::headers_sha256(&signed, &[COMBO_SIGNATURE, COMBO_TIMESTAMP]));
-        audit.key_id = Some(secret.key_id.clone());
-        audit.delivery_id = Some(delivery_id.clone());
-        audit.timestamp = Some(now);
-        audit.skew_seconds = Some(0);
-        Outcome::Forward(Forward {
-            remove_headers: &[SUBSCRIPTION],
-            set_headers: vec![
-                (COMBO_TIMESTAMP, timestamp),
-                (COMBO_SIGNATURE, signature),
-                (EVENT, event),
-                (DELIVERY_ID, delivery_id),
-                (ROUTE, sub.id.clone()),
-            ],
-            body: None,
-            verdict: Verdict::Signed,
-            counter: Counter::OutboundSigned,
-            held: (),
-        })
+    fn body<H: Host>(
+        &self,
+        _host: &mut H,
+        p: Pending,
+        body: Vec<u8>,
+        now: i64,
+        audit: &mut AuditRecord,
+    ) -> Step<(), Self::Call> {
+        Step::Done(decide(&self.plan, p, &body, now, audit))
+    }
+
+    fn on_callout<H: Host>(
+        &self,
+        _host: &mut H,
+        call: Self::Call,
+        _response: CalloutResponse,
+        _now: i64,
+        _audit: &mut AuditRecord,
+    ) -> Step<(), Self::Call> {
+        match call {}
     }
 
     fn settle<H: Host>(&self, _host: &mut H, _held: (), _status: Option<u32>, _now: i64) {}
+}
+
+/// Skip, or sign with the newest secret valid now.
+fn decide(plan: &OutboundPlan, p: Pending, body: &[u8], now: i64, audit: &mut AuditRecord) -> Outcome<()> {
+    audit.body(body);
+    let event = match event_name(plan, &p.headers, body) {
+        Ok(e) => e,
+        Err(r) => return Outcome::Reject(r),
+    };
+    audit.event = Some(event.clone());
+    let sub = &*p.subscription;
+    if !sub.picks(&event) {
+        return Outcome::Skipped;
+    }
+    let Some(secret) = newest_valid(&sub.secrets, now) else {
+        return Outcome::Reject(Reject::NoSigningKey);
+    };
+    let delivery_id = match p.headers.single(DELIVERY_ID).ok().flatten().filter(|v| crate::plan::valid_id(v)) {
+        Some(id) => id.to_string(),
+        None => derived_delivery_id(&sub.id, now, p.headers.first(REQUEST_ID).unwrap_or(""), body),
+    };
+    let timestamp = now.to_string();
+    let signature = sign_generic(secret, now, body);
+    let signed = Headers::new(vec![
+        (COMBO_SIGNATURE.to_string(), signature.clone()),
+        (COMBO_TIMESTAMP.to_string(), timestamp.clone()),
+    ]);
+    audit.headers_sha256 = Some(audit::headers_sha256(&signed, &[COMBO_SIGNATURE, COMBO_TIMESTAMP]));
+    audit.key_id = Some(secret.key_id.clone());
+    audit.delivery_id = Some(delivery_id.clone());
+    audit.timestamp = Some(now);
+    audit.skew_seconds = Some(0);
+    Outcome::Forward(Forward {
+        remove_headers: &[SUBSCRIPTION],
+        set_headers: vec![
+            (COMBO_TIMESTAMP, timestamp),
+            (COMBO_SIGNATURE, signature),
+            (EVENT, event),
+            (DELIVERY_ID, delivery_id),
+            (ROUTE, sub.id.clone()),
+        ],
+        body: None,
+        verdict: Verdict::Signed,
+        counter: Counter::OutboundSigned,
+        held: (),
+    })
 }
 
 /// The event name: the `x-combo-event` header wins, else `event_jsonpath`.

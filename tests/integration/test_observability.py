@@ -94,8 +94,11 @@ def test_prometheus_counters_exact(observed, mix):
     }
     for name, value in expected.items():
         assert counters.get(name) == value, (name, counters)
-    others = {k: v for k, v in counters.items() if k not in expected and v != 0}
+    gauges = ("combo_webhook_vm_memory_bytes", "combo_webhook_secrets_expiring")
+    others = {k: v for k, v in counters.items() if k not in expected and k not in gauges and v != 0}
     assert others == {}, others
+    assert counters["combo_webhook_vm_memory_bytes"] > 0, "the VM memory gauge is recorded"
+    assert counters["combo_webhook_secrets_expiring"] == 0
     assert "combo_webhook_outbound_signed" in counters and "combo_webhook_rejected_invalid_json" in counters
 
 

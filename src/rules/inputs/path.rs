@@ -90,7 +90,7 @@ impl PathExpr {
         let string = |s: &str| serde_json::Value::String(s.to_string());
         match (self.root, self.segs.as_slice()) {
             (Root::Payload, segs) => {
-                let mut v = ctx.payload;
+                let mut v: &serde_json::Value = ctx.payload;
                 for seg in segs {
                     match step(v, seg) {
                         Some(next) => v = next,
@@ -143,8 +143,9 @@ mod tests {
     /// The fast path and minijinja agree on every shape of lookup.
     #[test]
     fn agrees_with_minijinja() {
-        let payload =
-            json!({"a": {"b": [10, {"c": "x"}, null], "n": 1.5, "s": "str", "u": "Zoë"}, "a b": true, "0": "zero"});
+        let payload = std::sync::Arc::new(
+            json!({"a": {"b": [10, {"c": "x"}, null], "n": 1.5, "s": "str", "u": "Zoë"}, "a b": true, "0": "zero"}),
+        );
         let headers = crate::host::Headers::from_pairs([("x-request-id", "r1"), ("x-sig", "s"), (":path", "/p")]);
         let ctx = RenderContext {
             payload: &payload,

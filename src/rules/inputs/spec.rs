@@ -51,8 +51,8 @@ impl InputType {
             (InputType::String, Json::Bool(b)) => Some(Json::String(b.to_string())),
             (InputType::Number, v @ Json::Number(_)) => Some(v),
             (InputType::Number, Json::String(s)) => numeric(&s).filter(|n| n.is_number()),
-            (InputType::Integer, Json::Number(n)) if n.is_i64() || n.is_u64() => Some(Json::Number(n)),
-            (InputType::Integer, Json::String(s)) => numeric(&s).filter(|n| n.is_i64() || n.is_u64()),
+            (InputType::Integer, Json::Number(n)) if integer_text(&n.to_string()).is_some() => Some(Json::Number(n)),
+            (InputType::Integer, Json::String(s)) => numeric(&s).filter(|n| integer_text(&n.to_string()).is_some()),
             (InputType::Boolean, v @ Json::Bool(_)) => Some(v),
             (InputType::Boolean, Json::String(s)) => match s.as_str() {
                 "true" => Some(Json::Bool(true)),
@@ -66,24 +66,18 @@ impl InputType {
     }
 }
 
-/// A string holding exactly a JSON number (no spaces, no other text) whose
-/// value reads back to the same digits (trailing fraction zeros aside), so
-/// the coercion loses nothing.
+/// A string holding exactly one JSON number (no spaces, no other text). The
+/// number keeps its text, so nothing is lost.
 fn numeric(s: &str) -> Option<Json> {
-    if s.is_empty() || s.len() > 40 || !s.bytes().all(|b| b.is_ascii_digit() || b"-.".contains(&b)) {
+    if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_digit() || b"-+.eE".contains(&b)) {
         return None;
     }
-    let n: serde_json::Number = serde_json::from_str(s).ok()?;
-    (trim_fraction(&n.to_string()) == trim_fraction(s)).then_some(Json::Number(n))
+    serde_json::from_str::<serde_json::Number>(s).ok().map(Json::Number)
 }
 
-/// `12.50` and `12.5` name the same value; `12.0` and `12` too.
-fn trim_fraction(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
-    }
+/// `Some(text)` when the number's text is an integer (no fraction, no exponent).
+pub(super) fn integer_text(text: &str) -> Option<&str> {
+    (!text.contains(['.', 'e', 'E'])).then_some(text)
 }
 
 const KEYS: [&str; 6] = ["template", "jsonpath", "first", "required", "type", "default"];
@@ -148,11 +142,15 @@ mod tests {
     fn coercions_are_lossless_only() {
         use InputType::*;
         let ok = |t: InputType, v: Json| t.coerce(v);
-        assert_eq!(ok(Number, json!("12.5")), Some(json!(12.5)));
-        assert_eq!(ok(Number, json!("12.50")), Some(json!(12.5)));
-        assert_eq!(ok(Number, json!("1e3")), None);
-        assert_eq!(ok(Number, json!("0.1000000000000000055511151231257827")), None, "digits a double cannot hold");
-        assert_eq!(ok(Number, json!("123456789012345678901234567890")), None);
+        let num = |t: &str| Json::Number(serde_json::from_str(t).unwrap());
+        assert_eq!(ok(Number, json!("12.5")), Some(num("12.5")));
+        assert_eq!(ok(Number, json!("12.50")), Some(num("12.50")), "kept as written");
+        assert_eq!(ok(Number, json!("1e3")), Some(num("1e3")));
+        assert_eq!(ok(Number, json!("123456789012345678901234567890")), Some(num("123456789012345678901234567890")));
+        assert_eq!(ok(Number, json!("12 ")), None);
+        assert_eq!(ok(Number, json!("0x10")), None);
+        assert_eq!(ok(Integer, json!("123456789012345678901234567890")), Some(num("123456789012345678901234567890")));
+        assert_eq!(ok(Integer, json!("1e3")), None);
         assert_eq!(ok(Number, json!(" 12")), None);
         assert_eq!(ok(Integer, json!("42")), Some(json!(42)));
         assert_eq!(ok(Integer, json!(3.0)), None, "never a float to an integer");

@@ -1,0 +1,241 @@
+//! Inbound mode: the order of checks of the README ("Order of checks and
+//! answers"). Cheap header checks first; the body is read only when they all
+//! hold; then verify, replay (reserve), JSON, match, inputs and annotations.
+
+mod checks;
+mod mapping;
+mod store;
+
+use std::sync::Arc;
+
+use super::{Forward, Head, Mode, Outcome, Step};
+use crate::contract::audit::{AuditRecord, Direction, Verdict};
+use crate::contract::error::Reject;
+use crate::contract::metrics::Counter;
+use crate::contract::names::*;
+use crate::host::{CalloutResponse, Headers, Host, Level};
+use crate::plan::inbound::{InboundPlan, Trigger};
+use crate::plan::raw::InputsDelivery;
+use crate::rules::replay::ReplayKey;
+use crate::rules::signature::Credentials;
+use crate::rules::{annotate, paths};
+
+pub use mapping::{map_delivery, Mapping, Unmapped};
+pub use store::Held;
+use store::{Next, Wait};
+
+/// The inbound stream over a host.
+pub type Stream<H> = super::Stream<H, Inbound>;
+
+pub struct Inbound {
+    plan: Arc<InboundPlan>,
+}
+
+impl Inbound {
+    pub fn new(plan: Arc<InboundPlan>) -> Self {
+        Inbound { plan }
+    }
+}
+
+/// A delivery whose headers hold, waiting for its body.
+#[derive(Debug)]
+pub struct Pending {
+    trigger: Arc<Trigger>,
+    credentials: Credentials,
+    headers: Headers,
+}
+
+/// A verified delivery: what it needs once replay protection has decided.
+#[derive(Debug)]
+pub struct Verified {
+    pending: Pending,
+    body: Vec<u8>,
+    key: ReplayKey,
+    /// Until when a delivered copy is remembered.
+    expires: i64,
+    key_id: String,
+    delivery_id: String,
+}
+
+/// A verified delivery waiting on etcd.
+#[derive(Debug)]
+pub struct Waiting {
+    verified: Verified,
+    wait: Wait,
+}
+
+/// Longest trigger id kept in the audit record for an unknown trigger.
+const MAX_AUDITED_SEGMENT: usize = 128;
+
+impl Mode for Inbound {
+    type Pending = Pending;
+    type Held = Held;
+    type Call = Waiting;
+
+    fn direction(&self) -> Direction {
+        Direction::Inbound
+    }
+
+    fn max_body_bytes(&self) -> u64 {
+        self.plan.max_body_bytes
+    }
+
+    fn head<H: Host>(&self, host: &mut H, mut headers: Headers, now: i64, audit: &mut AuditRecord) -> Head<Pending> {
+        // Client-sent annotations are removed from every request, webhook or not.
+        for name in ANNOTATIONS {
+            if headers.contains(name) {
+                headers.remove(name);
+                if host.remove_request_header(name).is_err() {
+                    return Head::Reject(Reject::HostError);
+                }
+            }
+        }
+        let plan = &*self.plan;
+        let canonical = paths::canonicalize(headers.first(PATH).unwrap_or(""));
+        if !canonical.converged {
+            // Nobody can say where an encoding bomb points: refused, not passed.
+            return Head::Reject(Reject::NonCanonicalPath);
+        }
+        let Some(segment) = canonical.path.strip_prefix(plan.path_prefix.as_str()) else {
+            return Head::PassThrough;
+        };
+        audit.trigger_id = Some(segment.chars().take(MAX_AUDITED_SEGMENT).collect());
+        audit.source_address = host.source_address();
+        if !canonical.was_canonical {
+            return Head::Reject(Reject::NonCanonicalPath);
+        }
+        match checks::check_head(plan, host, segment, &headers, now, audit) {
+            Ok((trigger, credentials)) => Head::ReadBody(Pending { trigger, credentials, headers }),
+            Err(r) => Head::Reject(r),
+        }
+    }
+
+    fn body<H: Host>(
+        &self,
+        host: &mut H,
+        p: Pending,
+        body: Vec<u8>,
+        now: i64,
+        audit: &mut AuditRecord,
+    ) -> Step<Held, Waiting> {
+        let body_sha256 = audit.body(&body);
+        let Some(secret) = p.credentials.verify(&body, &p.trigger.secrets, now) else {
+            return Step::Done(Outcome::Reject(Reject::SignatureMismatch));
+        };
+        let key_id = secret.key_id.clone();
+        audit.key_id = Some(key_id.clone());
+        let key = ReplayKey::new(&p.trigger.id, &p.credentials.signed_prefix, &body_sha256);
+        let delivery_id = p.credentials.signed_id.clone().unwrap_or_else(|| key.hex());
+        audit.delivery_id = Some(delivery_id.clone());
+        let expires = self.remember_until(&p, now);
+        let v = Verified { pending: p, body, key, expires, key_id, delivery_id };
+        let policy = &self.plan.replay;
+        if !policy.enabled {
+            return self.after_reserve(host, v, Held::Nothing, now);
+        }
+        match &policy.etcd {
+            None => {
+                audit.replay_store = Some("local");
+                match store::reserve_local(host, policy, key, expires, now) {
+                    Ok(held) => self.after_reserve(host, v, held, now),
+                    Err(outcome) => Step::Done(outcome),
+                }
+            }
+            Some(etcd) => {
+                audit.replay_store = Some("etcd");
+                let (call, wait) = store::etcd_next(etcd, policy, &key, expires, now);
+                Step::Call(call, Waiting { verified: v, wait })
+            }
+        }
+    }
+
+    fn on_callout<H: Host>(
+        &self,
+        host: &mut H,
+        w: Waiting,
+        response: CalloutResponse,
+        now: i64,
+        audit: &mut AuditRecord,
+    ) -> Step<Held, Waiting> {
+        let policy = &self.plan.replay;
+        let Some(etcd) = &policy.etcd else { return Step::Done(Outcome::Reject(Reject::ReplayStoreUnavailable)) };
+        let v = w.verified;
+        match store::etcd_answer(host, etcd, policy, w.wait, v.key, v.expires, &response, now, audit) {
+            Next::Call(call, wait) => Step::Call(call, Waiting { verified: v, wait }),
+            Next::Reserved(held) => self.after_reserve(host, v, held, now),
+            Next::Done(outcome) => Step::Done(outcome),
+        }
+    }
+
+    fn settle<H: Host>(&self, host: &mut H, held: Held, status: Option<u32>, now: i64) {
+        store::settle(host, &self.plan.replay, held, status, now);
+    }
+}
+
+impl Inbound {
+    /// Until when a delivered copy is remembered: while its timestamp stays
+    /// inside the tolerance, or `replay.window_seconds` for schemes without one.
+    fn remember_until(&self, p: &Pending, now: i64) -> i64 {
+        match p.credentials.timestamp {
+            Some(ts) => ts.saturating_add(self.plan.tolerance_seconds),
+            None => now.saturating_add(self.plan.replay.window_seconds as i64),
+        }
+    }
+
+    /// The delivery holds its reservation: map it, then forward it, or
+    /// answer at the edge and release the reservation.
+    fn after_reserve<H: Host>(&self, host: &mut H, v: Verified, held: Held, now: i64) -> Step<Held, Waiting> {
+        match self.annotate(host, &v) {
+            Ok(mut forward) => {
+                forward.held = held;
+                Step::Done(Outcome::Forward(forward))
+            }
+            Err(outcome) => {
+                // Not forwarded: the sender's next copy must get through.
+                self.settle(host, held, None, now);
+                Step::Done(outcome)
+            }
+        }
+    }
+
+    /// JSON, match, inputs and annotations of a verified delivery.
+    fn annotate<H: Host>(&self, host: &mut H, v: &Verified) -> Result<Forward<Held>, Outcome<Held>> {
+        let plan = &*self.plan;
+        let trigger = &*v.pending.trigger;
+        let m = map_delivery(plan, trigger, &v.pending.headers, &v.body).map_err(Outcome::from)?;
+        if !m.failed.is_empty() {
+            let msg = format!(
+                "combo_webhook: trigger {}: inputs rendered as null after a template error or the work budget: {}",
+                trigger.id,
+                m.failed.join(", ")
+            );
+            host.log(Level::Warn, &msg);
+        }
+        let mut set_headers = vec![
+            (TRIGGER_ID, trigger.id.clone()),
+            (AGENT_ID, trigger.agent_id.clone()),
+            (SOURCE, trigger.profile.name().to_string()),
+            (KEY_ID, v.key_id.clone()),
+            (DELIVERY_ID, v.delivery_id.clone()),
+            (MATCHED, m.matched.to_string()),
+        ];
+        // With the envelope the inputs travel in the body; the header is a
+        // convenience that is left out when it would be too large.
+        if m.inputs_json.len() <= plan.max_inputs_bytes {
+            set_headers.insert(2, (INPUTS, m.inputs_json));
+        }
+        let envelope = plan.inputs_delivery == InputsDelivery::Envelope;
+        let body = envelope.then(|| annotate::envelope(&trigger.id, &trigger.agent_id, &m.inputs, &v.body));
+        Ok(Forward {
+            remove_headers: &[],
+            set_headers,
+            body,
+            verdict: Verdict::Accepted,
+            counter: Counter::Accepted,
+            held: Held::Nothing,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
