@@ -362,10 +362,11 @@ def request(port: int, path: str, body: bytes = b"", headers: dict | None = None
 
 # ---------------------------------------------------------------- shipped configs
 
-def shipped_config(name: str, ports: dict[int, int]) -> dict:
+def shipped_config(name: str, ports: dict[int, int], files: dict[str, str] | None = None) -> dict:
     """Loads envoy/<name> as shipped, with its loopback ports remapped
-    (`{shipped: free}`) and the .wasm path made absolute, so the tests run
-    the very file operators copy."""
+    (`{shipped: free}`), the .wasm path made absolute and other file paths
+    mapped (`files`), so the tests run the very file operators copy."""
+    files = files or {}
     import yaml
 
     cfg = yaml.safe_load((REPO / "envoy" / name).read_text())
@@ -377,6 +378,8 @@ def shipped_config(name: str, ports: dict[int, int]) -> dict:
                     node[k] = ports[v]
                 elif k == "filename" and str(v).endswith(".wasm"):
                     node[k] = str(wasm_file())
+                elif k == "filename" and v in files:
+                    node[k] = files[v]
                 else:
                     walk(v)
         elif isinstance(node, list):
@@ -392,29 +395,46 @@ def shipped_config(name: str, ports: dict[int, int]) -> dict:
 
 class Etcd:
     """A real etcd (Debian's etcd-server) on loopback, with its own data dir.
-    `stop()` and `start()` again keep the data, like a restart."""
+    `stop()` and `start()` again keep the data, like a restart. With `tls`
+    (server cert, key, CA, client cert, key) clients must present a
+    certificate from that CA."""
 
-    def __init__(self):
+    def __init__(self, tls: dict | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix="combo-etcd-"))
         self.port, self.peer_port = free_port(), free_port()
+        self.tls = tls
         self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def _context(self):
+        if not self.tls:
+            return None
+        ctx = ssl.create_default_context(cafile=self.tls["ca"])
+        ctx.load_cert_chain(self.tls["client_cert"], self.tls["client_key"])
+        return ctx
 
     def start(self, timeout: float = 20.0):
         binary = os.environ.get("ETCD") or "etcd"
-        url = f"http://127.0.0.1:{self.port}"
+        tls = []
+        if self.tls:
+            tls = ["--cert-file", self.tls["cert"], "--key-file", self.tls["key"],
+                   "--trusted-ca-file", self.tls["ca"], "--client-cert-auth"]
         self.proc = subprocess.Popen(
             [binary, "--name", "combo", "--data-dir", str(self.dir / "data"),
-             "--listen-client-urls", url, "--advertise-client-urls", url,
+             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
              "--listen-peer-urls", f"http://127.0.0.1:{self.peer_port}",
              "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer_port}",
-             "--initial-cluster", f"combo=http://127.0.0.1:{self.peer_port}", "--log-level", "error"],
+             "--initial-cluster", f"combo=http://127.0.0.1:{self.peer_port}", "--log-level", "error", *tls],
             stdout=subprocess.DEVNULL, stderr=open(self.dir / "etcd.log", "ab"))
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"etcd exited: {(self.dir / 'etcd.log').read_text()[-2000:]}")
             try:
-                urllib.request.urlopen(f"{url}/health", timeout=1)
+                urllib.request.urlopen(f"{self.url}/health", timeout=1, context=self._context())
                 return self
             except OSError:
                 time.sleep(0.1)
@@ -429,8 +449,8 @@ class Etcd:
         """Every key under `prefix` (to check what etcd holds)."""
         end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         req = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/v3/kv/range", method="POST",
+            f"{self.url}/v3/kv/range", method="POST",
             data=json.dumps({"key": base64.b64encode(prefix.encode()).decode(),
                              "range_end": base64.b64encode(end.encode()).decode()}).encode())
-        doc = json.loads(urllib.request.urlopen(req, timeout=5).read())
+        doc = json.loads(urllib.request.urlopen(req, timeout=5, context=self._context()).read())
         return [base64.b64decode(kv["key"]).decode() for kv in doc.get("kvs", [])]

@@ -60,6 +60,7 @@ def make_pki(dir: Path) -> dict:
         "stranger": ca.issue("stranger", "stranger",
                              [x509.UniformResourceIdentifier("spiffe://cluster.local/ns/other/sa/stranger")]),
         "by_dns": ca.issue("by_dns", "dns-client", [x509.DNSName("hooks.partner.example")]),
+        "envoy_client": ca.issue("envoy_client", "envoy", [x509.DNSName("envoy")]),
         "rogue": rogue.issue("rogue", "zendesk-bridge",
                              [x509.UniformResourceIdentifier("spiffe://cluster.local/ns/crm/sa/zendesk-bridge")]),
     }

@@ -37,9 +37,24 @@ def test_repo_has_the_expected_envoy_configs():
     assert {"envoy.yaml", "egress.yaml", "compose.yaml"} <= set(ENVOY_CONFIGS)
 
 
+def etcd_files(certs) -> dict:
+    """envoy-etcd.yaml's client PKI, pointed at this run's certificates."""
+    cert, key = certs["envoy_client"]
+    return {"/etc/envoy/etcd/ca.pem": str(certs["ca"]), "/etc/envoy/etcd/client.pem": cert,
+            "/etc/envoy/etcd/client-key.pem": key}
+
+
+def with_files(node, files: dict):
+    if isinstance(node, dict):
+        return {k: (files.get(v, v) if k == "filename" else with_files(v, files)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [with_files(v, files) for v in node]
+    return node
+
+
 @pytest.mark.parametrize("name", ENVOY_CONFIGS)
-def test_envoy_validates_shipped_config(name, tmp_path):
-    doc = with_built_wasm(yaml.safe_load((h.REPO / "envoy" / name).read_text()))
+def test_envoy_validates_shipped_config(name, tmp_path, certs):
+    doc = with_files(with_built_wasm(yaml.safe_load((h.REPO / "envoy" / name).read_text())), etcd_files(certs))
     out = validate_envoy(doc, tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "OK" in out.stdout

@@ -143,3 +143,43 @@ def test_etcd_down_falls_back_to_the_local_store_when_configured(agent, etcd):
     finally:
         envoy.stop()
         etcd.start()
+
+
+@pytest.fixture(scope="module")
+def tls_etcd(certs):
+    cert, key = certs["server"]
+    client_cert, client_key = certs["envoy_client"]
+    e = h.Etcd(tls={"cert": cert, "key": key, "ca": str(certs["ca"]),
+                    "client_cert": client_cert, "client_key": client_key}).start()
+    yield e
+    e.stop()
+
+
+def test_the_shipped_replica_config_over_mutual_tls(tls_etcd, certs):
+    """envoy/envoy-etcd.yaml as shipped, twice (two replicas), against an etcd
+    that only accepts clients with a certificate from its CA."""
+    agents = [h.Backend("ticket-triage"), h.Backend("billing")]
+    cert, key = certs["envoy_client"]
+    files = {"/etc/envoy/etcd/ca.pem": str(certs["ca"]), "/etc/envoy/etcd/client.pem": cert,
+             "/etc/envoy/etcd/client-key.pem": key}
+    envoys, ports = [], []
+    try:
+        for _ in range(2):
+            port = h.free_port()
+            cfg = h.shipped_config("envoy-etcd.yaml", {10000: port, 18081: agents[0].port, 18082: agents[1].port,
+                                                       2379: tls_etcd.port}, files)
+            envoys.append(h.Envoy(cfg).wait_ready())
+            ports.append(port)
+        body = json.dumps({"action": "escalated", "ticket": {"id": uuid.uuid4().hex}}).encode()
+        headers = h.signed_headers("demo-secret-change-me", body)
+        first = h.request(ports[0], "/v1/webhook/generic/trg_ticket_escalated", body, headers)
+        assert first.status == 200 and first.json() == {"backend": "ticket-triage"}, first
+        again = h.request(ports[1], "/v1/webhook/generic/trg_ticket_escalated", body, headers)
+        assert again.json() == {"status": "duplicate"}, again
+        assert len(agents[0].received()) == 1
+        assert tls_etcd.keys(PREFIX), "the delivery is remembered in etcd, over TLS"
+    finally:
+        for e in envoys:
+            e.stop()
+        for a in agents:
+            a.stop()
