@@ -73,13 +73,15 @@ run: build $(TOOLS_STAMP)
 	ENVOY="$(ENVOY_BIN)" $(PY) tools/demo.py
 
 # The performance table (loopback only, a few minutes). Not part of `make test`.
-bench: build $(TOOLS_STAMP)
+bench: build $(TOOLS_STAMP) etcd
 	cargo build --release --target $(TARGET) --manifest-path bench/noop-filter/Cargo.toml
 	cargo build --release --examples
 	cargo build --release --example hmac_rate --features bench-soft-sha --target-dir target/soft
 	ENVOY="$(ENVOY_BIN)" $(PY) tools/bench.py
 	@# The worst delivery at max_body_bytes against its 50 ms target (met or not).
 	-ENVOY="$(ENVOY_BIN)" $(PY) tools/worstcase.py
+	@# What the etcd replay store adds beside the local one.
+	ENVOY="$(ENVOY_BIN)" $(PY) tools/replay_latency.py
 
 # Bounded fuzz runs (nightly, cargo-fuzz): FUZZ_SECONDS per target. New
 # interesting inputs land in fuzz/corpus/<target>/, which `make test` replays.
