@@ -34,7 +34,7 @@ def with_built_wasm(node):
 
 
 def test_repo_has_the_expected_envoy_configs():
-    assert {"envoy.yaml", "egress.yaml", "compose.yaml"} <= set(ENVOY_CONFIGS)
+    assert {"envoy.yaml", "egress.yaml", "envoy-compose.yaml"} <= set(ENVOY_CONFIGS)
 
 
 def etcd_files(certs) -> dict:
@@ -100,7 +100,7 @@ def test_every_shipped_listener_canonicalises_paths(name):
 
 
 def test_compose_envoy_runs_the_suites_plugin_config():
-    [c] = wasm_plugin_configs(yaml.safe_load((h.REPO / "envoy/compose.yaml").read_text()))
+    [c] = wasm_plugin_configs(yaml.safe_load((h.REPO / "envoy/envoy-compose.yaml").read_text()))
     assert json.loads(c["configuration"]["value"]) == edge_plugin_config()
 
 
@@ -110,8 +110,8 @@ def test_docker_compose_file():
     assert re.fullmatch(r"envoyproxy/envoy:v1\.40\.\d+", envoy["image"]), "Envoy image must be pinned"
     mounts = {v.split(":")[0]: v.split(":")[1] for v in envoy["volumes"]}
     assert mounts["./target/wasm32-wasip1/release/combo_webhook_filter.wasm"] == "/etc/envoy/combo_webhook_filter.wasm"
-    assert mounts["./envoy/compose.yaml"] == "/etc/envoy/envoy.yaml"
-    [c] = wasm_plugin_configs(yaml.safe_load((h.REPO / "envoy/compose.yaml").read_text()))
+    assert mounts["./envoy/envoy-compose.yaml"] == "/etc/envoy/envoy.yaml"
+    [c] = wasm_plugin_configs(yaml.safe_load((h.REPO / "envoy/envoy-compose.yaml").read_text()))
     assert c["vm_config"]["code"]["local"]["filename"] == "/etc/envoy/combo_webhook_filter.wasm"
     for name in ("agent-ticket-triage", "agent-billing", "default-backend"):
         svc = doc["services"][name]
