@@ -78,7 +78,13 @@ impl Host for AuthzHost<'_> {
     fn replace_request_body(&mut self, _old_len: usize, _body: &[u8]) -> Result<(), HostError> {
         Err(HostError)
     }
-    fn send_reply(&mut self, status: u32, _headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
+    fn send_reply(
+        &mut self,
+        status: u32,
+        _details: &str,
+        _headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), HostError> {
         self.reply = Some((status, body.to_vec()));
         Ok(())
     }
@@ -97,6 +103,7 @@ impl Host for AuthzHost<'_> {
         None
     }
     fn count(&mut self, _counter: Counter) {}
+    fn observe_filter_us(&mut self, _us: u64) {}
     fn set_filter_state(&mut self, _key: &str, _value: &[u8]) -> Result<(), HostError> {
         Ok(())
     }

@@ -84,8 +84,15 @@ pub trait Host: SharedStore {
     fn request_body(&mut self, len: usize) -> Result<Vec<u8>, HostError>;
     /// Replaces the buffered body (`old_len` bytes) with `body`.
     fn replace_request_body(&mut self, old_len: usize, body: &[u8]) -> Result<(), HostError>;
-    /// A local reply; the stream then pauses for good.
-    fn send_reply(&mut self, status: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError>;
+    /// A local reply; the stream then pauses for good. `details` says why,
+    /// for Envoy's `%RESPONSE_CODE_DETAILS%` (no whitespace).
+    fn send_reply(
+        &mut self,
+        status: u32,
+        details: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), HostError>;
     /// The upstream response's `:status`.
     fn response_status(&mut self) -> Option<u32>;
     /// Unix seconds. Read once per phase, so every check of a phase agrees.
@@ -95,6 +102,8 @@ pub trait Host: SharedStore {
     /// The verified peer certificate, when the client presented one.
     fn peer_certificate(&mut self) -> Option<Peer>;
     fn count(&mut self, counter: Counter);
+    /// The filter's own time on one delivery (the `combo_webhook_filter_us` histogram).
+    fn observe_filter_us(&mut self, us: u64);
     /// Filter state for access logs (`%FILTER_STATE(...)%`).
     fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError>;
     fn log_enabled(&self, level: Level) -> bool;

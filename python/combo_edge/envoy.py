@@ -266,7 +266,7 @@ class Envoy:
                    "--base-id", str(Envoy._next_base_id), "-l", log_level,
                    "--component-log-level", f"wasm:{wasm_log_level}", "--log-path", str(self.log),
                    "--file-flush-interval-msec", "50"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            stdout=open(self.dir / "stdout.log", "ab"), stderr=subprocess.STDOUT,
         )
 
     def wait_ready(self, timeout: float = 30.0):
@@ -285,6 +285,16 @@ class Envoy:
 
     def wait_exit(self, timeout: float = 30.0) -> int:
         return self.proc.wait(timeout=timeout)
+
+    def access_log(self) -> list[dict]:
+        """The JSON lines Envoy's stdout access log wrote (the shipped configs'
+        audit lines)."""
+        out = []
+        path = self.dir / "stdout.log"
+        for line in (path.read_text(errors="replace") if path.exists() else "").splitlines():
+            if line.startswith("{"):
+                out.append(json.loads(line))
+        return out
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

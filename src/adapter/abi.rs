@@ -7,7 +7,7 @@
 
 #![allow(clashing_extern_declarations)]
 
-use std::ptr::{null, null_mut};
+use std::ptr::null_mut;
 
 use super::wire;
 
@@ -27,6 +27,7 @@ pub const HTTP_REQUEST_STREAM: u32 = 0;
 pub const PLUGIN_CONFIGURATION: u32 = 7;
 pub const COUNTER: u32 = 0;
 pub const GAUGE: u32 = 1;
+pub const HISTOGRAM: u32 = 2;
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -146,10 +147,19 @@ pub fn set_buffer(kind: u32, start: usize, size: usize, data: &[u8]) -> Result<(
     status(unsafe { proxy_set_buffer_bytes(kind, start, size, data.as_ptr(), data.len()) })
 }
 
-pub fn send_local_response(code: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), Status> {
+pub fn send_local_response(code: u32, details: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<(), Status> {
     let headers = wire::encode_map(headers);
     status(unsafe {
-        proxy_send_local_response(code, null(), 0, body.as_ptr(), body.len(), headers.as_ptr(), headers.len(), -1)
+        proxy_send_local_response(
+            code,
+            details.as_ptr(),
+            details.len(),
+            body.as_ptr(),
+            body.len(),
+            headers.as_ptr(),
+            headers.len(),
+            -1,
+        )
     })
 }
 

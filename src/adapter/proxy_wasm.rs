@@ -19,7 +19,7 @@ use crate::stream::{Mode, Stream};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plan: None, metrics: Rc::new(Vec::new()), memory_gauge: None }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plan: None, metrics: Rc::new(Vec::new()), memory_gauge: None, filter_us: None }) });
 }}
 
 /// Each mode's plan, held directly: an HTTP context never re-checks the mode.
@@ -35,6 +35,8 @@ struct Root {
     /// `combo_webhook_vm_memory_bytes`: the VM's linear memory, so a soak can
     /// tell that it stays flat.
     memory_gauge: Option<u32>,
+    /// `combo_webhook_filter_us`: the filter's own time per delivery.
+    filter_us: Option<u32>,
 }
 
 impl Context for Root {}
@@ -42,7 +44,7 @@ impl Context for Root {}
 impl RootContext for Root {
     fn on_configure(&mut self, size: usize) -> bool {
         let started = std::time::Instant::now();
-        let mut host = WasmHost::new(Rc::clone(&self.metrics));
+        let mut host = WasmHost::new(Rc::clone(&self.metrics), self.filter_us);
         let bytes = match abi::buffer(abi::PLUGIN_CONFIGURATION, 0, size) {
             Ok(b) => b,
             Err(s) => {
@@ -83,6 +85,7 @@ impl RootContext for Root {
         if self.metrics.is_empty() {
             self.metrics = Rc::new(define_metrics(&mut host));
             self.memory_gauge = abi::define_metric(abi::GAUGE, "combo_webhook_vm_memory_bytes").ok();
+            self.filter_us = abi::define_metric(abi::HISTOGRAM, "combo_webhook_filter_us").ok();
         }
         record_memory(self.memory_gauge);
         let us = started.elapsed().as_micros();
@@ -92,7 +95,7 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let host = WasmHost::new(Rc::clone(&self.metrics));
+        let host = WasmHost::new(Rc::clone(&self.metrics), self.filter_us);
         Some(match self.plan.as_ref()? {
             Plan::Inbound(p) => Box::new(Filter(Stream::new(host, Inbound::new(Arc::clone(p))), self.memory_gauge)),
             Plan::Outbound(p) => Box::new(Filter(Stream::new(host, Outbound::new(Arc::clone(p))), self.memory_gauge)),
@@ -170,13 +173,14 @@ impl<M: Mode> HttpContext for Filter<M> {
 /// `impl Host` over the proxy-wasm ABI. Every call's failure is a value.
 struct WasmHost {
     metrics: Rc<Vec<Option<u32>>>,
+    filter_us: Option<u32>,
     log_level: u32,
 }
 
 impl WasmHost {
-    fn new(metrics: Rc<Vec<Option<u32>>>) -> Self {
+    fn new(metrics: Rc<Vec<Option<u32>>>, filter_us: Option<u32>) -> Self {
         // Debug lines are formatted only when Envoy would print them.
-        WasmHost { metrics, log_level: abi::log_level().unwrap_or(2) }
+        WasmHost { metrics, filter_us, log_level: abi::log_level().unwrap_or(2) }
     }
 
     fn property_string(&self, path: &[&str]) -> Option<String> {
@@ -233,8 +237,14 @@ impl Host for WasmHost {
         abi::set_buffer(abi::REQUEST_BODY, 0, old_len, body).map_err(|_| HostError)
     }
 
-    fn send_reply(&mut self, status: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
-        abi::send_local_response(status, headers, body).map_err(|_| HostError)
+    fn send_reply(
+        &mut self,
+        status: u32,
+        details: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), HostError> {
+        abi::send_local_response(status, details, headers, body).map_err(|_| HostError)
     }
 
     fn response_status(&mut self) -> Option<u32> {
@@ -271,6 +281,12 @@ impl Host for WasmHost {
     fn count(&mut self, counter: Counter) {
         if let Some(Some(id)) = self.metrics.get(counter.index()) {
             let _ = abi::increment_metric(*id, 1);
+        }
+    }
+
+    fn observe_filter_us(&mut self, us: u64) {
+        if let Some(id) = self.filter_us {
+            let _ = abi::record_metric(id, us);
         }
     }
 

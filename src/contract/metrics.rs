@@ -1,4 +1,7 @@
-//! Counters for Envoy's `/stats/prometheus`, named `combo_webhook_...`.
+//! Counters for Envoy's `/stats/prometheus`. Every delivery counts once in
+//! `combo_webhook_deliveries_<verdict>` (`..._rejected_<code>` for refusals);
+//! the shipped configs' `stats_tags` (`STATS_TAGS` in the README) turn verdict
+//! and code into labels: `combo_webhook_deliveries{verdict="rejected",code="..."}`.
 
 use crate::contract::error::Reject;
 
@@ -52,15 +55,15 @@ impl Counter {
 
     pub fn name(self) -> String {
         match self {
-            Counter::Accepted => "combo_webhook_accepted".to_string(),
-            Counter::Ignored => "combo_webhook_ignored".to_string(),
-            Counter::Duplicate => "combo_webhook_duplicate".to_string(),
-            Counter::InProgress => "combo_webhook_in_progress".to_string(),
+            Counter::Accepted => "combo_webhook_deliveries_accepted".to_string(),
+            Counter::Ignored => "combo_webhook_deliveries_ignored".to_string(),
+            Counter::Duplicate => "combo_webhook_deliveries_duplicate".to_string(),
+            Counter::InProgress => "combo_webhook_deliveries_in_progress".to_string(),
             Counter::ReplayStoreError => "combo_webhook_replay_store_error".to_string(),
             Counter::ReplayStoreFallback => "combo_webhook_replay_store_fallback".to_string(),
-            Counter::OutboundSigned => "combo_webhook_outbound_signed".to_string(),
-            Counter::OutboundSkipped => "combo_webhook_outbound_skipped".to_string(),
-            Counter::Rejected(r) => format!("combo_webhook_rejected_{}", r.code()),
+            Counter::OutboundSigned => "combo_webhook_deliveries_signed".to_string(),
+            Counter::OutboundSkipped => "combo_webhook_deliveries_skipped".to_string(),
+            Counter::Rejected(r) => format!("combo_webhook_deliveries_rejected_{}", r.code()),
         }
     }
 }
@@ -77,6 +80,6 @@ mod tests {
         }
         let names: std::collections::HashSet<_> = all.iter().map(|c| c.name()).collect();
         assert_eq!(names.len(), all.len());
-        assert!(names.contains("combo_webhook_rejected_signature_mismatch"));
+        assert!(names.contains("combo_webhook_deliveries_rejected_signature_mismatch"));
     }
 }

@@ -58,6 +58,7 @@ impl SharedStore for MemoryStore {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: u32,
+    pub details: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
@@ -85,6 +86,7 @@ pub struct MemoryHost {
     // What the stream did.
     pub reply: Option<Reply>,
     pub counters: Vec<Counter>,
+    pub filter_us: Vec<u64>,
     pub filter_state: Vec<(String, Vec<u8>)>,
     pub logs: Vec<(Level, String)>,
     pub clock_reads: u32,
@@ -167,9 +169,16 @@ impl Host for MemoryHost {
         Ok(())
     }
 
-    fn send_reply(&mut self, status: u32, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
+    fn send_reply(
+        &mut self,
+        status: u32,
+        details: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), HostError> {
         self.reply = Some(Reply {
             status,
+            details: details.to_string(),
             headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             body: body.to_vec(),
         });
@@ -195,6 +204,10 @@ impl Host for MemoryHost {
 
     fn count(&mut self, counter: Counter) {
         self.counters.push(counter);
+    }
+
+    fn observe_filter_us(&mut self, us: u64) {
+        self.filter_us.push(us);
     }
 
     fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError> {

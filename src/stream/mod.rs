@@ -71,11 +71,25 @@ pub struct Forward<F> {
 /// A local reply.
 pub struct Reply {
     pub status: u32,
+    /// `combo_webhook_<code or verdict>`, for `%RESPONSE_CODE_DETAILS%`.
+    pub details: String,
     pub headers: Vec<(&'static str, &'static str)>,
     pub body: std::borrow::Cow<'static, [u8]>,
 }
 
 impl<F> Outcome<F> {
+    /// Why the edge answered: the error code, or the verdict.
+    fn detail(&self) -> &'static str {
+        match self {
+            Outcome::Reject(r) | Outcome::RejectInput(r, _) => r.code(),
+            Outcome::Duplicate => "duplicate",
+            Outcome::InProgress => "in_progress",
+            Outcome::Ignored => "ignored",
+            Outcome::Skipped => "skipped",
+            Outcome::Forward(_) => "forwarded",
+        }
+    }
+
     fn verdict(&self) -> Verdict {
         match self {
             Outcome::Reject(_) | Outcome::RejectInput(..) => Verdict::Rejected,
@@ -101,7 +115,13 @@ impl<F> Outcome<F> {
     /// The one place an outcome becomes a reply (`None`: forward).
     fn reply(&self) -> Option<Reply> {
         const JSON: (&str, &str) = (CONTENT_TYPE, "application/json");
-        let fixed = |status, body: &'static [u8]| Reply { status, headers: vec![JSON], body: body.into() };
+        let details = format!("combo_webhook_{}", self.detail());
+        let fixed = |status, body: &'static [u8]| Reply {
+            status,
+            details: details.clone(),
+            headers: vec![JSON],
+            body: body.into(),
+        };
         Some(match self {
             Outcome::Reject(r) => {
                 let mut headers = vec![JSON];
@@ -110,20 +130,24 @@ impl<F> Outcome<F> {
                     Reject::ReplayStoreUnavailable => headers.push((RETRY_AFTER, "1")),
                     _ => {}
                 }
-                Reply { status: r.status(), headers, body: r.body().into_bytes().into() }
+                Reply { status: r.status(), details: details.clone(), headers, body: r.body().into_bytes().into() }
             }
-            Outcome::RejectInput(r, input) => {
-                Reply { status: r.status(), headers: vec![JSON], body: r.body_for_input(input).into_bytes().into() }
-            }
+            Outcome::RejectInput(r, input) => Reply {
+                status: r.status(),
+                details: details.clone(),
+                headers: vec![JSON],
+                body: r.body_for_input(input).into_bytes().into(),
+            },
             Outcome::Duplicate => fixed(200, br#"{"status":"duplicate"}"#),
             Outcome::InProgress => Reply {
                 status: 409,
+                details: details.clone(),
                 headers: vec![JSON, (RETRY_AFTER, "1")],
                 body: br#"{"status":"in_progress"}"#.as_slice().into(),
             },
             Outcome::Ignored => fixed(202, br#"{"status":"ignored"}"#),
             Outcome::Skipped => {
-                Reply { status: 204, headers: vec![(DELIVERY_STATUS, "skipped")], body: b"".as_slice().into() }
+                Reply { status: 204, details, headers: vec![(DELIVERY_STATUS, "skipped")], body: b"".as_slice().into() }
             }
             Outcome::Forward(_) => return None,
         })
@@ -432,7 +456,7 @@ impl<H: Host, M: Mode> Stream<H, M> {
         }
         self.publish();
         if let Some(r) = reply {
-            if self.host.send_reply(r.status, &r.headers, &r.body).is_err() {
+            if self.host.send_reply(r.status, &r.details, &r.headers, &r.body).is_err() {
                 self.host.log(Level::Warn, "combo_webhook: the proxy refused the local reply");
             }
         }
@@ -448,6 +472,7 @@ impl<H: Host, M: Mode> Stream<H, M> {
         if let Some(a) = &mut self.audit {
             self.published = true;
             a.verify_us = self.work.as_micros() as u64;
+            self.host.observe_filter_us(a.verify_us);
             let json = a.to_json();
             if self.host.set_filter_state(FILTER_STATE_KEY, json.as_bytes()).is_err() {
                 self.host.log(Level::Debug, "combo_webhook: cannot set the audit filter state");

@@ -91,6 +91,17 @@ def hcm_configs(doc):
 
 
 @pytest.mark.parametrize("name", ENVOY_CONFIGS)
+def test_every_shipped_listener_logs_the_audit_record_as_json(name):
+    for hcm in hcm_configs(yaml.safe_load((h.REPO / "envoy" / name).read_text())):
+        [log] = hcm["access_log"]
+        assert log["filter"]["extension_filter"]["typed_config"]["expression"] == "'wasm.combo_webhook_audit' in filter_state"
+        line = log["typed_config"]["log_format"]["text_format_source"]["inline_string"]
+        for field in ("%FILTER_STATE(wasm.combo_webhook_audit:PLAIN)%", "%UPSTREAM_REQUEST_ATTEMPT_COUNT%",
+                      "%DURATION%", "%RESPONSE_CODE_DETAILS%"):
+            assert field in line
+
+
+@pytest.mark.parametrize("name", ENVOY_CONFIGS)
 def test_every_shipped_listener_canonicalises_paths(name):
     hcms = hcm_configs(yaml.safe_load((h.REPO / "envoy" / name).read_text()))
     assert hcms
@@ -108,9 +119,15 @@ def test_docker_compose_file():
     doc = yaml.safe_load((h.REPO / "docker-compose.yml").read_text())
     envoy = doc["services"]["envoy"]
     assert re.fullmatch(r"envoyproxy/envoy:v1\.40\.\d+", envoy["image"]), "Envoy image must be pinned"
-    mounts = {v.split(":")[0]: v.split(":")[1] for v in envoy["volumes"]}
-    assert mounts["./target/wasm32-wasip1/release/combo_webhook_filter.wasm"] == "/etc/envoy/combo_webhook_filter.wasm"
-    assert mounts["./envoy/envoy-compose.yaml"] == "/etc/envoy/envoy.yaml"
+    short = {v.split(":")[0]: v.split(":")[1] for v in envoy["volumes"] if isinstance(v, str)}
+    assert short["./envoy/envoy-compose.yaml"] == "/etc/envoy/envoy.yaml"
+    # The .wasm in long syntax (Docker's Mounts API): a missing build fails
+    # `up` instead of creating a directory in its place.
+    [wasm] = [v for v in envoy["volumes"] if isinstance(v, dict)]
+    assert wasm == {"type": "bind", "source": "./target/wasm32-wasip1/release/combo_webhook_filter.wasm",
+                    "target": "/etc/envoy/combo_webhook_filter.wasm", "read_only": True}
+    # The healthcheck speaks HTTP/1.1 (Envoy's admin answers HTTP/1.0 with 426).
+    assert "HTTP/1.1" in " ".join(envoy["healthcheck"]["test"])
     [c] = wasm_plugin_configs(yaml.safe_load((h.REPO / "envoy/envoy-compose.yaml").read_text()))
     assert c["vm_config"]["code"]["local"]["filename"] == "/etc/envoy/combo_webhook_filter.wasm"
     for name in ("agent-ticket-triage", "agent-billing", "default-backend"):

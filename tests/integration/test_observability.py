@@ -7,6 +7,7 @@ import urllib.request
 import uuid
 
 import pytest
+import yaml
 
 from combo_edge import envoy as h
 
@@ -33,10 +34,11 @@ def observed(backends, tmp_path_factory):
                 "inline_string": "%RESPONSE_CODE% audit=%FILTER_STATE(wasm.combo_webhook_audit:PLAIN)%\n"}},
         },
     }]
+    shipped = yaml.safe_load((h.REPO / "envoy/envoy.yaml").read_text())
     envoy = h.Envoy({"static_resources": {
         "listeners": [h.listener("ingress", port, hcm)],
         "clusters": [h.cluster("agent", backends["ticket-triage"].port)],
-    }}).wait_ready()
+    }, "stats_config": shipped["stats_config"], "stats_flush_interval": "1s"}).wait_ready()
     yield port, envoy, access_log
     envoy.stop()
 
@@ -67,39 +69,45 @@ def mix(observed, backends):
     statuses = [r.status for r, _, _ in sent]
     assert statuses == [200, 200, 200, 200, 401, 401, 401, 202, 404, 405], statuses
     assert sent[3][0].json() == {"status": "duplicate"}
-    time.sleep(0.5)  # let access logs flush
+    time.sleep(1.5)  # let access logs and histograms flush
     return sent
 
 
 def prometheus(envoy) -> dict[str, float]:
+    """`name{labels}` -> value, labels sorted, for every combo_webhook series."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{envoy.admin_port}/stats/prometheus", timeout=5).read().decode()
     out = {}
     for line in text.splitlines():
-        m = re.match(r"^(combo_webhook_\w+)(?:\{[^}]*\})? (\S+)$", line)
+        m = re.match(r"^(combo_webhook_\w+)(?:\{([^}]*)\})? (\S+)$", line)
         if m:
-            out[m.group(1)] = float(m.group(2))
+            labels = ",".join(sorted(x for x in (m.group(2) or "").split(",") if x))
+            out[f"{m.group(1)}{{{labels}}}" if labels else m.group(1)] = float(m.group(3))
     return out
 
 
 def test_prometheus_counters_exact(observed, mix):
     counters = prometheus(observed[1])
     expected = {
-        "combo_webhook_accepted": 3,
-        "combo_webhook_duplicate": 1,
-        "combo_webhook_ignored": 1,
-        "combo_webhook_rejected_signature_mismatch": 2,
-        "combo_webhook_rejected_missing_signature": 1,
-        "combo_webhook_rejected_unknown_trigger": 1,
-        "combo_webhook_rejected_method_not_allowed": 1,
+        'combo_webhook_deliveries{verdict="accepted"}': 3,
+        'combo_webhook_deliveries{verdict="duplicate"}': 1,
+        'combo_webhook_deliveries{verdict="ignored"}': 1,
+        'combo_webhook_deliveries{code="signature_mismatch",verdict="rejected"}': 2,
+        'combo_webhook_deliveries{code="missing_signature",verdict="rejected"}': 1,
+        'combo_webhook_deliveries{code="unknown_trigger",verdict="rejected"}': 1,
+        'combo_webhook_deliveries{code="method_not_allowed",verdict="rejected"}': 1,
     }
     for name, value in expected.items():
         assert counters.get(name) == value, (name, counters)
     gauges = ("combo_webhook_vm_memory_bytes", "combo_webhook_secrets_expiring")
-    others = {k: v for k, v in counters.items() if k not in expected and k not in gauges and v != 0}
+    others = {k: v for k, v in counters.items()
+              if k not in expected and k not in gauges and not k.startswith("combo_webhook_filter_us") and v != 0}
     assert others == {}, others
     assert counters["combo_webhook_vm_memory_bytes"] > 0, "the VM memory gauge is recorded"
     assert counters["combo_webhook_secrets_expiring"] == 0
-    assert "combo_webhook_outbound_signed" in counters and "combo_webhook_rejected_invalid_json" in counters
+    assert 'combo_webhook_deliveries{verdict="signed"}' in counters
+    assert 'combo_webhook_deliveries{code="invalid_json",verdict="rejected"}' in counters
+    # The filter's own time per delivery, a histogram: one observation per audited delivery.
+    assert counters["combo_webhook_filter_us_count"] == 10, counters.get("combo_webhook_filter_us_count")
 
 
 def audit_records(text: str) -> list[dict]:

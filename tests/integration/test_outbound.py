@@ -77,7 +77,7 @@ def egress():
     port = h.free_port()
     cfg = h.shipped_config("egress.yaml", {10001: port, 19001: subs["sub_42"].port, 19002: subs["sub_ops"].port})
     envoy = h.Envoy(cfg).wait_ready()
-    yield port, subs
+    yield port, subs, envoy
     envoy.stop()
     for s in subs.values():
         s.server.shutdown()
@@ -172,6 +172,18 @@ def test_failing_twice_then_ack_gets_three_identical_attempts(egress, subs):
             assert a["headers"][k] == first[k]
     # Exponential backoff: attempts are spaced out, not fired back to back.
     assert sub.attempts[2]["at"] - sub.attempts[0]["at"] > 0.05
+    # The shipped access log carries the audit record with Envoy's attempts
+    # and the total duration, one JSON object per line.
+    delivery = first["x-combo-delivery-id"]
+    deadline = time.time() + 5
+    rows = []
+    while not rows and time.time() < deadline:
+        rows = [r for r in egress[2].access_log() if r["webhook_audit"].get("delivery_id") == delivery]
+        time.sleep(0.1)
+    [row] = rows
+    assert row["upstream_attempts"] == 3 and row["response_code"] == 200, row
+    assert row["webhook_audit"]["verdict"] == "signed" and row["webhook_audit"]["backend_status"] == 200
+    assert row["duration_ms"] >= (sub.attempts[2]["at"] - sub.attempts[0]["at"]) * 1000 - 5
 
 
 def test_slow_subscriber_is_retried(egress, subs):
