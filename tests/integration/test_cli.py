@@ -117,3 +117,36 @@ def test_validate_plugin_configs_shipped_in_envoy_yaml(tmp_path, name):
         cfg.write_text(text)
         out = cli("validate", str(cfg), env=env)
         assert out.returncode == 0, out.stdout
+
+
+def test_cli_conventions():
+    version = cli("--version")
+    assert version.returncode == 0 and version.stdout.decode().startswith("combo-webhook ")
+    for sub in ("sign", "verify", "validate", "inputs", "presets", "completions"):
+        out = cli(sub, "--help")
+        assert out.returncode == 0 and b"Usage: combo-webhook " + sub.encode() in out.stdout, sub
+    assert cli("sign", "--secret", "s", "--timestmap", "100").returncode == 2, "a misspelt flag is refused"
+    assert cli("sign", "--secret", "a", "--secret", "b").returncode == 2, "a repeated flag is refused"
+    assert cli("verify", "--secret", "s", "--tolerance", "-5").returncode == 2, "a negative tolerance is refused"
+    assert cli("sign", "--secret=s", "--timestamp=100", body=b"{}").returncode == 0, "--flag=value works"
+    assert b"complete -F" in cli("completions", "bash").stdout
+
+
+def test_validate_reads_stdin_and_configs_inside_envoy_and_istio_files(tmp_path):
+    out = cli("validate", "-", body=b'{"triggers": [{"id": "a", "secret": "s", "action": {"agent_id": "x"}}]}')
+    assert out.returncode == 0 and b"ok (inbound, 1 trigger(s))" in out.stdout, out.stdout
+    # The shipped bootstrap: its secrets come from the VM's key_values, as in Envoy.
+    out = cli("validate", str(h.REPO / "envoy/envoy.yaml"), env={})
+    assert out.returncode == 0 and b"ok (inbound, 2 trigger(s))" in out.stdout, out.stdout
+    # Istio: the secrets live in the gateway's environment, not here.
+    manifest = h.REPO / "envoy/istio/envoyfilter.yaml"
+    missing = cli("validate", str(manifest), env={})
+    assert missing.returncode == 1 and b"COMBO_TICKET_SECRET" in missing.stdout
+    assert cli("validate", "--allow-missing-env", str(manifest), env={}).returncode == 0
+    assert cli("validate", "--allow-missing-env", str(h.REPO / "envoy/istio/wasmplugin.yaml"), env={}).returncode == 0
+    broken = tmp_path / "bootstrap.yaml"
+    broken.write_text(yaml.safe_dump({"static_resources": {"listeners": [{"filter_chains": [{"filters": [{"typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        "config": {"configuration": {"value": json.dumps({"max_body_bytes": 0})}}}}]}]}]}}))
+    out = cli("validate", str(broken))
+    assert out.returncode == 1 and b"max_body_bytes: must be between 1 and" in out.stdout, out.stdout

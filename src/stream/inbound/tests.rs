@@ -177,6 +177,7 @@ fn method_not_allowed_names_post() {
     let reply = send(&plan_of(base_config()), h).reply.unwrap();
     assert_eq!((reply.status, reply.header("allow")), (405, Some("POST")));
     assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(reply.details, "combo_webhook_method_not_allowed", "for %RESPONSE_CODE_DETAILS%");
 }
 
 #[test]
