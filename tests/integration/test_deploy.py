@@ -163,6 +163,22 @@ def test_istio_envoyfilter_extension_is_valid_and_complete(tmp_path):
     [ef] = istio_docs()["envoyfilter.yaml"]
     assert ef["kind"] == "EnvoyFilter" and ef["apiVersion"] == "networking.istio.io/v1alpha3"
     ext, http, paths = ef["spec"]["configPatches"]
+    assert ef["spec"]["workloadSelector"]["labels"] == {"istio": "ingress"}, "a Helm install named istio-ingress"
+    for patch in (ext, http, paths):
+        # Istio >= 1.28 only: older istiod drops allow_on_headers_stop_iteration silently.
+        version = patch["match"]["proxy"]["proxyVersion"]
+        for ok in ("1.28.0", "1.28.3", "1.29.1", "1.30.0", "1.41.2"):
+            assert re.fullmatch(version, ok), (version, ok)
+        for old in ("1.26.4", "1.27.0", "1.2.0", "1.9.9"):
+            assert not re.fullmatch(version, old), (version, old)
+    for patch in (http, paths):
+        assert patch["match"]["listener"]["portNumber"] == 8443, "scoped to the webhook listener"
+    # An image pull that fails gives Envoy istio-agent's deny-all RBAC filter: it must be accepted.
+    assert http["patch"]["value"]["config_discovery"]["type_urls"] == [
+        "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"]
+    assert re.fullmatch(r"oci://[^@]+@sha256:[0-9a-f]{64}",
+                        ext["patch"]["value"]["typed_config"]["config"]["vm_config"]["code"]["remote"]["http_uri"]["uri"])
     assert paths["applyTo"] == "NETWORK_FILTER" and paths["patch"]["operation"] == "MERGE"
     hcm = paths["patch"]["value"]["typed_config"]
     assert hcm["normalize_path"] and hcm["merge_slashes"] and hcm["path_with_escaped_slashes_action"] == "REJECT_REQUEST"
