@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds combo-local/envoy and combo-local/python FROM scratch, with no pull:
+# Builds combo-local/envoy, combo-local/python and combo-local/etcd FROM scratch, with no pull:
 # each binary with exactly the shared libraries `ldd` names and the dynamic
 # loader. Usage: build-local-images.sh ENVOY_BINARY
 set -euo pipefail
@@ -56,5 +56,17 @@ CMD ["python3", "--version"]
 DOCKERFILE
 docker build -q -t combo-local/python:3 "$work/python"
 
+# etcd (Debian's etcd-server binary).
+mkdir -p "$work/etcd"
+rootfs "$work/etcd/rootfs" "$(command -v etcd)"
+cat > "$work/etcd/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+COPY rootfs/ /
+ENV PATH=/usr/local/bin:/usr/bin:/bin
+CMD ["etcd", "--version"]
+DOCKERFILE
+docker build -q -t combo-local/etcd:3 "$work/etcd"
+
 docker run --rm combo-local/envoy:v1.40.0 envoy --version
+docker run --rm combo-local/etcd:3 etcd --version
 docker run --rm combo-local/python:3 python3 --version

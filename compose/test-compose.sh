@@ -37,4 +37,5 @@ done
 echo "test-compose: envoy is $status"
 [ "$status" = healthy ]
 (cd tests/integration &&
-  ENVOY_URL=http://127.0.0.1:10000 "$PY" -m pytest -q -p no:cacheprovider -m "not local_only" test_inbound.py)
+  ENVOY_URL=http://127.0.0.1:10000 ENVOY_REPLICA_URL=http://127.0.0.1:10001 \
+    "$PY" -m pytest -q -p no:cacheprovider -m "not local_only" test_inbound.py test_compose_replicas.py)
