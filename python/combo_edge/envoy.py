@@ -110,6 +110,15 @@ class Backend:
         self.server.server_close()
 
 
+class SlowBackend:
+    """A recording backend that holds each request `delay` seconds (for
+    copies that must arrive while the first is still in flight)."""
+
+    def __init__(self, name: str = "agent"):
+        self.delay = 0.0
+        self.backend = Backend(name, on_request=lambda _entry: time.sleep(self.delay))
+
+
 class RemoteBackend:
     """The same interface over a recording backend in another process or
     container (docker-compose), through its /__ control paths."""

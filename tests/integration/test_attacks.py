@@ -22,17 +22,9 @@ STRIPE_SECRET = "whsec_attack"
 PREFIX = "/v1/webhook/generic/"
 
 
-class SlowAgent:
-    """A recording backend that can hold each request for a while."""
-
-    def __init__(self):
-        self.delay = 0.0
-        self.backend = h.Backend("agent", on_request=lambda _entry: time.sleep(self.delay))
-
-
 @pytest.fixture(scope="module")
 def agent():
-    a = SlowAgent()
+    a = h.SlowBackend()
     yield a
     a.backend.stop()
 

@@ -21,12 +21,6 @@ def plugin_config(on_store_error="reject") -> dict:
     }
 
 
-class SlowAgent:
-    def __init__(self):
-        self.delay = 0.0
-        self.backend = h.Backend("agent", on_request=lambda _e: time.sleep(self.delay))
-
-
 @pytest.fixture(scope="module")
 def etcd():
     e = h.Etcd().start()
@@ -36,7 +30,7 @@ def etcd():
 
 @pytest.fixture(scope="module")
 def agent():
-    a = SlowAgent()
+    a = h.SlowBackend()
     yield a
     a.backend.stop()
 
