@@ -206,7 +206,11 @@ impl<H: Host, M: Mode> Stream<H, M> {
             };
             let response = s.host.callout_response(body_size);
             let now = s.host.unix_now();
-            let Some(audit) = s.audit.as_mut() else { return };
+            let Some(audit) = s.audit.as_mut() else {
+                // Cannot happen (a stream that calls out has a record); never hang.
+                s.answer(Outcome::Reject(Reject::HostError));
+                return;
+            };
             let step = s.mode.on_callout(&mut s.host, call, response, now, audit);
             if s.step(step, buffered) == Action::Continue && s.host.resume_request().is_err() {
                 s.host.log(Level::Warn, "combo_webhook: the proxy refused to resume the request");
