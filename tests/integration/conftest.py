@@ -31,6 +31,14 @@ def backends():
         x.stop()
 
 
+@pytest.fixture(scope="module")
+def agent():
+    """A recording backend that can hold requests (`agent.delay`), one per module."""
+    a = h.SlowBackend()
+    yield a
+    a.backend.stop()
+
+
 @pytest.fixture(autouse=True)
 def clean_backends(backends):
     for b in backends.values():

@@ -22,13 +22,6 @@ STRIPE_SECRET = "whsec_attack"
 PREFIX = "/v1/webhook/generic/"
 
 
-@pytest.fixture(scope="module")
-def agent():
-    a = h.SlowBackend()
-    yield a
-    a.backend.stop()
-
-
 @pytest.fixture(autouse=True)
 def reset(agent):
     agent.delay = 0.0

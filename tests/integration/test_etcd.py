@@ -28,13 +28,6 @@ def etcd():
     e.stop()
 
 
-@pytest.fixture(scope="module")
-def agent():
-    a = h.SlowBackend()
-    yield a
-    a.backend.stop()
-
-
 @pytest.fixture(autouse=True)
 def reset(agent, etcd):
     agent.delay = 0.0
