@@ -64,11 +64,38 @@ impl Headers {
     pub fn contains(&self, name: &str) -> bool {
         self.iter().any(|(k, _)| k == name)
     }
+
+    /// SHA-256 over the headers named, as `name:value\n` lines in the order
+    /// given (the audit record's `headers_sha256`): a forged or altered header
+    /// shows up as a different digest without the header being recorded.
+    pub fn sha256_of(&self, names: &[&str]) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for name in names {
+            for (k, v) in self.iter().filter(|(k, _)| k == name) {
+                h.update(k.as_bytes());
+                h.update(b":");
+                h.update(v.as_bytes());
+                h.update(b"\n");
+            }
+        }
+        hex::encode(h.finalize())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digest_changes_with_any_named_header() {
+        let a = Headers::from_pairs([("x-sig", "1"), ("x-ts", "2")]);
+        let b = Headers::from_pairs([("x-sig", "1"), ("x-ts", "3")]);
+        let names = ["x-sig", "x-ts"];
+        assert_ne!(a.sha256_of(&names), b.sha256_of(&names));
+        assert_eq!(a.sha256_of(&names), a.sha256_of(&names));
+        assert_eq!(a.sha256_of(&["x-sig"]), b.sha256_of(&["x-sig"]), "only the named headers count");
+    }
 
     #[test]
     fn single_detects_repeats() {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::{Forward, Head, Mode, Outcome, Step};
-use crate::contract::audit::{self, AuditRecord, Direction, Verdict};
+use crate::contract::audit::{AuditRecord, Direction, Verdict};
 use crate::contract::error::Reject;
 use crate::contract::metrics::Counter;
 use crate::contract::names::*;
@@ -117,7 +117,7 @@ fn decide(plan: &OutboundPlan, p: Pending, body: &[u8], now: i64, audit: &mut Au
         (COMBO_SIGNATURE.to_string(), signature.clone()),
         (COMBO_TIMESTAMP.to_string(), timestamp.clone()),
     ]);
-    audit.headers_sha256 = Some(audit::headers_sha256(&signed, &[COMBO_SIGNATURE, COMBO_TIMESTAMP]));
+    audit.headers_sha256 = Some(signed.sha256_of(&[COMBO_SIGNATURE, COMBO_TIMESTAMP]));
     audit.key_id = Some(secret.key_id.clone());
     audit.delivery_id = Some(delivery_id.clone());
     audit.timestamp = Some(now);

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::contract::audit::{self, AuditRecord};
+use crate::contract::audit::AuditRecord;
 use crate::contract::error::Reject;
 use crate::contract::names::*;
 use crate::host::{Headers, Host};
@@ -30,7 +30,7 @@ pub(super) fn check_head<H: Host>(
         return Err(Reject::IpNotAllowed);
     }
     let trigger = plan.triggers.get(segment).ok_or(Reject::UnknownTrigger)?;
-    audit.headers_sha256 = Some(audit::headers_sha256(headers, trigger.profile.audit_headers()));
+    audit.headers_sha256 = Some(headers.sha256_of(trigger.profile.audit_headers()));
     if !trigger.allow.allows(source) {
         return Err(Reject::IpNotAllowed);
     }
