@@ -243,17 +243,14 @@ fn standard_credentials(headers: &Headers) -> Result<Credentials, Reject> {
         if headers.contains(WEBHOOK[0]) || !headers.contains(SVIX[0]) { WEBHOOK } else { SVIX };
     let (sig, ts) = signature_and_timestamp(headers, sig_name, ts_name)?;
     let id = required(headers, id_name, Reject::MissingSignature, Reject::MalformedSignature)?;
-    let mut tags = Vec::new();
-    let mut bad_tag = false;
-    for entry in sig.split(' ').filter(|e| !e.is_empty()) {
-        if let Some(b64) = entry.strip_prefix("v1,") {
-            match BASE64.decode(b64).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()) {
-                Some(tag) => tags.push(tag),
-                None => bad_tag = true,
-            }
-        }
-    }
-    if bad_tag || tags.is_empty() {
+    // As the reference verifiers do: entries of other versions (`v1a`, ...) and
+    // `v1` entries that are not a SHA-256 tag are skipped; one must be usable.
+    let tags: Vec<[u8; 32]> = sig
+        .split(' ')
+        .filter_map(|entry| entry.strip_prefix("v1,"))
+        .filter_map(|b64| BASE64.decode(b64).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()))
+        .collect();
+    if tags.is_empty() {
         return Err(Reject::MalformedSignature);
     }
     let timestamp = parse_unix_seconds(ts).ok_or(Reject::MalformedTimestamp)?;

@@ -132,8 +132,19 @@ fn standard_webhooks_published_vector() {
     for prefix in ["webhook-", "svix-"] {
         let (id, ts, s) = (format!("{prefix}id"), format!("{prefix}timestamp"), format!("{prefix}signature"));
         let h = [(id.as_str(), "msg_p5jXN8AQM9LWM0D4loKWxJek"), (ts.as_str(), "1614265330"), (s.as_str(), sig)];
-        // "bm9wZQ==" decodes to 4 bytes, not a SHA-256 tag: the list is malformed.
-        assert_eq!(verify_with(Profile::StandardWebhooks, secret, &h, body, 0), Err(Reject::MalformedSignature));
+        // "bm9wZQ==" decodes to 4 bytes, not a SHA-256 tag, and `v1a` is another
+        // version: both are skipped, as the reference verifiers skip them.
+        assert!(verify_with(Profile::StandardWebhooks, secret, &h, body, 0).is_ok());
+        let only_unusable = [
+            (id.as_str(), "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            (ts.as_str(), "1614265330"),
+            (s.as_str(), "v1a,AAAA v1,bm9wZQ=="),
+        ];
+        assert_eq!(
+            verify_with(Profile::StandardWebhooks, secret, &only_unusable, body, 0),
+            Err(Reject::MalformedSignature),
+            "no usable v1 entry"
+        );
         let good = "v1a,AAAA v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
         let h = [(id.as_str(), "msg_p5jXN8AQM9LWM0D4loKWxJek"), (ts.as_str(), "1614265330"), (s.as_str(), good)];
         assert_eq!(
