@@ -227,6 +227,15 @@ def agent_routes(agents: dict[str, str], default_cluster: str) -> list:
     return routes
 
 
+def with_xfcc(hcm: dict) -> dict:
+    """The connection manager replaces any client-sent x-forwarded-client-cert
+    with the verified certificate's subject and every URI and DNS SAN (what
+    `mtls_identity: xfcc` reads)."""
+    hcm["typed_config"]["forward_client_cert_details"] = "SANITIZE_SET"
+    hcm["typed_config"]["set_current_client_cert_details"] = {"subject": True, "uri": True, "dns": True}
+    return hcm
+
+
 def listener(name: str, port: int, hcm: dict, tls: dict | None = None) -> dict:
     chain = {"filters": [hcm]}
     if tls:

@@ -61,6 +61,9 @@ def make_pki(dir: Path) -> dict:
                              [x509.UniformResourceIdentifier("spiffe://cluster.local/ns/other/sa/stranger")]),
         "by_dns": ca.issue("by_dns", "dns-client", [x509.DNSName("hooks.partner.example")]),
         "envoy_client": ca.issue("envoy_client", "envoy", [x509.DNSName("envoy")]),
+        # The listed identity is its second URI SAN: only an every-SAN check admits it.
+        "multi": ca.issue("multi", "multi", [x509.UniformResourceIdentifier("spiffe://cluster.local/ns/other/sa/first"),
+                                             x509.UniformResourceIdentifier("spiffe://cluster.local/ns/crm/sa/zendesk-bridge")]),
         "rogue": rogue.issue("rogue", "zendesk-bridge",
                              [x509.UniformResourceIdentifier("spiffe://cluster.local/ns/crm/sa/zendesk-bridge")]),
     }

@@ -51,3 +51,4 @@ pub const CONTENT_LENGTH: &str = "content-length";
 pub const ALLOW: &str = "allow";
 pub const RETRY_AFTER: &str = "retry-after";
 pub const REQUEST_ID: &str = "x-request-id";
+pub const FORWARDED_CLIENT_CERT: &str = "x-forwarded-client-cert";

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::raw::{InputsDelivery, OnNoMatch, OnStoreError, OneOrMany, RawConfig, RawReplay, RawTrigger, StoreKind};
+use super::raw::{
+    InputsDelivery, MtlsIdentity, OnNoMatch, OnStoreError, OneOrMany, RawConfig, RawReplay, RawTrigger, StoreKind,
+};
 use super::{valid_id, Compiler, DEFAULT_MAX_BODY_BYTES, MAX_MAX_BODY_BYTES};
 use crate::rules::allowlist::Allowlist;
 use crate::rules::inputs::{InputsId, TemplateSet};
@@ -29,6 +31,7 @@ pub struct InboundPlan {
     pub allow: Allowlist,
     pub on_no_match: OnNoMatch,
     pub inputs_delivery: InputsDelivery,
+    pub mtls_identity: MtlsIdentity,
     pub replay: ReplayPolicy,
     pub triggers: HashMap<String, Arc<Trigger>>,
     pub templates: TemplateSet,
@@ -143,6 +146,7 @@ pub(super) fn compile(raw: RawConfig, c: &mut Compiler) -> Option<InboundPlan> {
         allow,
         on_no_match: raw.on_no_match,
         inputs_delivery: raw.inputs_delivery,
+        mtls_identity: raw.mtls_identity,
         replay,
         triggers,
         templates,

@@ -30,6 +30,19 @@ pub enum OnNoMatch {
     Forward,
 }
 
+/// Where the verified client certificate's identities come from.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MtlsIdentity {
+    /// Envoy's connection attributes: the first URI SAN, the first DNS SAN and
+    /// the subject (all Envoy hands a wasm filter).
+    #[default]
+    Connection,
+    /// Every SAN, from the `x-forwarded-client-cert` header the connection
+    /// manager sets with `forward_client_cert_details: SANITIZE_SET`.
+    Xfcc,
+}
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InputsDelivery {
@@ -56,6 +69,8 @@ pub struct RawConfig {
     pub on_no_match: OnNoMatch,
     #[serde(default)]
     pub inputs_delivery: InputsDelivery,
+    #[serde(default)]
+    pub mtls_identity: MtlsIdentity,
     pub replay: Option<RawReplay>,
     #[serde(default)]
     pub triggers: Vec<RawTrigger>,

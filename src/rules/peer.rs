@@ -35,6 +35,50 @@ impl PeerPattern {
     }
 }
 
+/// Adds the identities of the current hop's element of an
+/// `x-forwarded-client-cert` value (`By=..;Hash=..;Subject="..";URI=..;DNS=..`,
+/// one element per proxy, comma-separated; the last is this hop's).
+pub fn extend_from_xfcc(peer: &mut Peer, value: &str) {
+    let elements = split_unquoted(value, ',');
+    let Some(element) = elements.last() else { return };
+    for pair in split_unquoted(element, ';') {
+        let Some((key, raw)) = pair.split_once('=') else { continue };
+        let value = unquote(raw.trim());
+        match key.trim().to_ascii_lowercase().as_str() {
+            "uri" if !peer.uri_sans.contains(&value) => peer.uri_sans.push(value),
+            "dns" if !peer.dns_sans.contains(&value) => peer.dns_sans.push(value),
+            "subject" if peer.subject.is_none() => peer.subject = Some(value),
+            _ => {}
+        }
+    }
+}
+
+/// Splits on `sep` outside double quotes (XFCC quotes values holding `,;=`).
+fn split_unquoted(text: &str, sep: char) -> Vec<&str> {
+    let (mut parts, mut start, mut quoted, mut escaped) = (Vec::new(), 0, false, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            c if c == sep && !quoted => {
+                parts.push(&text[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
+fn unquote(value: &str) -> String {
+    match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+        Some(inner) => inner.replace("\\\"", "\""),
+        None => value.to_string(),
+    }
+}
+
 /// An empty list admits every verified peer.
 pub fn allowed(peer: &Peer, patterns: &[PeerPattern]) -> bool {
     patterns.is_empty() || patterns.iter().any(|p| p.matches(peer))
@@ -62,6 +106,27 @@ mod tests {
         assert!(!allowed(&p, &pat("dns:spiffe://a")), "a URI SAN never satisfies a DNS entry");
         assert!(!allowed(&p, &pat("uri:one.example")));
         assert!(allowed(&p, &[]));
+    }
+
+    #[test]
+    fn xfcc_adds_every_san_of_the_current_hop() {
+        let mut p = peer(&["spiffe://first"], &[]);
+        let xfcc = concat!(
+            "By=spiffe://front;URI=spiffe://from-an-earlier-hop,",
+            "Hash=ab12;Subject=\"CN=bridge,O=Acme\";URI=spiffe://first;URI=spiffe://second;DNS=one.example;DNS=two.example"
+        );
+        extend_from_xfcc(&mut p, xfcc);
+        assert_eq!(p.uri_sans, ["spiffe://first", "spiffe://second"]);
+        assert_eq!(p.dns_sans, ["one.example", "two.example"]);
+        assert!(allowed(&p, &[PeerPattern::parse("uri:spiffe://second").unwrap()]));
+        assert!(!allowed(&p, &[PeerPattern::parse("uri:spiffe://from-an-earlier-hop").unwrap()]), "only this hop");
+        let mut q = peer(&[], &[]);
+        q.subject = None;
+        extend_from_xfcc(&mut q, "Subject=\"CN=a,O=b\";URI=x");
+        assert_eq!(q.subject.as_deref(), Some("CN=a,O=b"));
+        for junk in ["", ",", ";;", "URI", "\"", "URI=\"unterminated"] {
+            extend_from_xfcc(&mut peer(&[], &[]), junk);
+        }
     }
 
     #[test]

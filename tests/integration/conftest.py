@@ -55,6 +55,8 @@ def edge_plugin_config() -> dict:
     """The main edge's plugin configuration; docker-compose's Envoy carries the same (checked by a test)."""
     return {
         "max_body_bytes": 65536,
+        # Every SAN, from the XFCC header the mTLS listener's connection manager sets.
+        "mtls_identity": "xfcc",
         "triggers": [
             {
                 "id": "trg_ticket_escalated",
@@ -116,7 +118,7 @@ def edge(backends, certs):
     bootstrap = {"static_resources": {
         "listeners": [
             h.listener("ingress", port, h.http_connection_manager([wasm], routes)),
-            h.listener("ingress_mtls", tls_port, h.http_connection_manager([wasm], routes),
+            h.listener("ingress_mtls", tls_port, h.with_xfcc(h.http_connection_manager([wasm], routes)),
                        tls={"cert": cert, "key": key, "ca": certs["ca"]}),
         ],
         "clusters": [

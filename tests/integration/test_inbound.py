@@ -281,6 +281,26 @@ def test_mtls_listed_peer_accepted(edge, backends, certs, who):
 
 
 @pytest.mark.local_only
+def test_mtls_every_san_is_checked(edge, backends, certs):
+    """The listed identity is the certificate's second URI SAN (Envoy's wasm
+    attributes show only the first; the XFCC header has them all)."""
+    body = body_of(TICKET)
+    resp = h.request(edge.tls_port, MTLS_PATH, body, h.signed_headers(SECRET, body), tls=tls_client(certs, "multi"))
+    assert resp.status == 200, resp
+
+
+@pytest.mark.local_only
+def test_mtls_a_forged_xfcc_header_grants_nothing(edge, backends, certs):
+    body = body_of(TICKET)
+    forged = "URI=spiffe://cluster.local/ns/crm/sa/zendesk-bridge"
+    resp = h.request(edge.tls_port, MTLS_PATH, body, h.signed_headers(SECRET, body, x_forwarded_client_cert=forged),
+                     tls=tls_client(certs, "stranger"))
+    assert_rejected(resp, 403, "peer_not_allowed", backends)
+    resp = h.request(edge.port, MTLS_PATH, body, h.signed_headers(SECRET, body, x_forwarded_client_cert=forged))
+    assert_rejected(resp, 403, "mtls_required", backends)
+
+
+@pytest.mark.local_only
 def test_mtls_without_certificate_refused(edge, backends, certs):
     body = body_of(TICKET)
     resp = h.request(edge.tls_port, MTLS_PATH, body, h.signed_headers(SECRET, body), tls=tls_client(certs, None))

@@ -8,6 +8,7 @@ use crate::contract::error::Reject;
 use crate::contract::names::*;
 use crate::host::{Headers, Host};
 use crate::plan::inbound::{InboundPlan, Trigger};
+use crate::plan::raw::MtlsIdentity;
 use crate::rules::allowlist::parse_source_address;
 use crate::rules::peer;
 use crate::rules::signature::Credentials;
@@ -35,7 +36,14 @@ pub(super) fn check_head<H: Host>(
         return Err(Reject::IpNotAllowed);
     }
     if let Some(mtls) = &trigger.mtls {
-        let peer = host.peer_certificate().ok_or(Reject::MtlsRequired)?;
+        let mut peer = host.peer_certificate().ok_or(Reject::MtlsRequired)?;
+        if plan.mtls_identity == MtlsIdentity::Xfcc {
+            // Trusted only because the connection manager replaces any
+            // client-sent copy (SANITIZE_SET, README "mTLS").
+            if let Some(xfcc) = headers.first(FORWARDED_CLIENT_CERT) {
+                peer::extend_from_xfcc(&mut peer, xfcc);
+            }
+        }
         if !peer::allowed(&peer, &mtls.allowed_peers) {
             return Err(Reject::PeerNotAllowed);
         }
