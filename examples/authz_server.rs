@@ -6,46 +6,25 @@
 //!
 //!   cargo run --release --example authz_server -- 127.0.0.1:9191 plugin-config.json
 
-use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[path = "support/http1.rs"]
 mod http1;
 
 use combo_webhook_filter::contract::metrics::Counter;
+use combo_webhook_filter::host::memory::MemoryStore;
 use combo_webhook_filter::host::{Callout, CalloutResponse, Host, HostError, Level, Peer, SharedStore, StoreError};
 use combo_webhook_filter::plan::{self, Compiled, InboundPlan};
 use combo_webhook_filter::rules::replay;
 use combo_webhook_filter::stream::inbound::{Inbound, Stream};
 
-/// The replay cache in process memory, same buckets and CAS as in Envoy.
-#[derive(Default)]
-struct ProcessStore(Mutex<HashMap<String, (Vec<u8>, u32)>>);
-
-impl SharedStore for ProcessStore {
-    fn store_get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), HostError> {
-        let map = self.0.lock().map_err(|_| HostError)?;
-        Ok(map.get(key).map_or((None, None), |(v, c)| (Some(v.clone()), Some(*c))))
-    }
-
-    fn store_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
-        let mut map = self.0.lock().map_err(|_| StoreError::Unavailable)?;
-        let current = map.get(key).map(|(_, c)| *c);
-        if cas.is_some() && cas != current {
-            return Err(StoreError::CasMismatch);
-        }
-        map.insert(key.to_string(), (value.to_vec(), current.unwrap_or(0) + 1));
-        Ok(())
-    }
-}
-
 /// One authorization request as the host of a stream: the headers to add
 /// upstream are collected, a local reply becomes the denial.
 struct AuthzHost<'a> {
-    store: &'a ProcessStore,
+    store: &'a MemoryStore,
     headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
     added: Vec<(String, String)>,
@@ -123,7 +102,7 @@ impl Host for AuthzHost<'_> {
     }
 }
 
-fn serve(stream: TcpStream, plan: &Arc<InboundPlan>, store: &ProcessStore) -> std::io::Result<()> {
+fn serve(stream: TcpStream, plan: &Arc<InboundPlan>, store: &MemoryStore) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut w = stream.try_clone()?;
     let mut r = BufReader::new(stream);
@@ -168,7 +147,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let store = Arc::new(ProcessStore::default());
+    let store = Arc::new(MemoryStore::default());
     replay::create_buckets(store.as_ref());
     let listener = match TcpListener::bind(addr) {
         Ok(l) => l,

@@ -50,11 +50,7 @@ def main():
         for store in ("local", "etcd"):
             cfg, clusters = config(store, etcd.port if store == "etcd" else None)
             port = h.free_port()
-            routes = [{"match": {"prefix": "/"}, "route": {"cluster": "a"}}]
-            bootstrap = {"static_resources": {
-                "listeners": [h.listener("in", port, h.http_connection_manager([h.wasm_filter(cfg)], routes))],
-                "clusters": [h.cluster("a", agent.port), *clusters]}}
-            envoy = h.Envoy(bootstrap, wasm_log_level="error").wait_ready()
+            envoy = h.Envoy(h.single_upstream(cfg, agent.port, port, clusters), wasm_log_level="error").wait_ready()
             try:
                 rows[store] = run(port)
             finally:

@@ -138,12 +138,7 @@ def flat(samples: list[int]) -> bool:
 def main():
     agent = h.Backend("agent")
     port = h.free_port()
-    routes = [{"match": {"prefix": "/"}, "route": {"cluster": "agent", "timeout": "10s"}}]
-    bootstrap = {"static_resources": {
-        "listeners": [h.listener("ingress", port, h.http_connection_manager([h.wasm_filter(CONFIG)], routes))],
-        "clusters": [h.cluster("agent", agent.port)],
-    }}
-    envoy = h.Envoy(bootstrap, concurrency=2, wasm_log_level="info").wait_ready()
+    envoy = h.Envoy(h.single_upstream(CONFIG, agent.port, port), concurrency=2, wasm_log_level="info").wait_ready()
     t = Tally()
     rss, vm = [], []
     started = time.time()

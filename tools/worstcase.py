@@ -48,11 +48,8 @@ def measure(trigger: dict) -> dict:
     cfg = {"max_body_bytes": MAX_BODY, "max_inputs_bytes": 65536, "triggers": [trigger]}
     agent = h.Backend("agent")
     port = h.free_port()
-    routes = [{"match": {"prefix": "/"}, "route": {"cluster": "agent"}}]
-    listener = h.listener("ingress", port, h.http_connection_manager([h.wasm_filter(cfg)], routes))
-    listener["per_connection_buffer_limit_bytes"] = 2 * MAX_BODY
-    envoy = h.Envoy({"static_resources": {"listeners": [listener], "clusters": [h.cluster("agent", agent.port)]}},
-                    concurrency=1, wasm_log_level="info").wait_ready()
+    # The harness listener's buffer limit (4 MiB) is above max_body_bytes.
+    envoy = h.Envoy(h.single_upstream(cfg, agent.port, port), concurrency=1, wasm_log_level="info").wait_ready()
     path = "/v1/webhook/generic/trg_worst"
     try:
         bodies = [worst_body(n) for n in range(10)]

@@ -263,6 +263,16 @@ def listener(name: str, port: int, hcm: dict, tls: dict | None = None) -> dict:
     }
 
 
+def single_upstream(plugin_config: dict, upstream_port: int, port: int, extra_clusters: list | None = None) -> dict:
+    """A bootstrap with the filter in front of one upstream (`agent`) that
+    every path reaches: the catch-all route an attacker hopes for."""
+    routes = [{"match": {"prefix": "/"}, "route": {"cluster": "agent", "timeout": "10s"}}]
+    return {"static_resources": {
+        "listeners": [listener("ingress", port, http_connection_manager([wasm_filter(plugin_config)], routes))],
+        "clusters": [cluster("agent", upstream_port), *(extra_clusters or [])],
+    }}
+
+
 # ---------------------------------------------------------------- envoy process
 
 class Envoy:

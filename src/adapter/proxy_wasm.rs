@@ -19,7 +19,7 @@ use crate::stream::{Mode, Stream};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plan: None, metrics: Rc::new(Vec::new()), memory_gauge: None, filter_us: None }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plan: None, metrics: Rc::new(Vec::new()), memory_gauge: None, filter_us: None, log_level: 2 }) });
 }}
 
 /// Each mode's plan, held directly: an HTTP context never re-checks the mode.
@@ -37,6 +37,8 @@ struct Root {
     memory_gauge: Option<u32>,
     /// `combo_webhook_filter_us`: the filter's own time per delivery.
     filter_us: Option<u32>,
+    /// Envoy's `wasm` log level, read at configure time (not per request).
+    log_level: u32,
 }
 
 impl Context for Root {}
@@ -44,7 +46,8 @@ impl Context for Root {}
 impl RootContext for Root {
     fn on_configure(&mut self, size: usize) -> bool {
         let started = std::time::Instant::now();
-        let mut host = WasmHost::new(Rc::clone(&self.metrics), self.filter_us);
+        self.log_level = abi::log_level().unwrap_or(self.log_level);
+        let mut host = self.host();
         let bytes = match abi::buffer(abi::PLUGIN_CONFIGURATION, 0, size) {
             Ok(b) => b,
             Err(s) => {
@@ -95,7 +98,7 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let host = WasmHost::new(Rc::clone(&self.metrics), self.filter_us);
+        let host = self.host();
         Some(match self.plan.as_ref()? {
             Plan::Inbound(p) => Box::new(Filter(Stream::new(host, Inbound::new(Arc::clone(p))), self.memory_gauge)),
             Plan::Outbound(p) => Box::new(Filter(Stream::new(host, Outbound::new(Arc::clone(p))), self.memory_gauge)),
@@ -104,6 +107,14 @@ impl RootContext for Root {
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
+    }
+}
+
+impl Root {
+    /// A host for one stream (or for configuring): debug lines are formatted
+    /// only when Envoy would print them.
+    fn host(&self) -> WasmHost {
+        WasmHost { metrics: Rc::clone(&self.metrics), filter_us: self.filter_us, log_level: self.log_level }
     }
 }
 
@@ -178,11 +189,6 @@ struct WasmHost {
 }
 
 impl WasmHost {
-    fn new(metrics: Rc<Vec<Option<u32>>>, filter_us: Option<u32>) -> Self {
-        // Debug lines are formatted only when Envoy would print them.
-        WasmHost { metrics, filter_us, log_level: abi::log_level().unwrap_or(2) }
-    }
-
     fn property_string(&self, path: &[&str]) -> Option<String> {
         abi::property(path).ok().flatten().and_then(|b| String::from_utf8(b).ok()).filter(|s| !s.is_empty())
     }

@@ -2,9 +2,8 @@
 //! did to them, for native tests, fuzzing and the ext_authz baseline of the
 //! benchmarks. It behaves like Envoy where the stream can tell.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{Callout, CalloutResponse, Host, HostError, Level, Peer, SharedStore, StoreError};
 use crate::contract::metrics::Counter;
@@ -12,36 +11,53 @@ use crate::contract::metrics::Counter;
 /// Values with their CAS tokens.
 type Entries = HashMap<String, (Vec<u8>, u32)>;
 
-/// A shared store with CAS tokens, shared between the hosts of several requests.
+/// The store's state: values with their CAS tokens, and how many writes
+/// still fail as if another worker had written first.
+#[derive(Debug, Default)]
+struct State {
+    entries: Entries,
+    conflicts: u32,
+}
+
+/// A shared store with CAS tokens, shared between the hosts of several
+/// requests (and threads: the ext_authz baseline serves from several).
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
-    map: Rc<RefCell<Entries>>,
-    /// Writes to fail with a CAS mismatch before succeeding again (a racing worker).
-    pub cas_conflicts: Rc<RefCell<u32>>,
+    state: Arc<Mutex<State>>,
 }
 
 impl MemoryStore {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A test that panicked while holding the lock leaves usable data.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn len(&self) -> usize {
-        self.map.borrow().len()
+        self.state().entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.borrow().is_empty()
+        self.state().entries.is_empty()
+    }
+
+    /// The next `n` writes fail with a CAS mismatch (a racing worker).
+    pub fn fail_next_writes(&self, n: u32) {
+        self.state().conflicts = n;
     }
 }
 
 impl SharedStore for MemoryStore {
     fn store_get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), HostError> {
-        Ok(match self.map.borrow().get(key) {
+        Ok(match self.state().entries.get(key) {
             Some((v, cas)) => (Some(v.clone()), Some(*cas)),
             None => (None, None),
         })
     }
 
     fn store_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
-        let mut map = self.map.borrow_mut();
+        let mut state = self.state();
+        let State { entries: map, conflicts } = &mut *state;
         let current = map.get(key).map(|(_, c)| *c);
-        let mut conflicts = self.cas_conflicts.borrow_mut();
         if *conflicts > 0 || (cas.is_some() && cas != current) {
             *conflicts = conflicts.saturating_sub(1);
             if let Some(entry) = map.get_mut(key) {

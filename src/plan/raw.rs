@@ -201,15 +201,6 @@ pub enum OneOrMany<T> {
     Many(Vec<T>),
 }
 
-impl<T> OneOrMany<T> {
-    pub fn into_vec(self) -> Vec<T> {
-        match self {
-            OneOrMany::One(t) => vec![t],
-            OneOrMany::Many(v) => v,
-        }
-    }
-}
-
 // Hand-written rather than `#[serde(untagged)]` so that errors inside keep their
 // field path (untagged enums swallow them into "did not match any variant").
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {

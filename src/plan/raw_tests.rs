@@ -35,7 +35,14 @@ fn match_is_one_or_many() {
         ]}"#,
     )
     .unwrap();
-    let t: Vec<_> = c.triggers.into_iter().map(|t| t.match_.unwrap().into_vec().len()).collect();
+    let t: Vec<_> = c
+        .triggers
+        .into_iter()
+        .map(|t| match t.match_.unwrap() {
+            OneOrMany::One(_) => 1,
+            OneOrMany::Many(v) => v.len(),
+        })
+        .collect();
     assert_eq!(t, vec![1, 2]);
 }
 

@@ -31,10 +31,6 @@ impl Allowlist {
         Ok(Allowlist { nets })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.nets.is_empty()
-    }
-
     /// Whether `ip` may pass. An unknown source passes only an empty list.
     pub fn allows(&self, ip: Option<IpAddr>) -> bool {
         if self.nets.is_empty() {

@@ -99,33 +99,52 @@ fn check_pattern_argument(b: &[u8], open: usize, name: &str) -> Result<(), Strin
 // instead of once per node: with literal patterns only, the cache holds at
 // most the configuration's patterns.
 
+/// Whether the whole text (`match`) or a part of it (`search`) fits a pattern.
+#[derive(Clone, Copy)]
+enum Anchoring {
+    Whole,
+    Part,
+}
+
+type Cache = RefCell<HashMap<String, Option<regex::Regex>>>;
+
 thread_local! {
-    static PATTERNS: RefCell<HashMap<String, Option<regex::Regex>>> = RefCell::new(HashMap::new());
+    // Keyed by the pattern as written, so a hit allocates nothing.
+    static WHOLE: Cache = RefCell::new(HashMap::new());
+    static PART: Cache = RefCell::new(HashMap::new());
 }
 
 /// Cached patterns beyond this are compiled per call (cannot happen with
 /// literal patterns, which come from the configuration only).
 const MAX_PATTERNS: usize = 256;
 
-fn regex_holds(pattern: String, text: &str) -> bool {
-    PATTERNS.with(|cache| {
+fn regex_holds(anchoring: Anchoring, pattern: &str, text: &str) -> bool {
+    let holds = |cache: &Cache| {
         let mut cache = cache.borrow_mut();
-        if let Some(compiled) = cache.get(&pattern) {
+        if let Some(compiled) = cache.get(pattern) {
             return compiled.as_ref().is_some_and(|r| r.is_match(text));
         }
-        let compiled = regex::Regex::new(&pattern).ok();
+        let full = match anchoring {
+            Anchoring::Whole => format!("(?R)^({pattern})$"),
+            Anchoring::Part => format!("(?R)({pattern})"),
+        };
+        let compiled = regex::Regex::new(&full).ok();
         let holds = compiled.as_ref().is_some_and(|r| r.is_match(text));
         if cache.len() < MAX_PATTERNS {
-            cache.insert(pattern, compiled);
+            cache.insert(pattern.to_string(), compiled);
         }
         holds
-    })
+    };
+    match anchoring {
+        Anchoring::Whole => WHOLE.with(holds),
+        Anchoring::Part => PART.with(holds),
+    }
 }
 
 #[serde_json_path::function(name = "match")]
 fn match_function(value: ValueType, rgx: ValueType) -> LogicalType {
     match (value.as_value(), rgx.as_value()) {
-        (Some(Value::String(s)), Some(Value::String(r))) => regex_holds(format!("(?R)^({r})$"), s).into(),
+        (Some(Value::String(s)), Some(Value::String(r))) => regex_holds(Anchoring::Whole, r, s).into(),
         _ => LogicalType::False,
     }
 }
@@ -133,7 +152,7 @@ fn match_function(value: ValueType, rgx: ValueType) -> LogicalType {
 #[serde_json_path::function(name = "search")]
 fn search_function(value: ValueType, rgx: ValueType) -> LogicalType {
     match (value.as_value(), rgx.as_value()) {
-        (Some(Value::String(s)), Some(Value::String(r))) => regex_holds(format!("(?R)({r})"), s).into(),
+        (Some(Value::String(s)), Some(Value::String(r))) => regex_holds(Anchoring::Part, r, s).into(),
         _ => LogicalType::False,
     }
 }

@@ -127,10 +127,6 @@ impl<H: Host, M: Mode> Stream<H, M> {
         self.host
     }
 
-    pub fn audit(&self) -> Option<&AuditRecord> {
-        self.audit.as_ref()
-    }
-
     pub fn on_request_headers(&mut self, end_of_stream: bool) -> Action {
         self.timed(|s| {
             if !matches!(s.state, State::Start) {

@@ -247,7 +247,7 @@ fn a_host_that_refuses_writes_never_forwards() {
 #[test]
 fn a_busy_store_fails_closed_with_retry_after() {
     let store = store();
-    *store.cas_conflicts.borrow_mut() = 1000;
+    store.fail_next_writes(1000);
     let h = attempt(&store, Some(200));
     let reply = h.reply.unwrap();
     assert_eq!((reply.status, reply.header("retry-after")), (503, Some("1")));

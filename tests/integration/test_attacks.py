@@ -44,13 +44,7 @@ def plugin_config() -> dict:
 @pytest.fixture(scope="module")
 def edge(agent):
     port = h.free_port()
-    wasm = h.wasm_filter(plugin_config())
-    # Every path reaches the agent: the catch-all route an attacker hopes for.
-    routes = [{"match": {"prefix": "/"}, "route": {"cluster": "agent", "timeout": "10s"}}]
-    bootstrap = {"static_resources": {
-        "listeners": [h.listener("ingress", port, h.http_connection_manager([wasm], routes))],
-        "clusters": [h.cluster("agent", agent.backend.port)],
-    }}
+    bootstrap = h.single_upstream(plugin_config(), agent.backend.port, port)
     envoy = h.Envoy(bootstrap, log_level="info", wasm_log_level="debug").wait_ready()
     yield envoy, port
     envoy.stop()

@@ -38,11 +38,7 @@ def reset(agent, etcd):
 
 def replica(agent, etcd, on_store_error="reject"):
     port = h.free_port()
-    routes = [{"match": {"prefix": "/"}, "route": {"cluster": "agent", "timeout": "10s"}}]
-    bootstrap = {"static_resources": {
-        "listeners": [h.listener("ingress", port, h.http_connection_manager([h.wasm_filter(plugin_config(on_store_error))], routes))],
-        "clusters": [h.cluster("agent", agent.backend.port), h.cluster("etcd", etcd.port)],
-    }}
+    bootstrap = h.single_upstream(plugin_config(on_store_error), agent.backend.port, port, [h.cluster("etcd", etcd.port)])
     return h.Envoy(bootstrap).wait_ready(), port
 
 

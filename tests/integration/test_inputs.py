@@ -44,12 +44,7 @@ def clean(agent):
 @pytest.fixture(scope="module")
 def port(agent):
     p = h.free_port()
-    routes = [{"match": {"prefix": "/"}, "route": {"cluster": "orders"}}]
-    bootstrap = {"static_resources": {
-        "listeners": [h.listener("ingress", p, h.http_connection_manager([h.wasm_filter(CONFIG)], routes))],
-        "clusters": [h.cluster("orders", agent.port)],
-    }}
-    envoy = h.Envoy(bootstrap).wait_ready()
+    envoy = h.Envoy(h.single_upstream(CONFIG, agent.port, p)).wait_ready()
     yield p
     envoy.stop()
 

@@ -60,7 +60,7 @@ fn reservation_expires_by_itself() {
 #[test]
 fn cas_conflicts_are_retried_and_nothing_is_lost() {
     let s = store();
-    *s.cas_conflicts.borrow_mut() = 3;
+    s.fail_next_writes(3);
     assert_eq!(reserve(&s, &key(5), 0, 60, 8), Reservation::Reserved);
     let other = key(5 + BUCKETS);
     assert_eq!(other.bucket(), key(5).bucket());
@@ -72,7 +72,7 @@ fn cas_conflicts_are_retried_and_nothing_is_lost() {
 #[test]
 fn a_store_that_keeps_refusing_is_busy() {
     let s = store();
-    *s.cas_conflicts.borrow_mut() = 1000;
+    s.fail_next_writes(1000);
     assert_eq!(reserve(&s, &key(6), 0, 60, 8), Reservation::StoreBusy);
 }
 
