@@ -1,32 +1,102 @@
-//! Native rate of the filter's own verification code (`Credentials::verify`:
-//! HMAC-SHA256 over the signed prefix and body, constant-time compare), in
-//! MB/s over a 1 MiB body. `make bench` prints it next to the rate in V8.
+//! Native cost of the scheme engine: HMAC-SHA256 (the platform's scheme) in
+//! MB/s over a 1 MiB body, one Ed25519 verify (Discord) of a 1 KiB body, and
+//! compiling a configuration with one trigger per preset (what
+//! `on_configure` does). `make bench` prints it next to the rate in V8.
 
 use std::time::Instant;
 
 use combo_webhook_filter::host::Headers;
-use combo_webhook_filter::rules::secrets::Secret;
-use combo_webhook_filter::rules::signature::{sign_generic, Profile};
+use combo_webhook_filter::plan::inbound::resolve_scheme;
+use combo_webhook_filter::rules::scheme::sign::{sign, Signer};
+use combo_webhook_filter::rules::scheme::{presets, Key, KeyMaterial, Request, Scheme};
 
-fn main() {
-    let body = vec![b'x'; 1 << 20];
-    let secret = Secret::new("k".into(), b"bench-secret", None, None);
-    let sig = sign_generic(&secret, 1_700_000_000, &body);
-    let headers = Headers::from_pairs([("x-combo-signature", sig.as_str()), ("x-combo-timestamp", "1700000000")]);
-    let Ok(creds) = Profile::GenericWebhook.credentials(&headers) else {
-        eprintln!("hmac_rate: could not parse the signature it made");
-        std::process::exit(1);
-    };
-    let keys = [secret];
+const NOW: i64 = 1_700_000_000;
+
+fn fail(msg: &str) -> ! {
+    eprintln!("hmac_rate: {msg}");
+    std::process::exit(1)
+}
+
+/// Verifications per second of one signed delivery, for `secs` seconds.
+fn rate(scheme: &Scheme, signer: &Signer, keys: &[Key], body: &[u8], secs: f64) -> f64 {
+    let req_line = Headers::from_pairs([(":method", "POST"), (":path", "/v1/webhook/generic/t")]);
+    let Ok(signed) = sign(scheme, signer, NOW, Some("m1"), &req_line, body) else { fail("could not sign") };
+    let mut pairs =
+        vec![(":method".to_string(), "POST".to_string()), (":path".to_string(), "/v1/webhook/generic/t".to_string())];
+    pairs.extend(signed.headers);
+    let headers = Headers::new(pairs);
+    let Ok(creds) = scheme.read_head(&headers) else { fail("could not read what it signed") };
+    let req = Request { headers: &headers, body };
     let start = Instant::now();
     let mut n = 0u64;
-    while start.elapsed().as_secs_f64() < 2.0 {
-        if creds.verify(&body, &keys, 1_700_000_000).is_none() {
-            eprintln!("hmac_rate: verification failed");
-            std::process::exit(1);
+    while start.elapsed().as_secs_f64() < secs {
+        if scheme.verify(&creds, &req, keys, NOW).is_none() {
+            fail("verification failed");
         }
         n += 1;
     }
-    let secs = start.elapsed().as_secs_f64();
-    println!("{{\"mb_per_s\":{:.1},\"iterations\":{n}}}", n as f64 * body.len() as f64 / 1e6 / secs);
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let Ok(generic) = resolve_scheme(Some("generic_webhook"), None, false, 300) else { fail("generic scheme") };
+    let hmac = [Key::hmac_sha256("k", b"bench-secret")];
+    let big = vec![b'x'; 1 << 20];
+    let per_s = rate(&generic, &Signer::Secret("bench-secret".into()), &hmac, &big, 2.0);
+
+    let Ok(discord) = resolve_scheme(Some("discord"), None, false, 300) else { fail("discord scheme") };
+    let sk = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let Ok(public) = KeyMaterial::public(discord.algorithm, &hex::encode(sk.verifying_key().as_bytes())) else {
+        fail("public key")
+    };
+    let discord_key = hex::encode(sk.verifying_key().as_bytes());
+    let ed_keys = [Key::new("k".into(), public, None, None)];
+    let small = vec![b'x'; 1024];
+    let ed_per_s = rate(&discord, &Signer::Ed25519(Box::new(sk)), &ed_keys, &small, 1.0);
+    let hmac_small_per_s = rate(&generic, &Signer::Secret("bench-secret".into()), &hmac, &small, 1.0);
+
+    // One trigger per preset, as `on_configure` compiles it.
+    let triggers: Vec<serde_json::Value> = presets::names()
+        .iter()
+        .map(|name| {
+            let key = match name.as_str() {
+                "discord" => serde_json::json!({"public_key": discord_key}),
+                "sendgrid" => serde_json::json!({"public_key": sendgrid_key()}),
+                _ => serde_json::json!({"secret": "whsec_c2VjcmV0"}),
+            };
+            let mut t = serde_json::json!({"id": name, "source": name, "action": {"agent_id": "a"}});
+            if let (Some(t), Some(k)) = (t.as_object_mut(), key.as_object()) {
+                t.extend(k.clone());
+                if name == "meta" {
+                    t.insert("verify_token".into(), serde_json::json!({"value": "v"}));
+                }
+            }
+            t
+        })
+        .collect();
+    let config = serde_json::json!({"triggers": triggers}).to_string();
+    let start = Instant::now();
+    let mut n = 0u32;
+    while start.elapsed().as_secs_f64() < 1.0 {
+        match combo_webhook_filter::plan::from_json(&config, &|_| None, NOW) {
+            Ok(_) => n += 1,
+            Err(e) => fail(&format!("config: {e:?}")),
+        }
+    }
+    let configure_ms = start.elapsed().as_secs_f64() * 1e3 / f64::from(n);
+    println!(
+        "{{\"mb_per_s\":{:.1},\"hmac_1kib_us\":{:.2},\"ed25519_1kib_us\":{:.1},\"configure_{}_presets_ms\":{:.2}}}",
+        per_s * big.len() as f64 / 1e6,
+        1e6 / hmac_small_per_s,
+        1e6 / ed_per_s,
+        triggers.len(),
+        configure_ms
+    );
+}
+
+/// A P-256 public key (the SEC1 point, base64).
+fn sendgrid_key() -> String {
+    use base64::Engine;
+    let Ok(sk) = p256::ecdsa::SigningKey::from_slice(&[7; 32]) else { fail("P-256 key") };
+    base64::engine::general_purpose::STANDARD.encode(sk.verifying_key().to_encoded_point(false).as_bytes())
 }

@@ -8,8 +8,7 @@ use std::time::Instant;
 use combo_webhook_filter::host::memory::{MemoryHost, MemoryStore};
 use combo_webhook_filter::plan::{self, Compiled};
 use combo_webhook_filter::rules::replay;
-use combo_webhook_filter::rules::secrets::Secret;
-use combo_webhook_filter::rules::signature::sign_generic;
+use combo_webhook_filter::rules::scheme::{sign_generic, Key};
 use combo_webhook_filter::stream::inbound::{Inbound, Stream};
 
 fn main() {
@@ -29,7 +28,7 @@ fn main() {
                 format!(r#"{{"action":"go","id":"d{i}","ticket":{{"id":1,"priority":"high"}},"pad":""#).into_bytes();
             body.extend(std::iter::repeat_n(b'x', 1024 - body.len() - 2));
             body.extend_from_slice(b"\"}");
-            let sig = sign_generic(&Secret::new("k".into(), b"bench-secret", None, None), now, &body);
+            let sig = sign_generic(&Key::hmac_sha256("k", b"bench-secret"), now, &body).unwrap_or_default();
             let ts = now.to_string();
             let mut h = MemoryHost::new(
                 &[

@@ -10,10 +10,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use combo_webhook_filter::contract::error::Reject;
 use combo_webhook_filter::host::Headers;
+use combo_webhook_filter::plan::inbound::resolve_scheme;
 use combo_webhook_filter::plan::{self, raw, Compiled, InboundPlan};
-use combo_webhook_filter::rules::secrets::Secret;
-use combo_webhook_filter::rules::signature::Profile;
-use combo_webhook_filter::rules::signing::sign_headers;
+use combo_webhook_filter::rules::scheme::sign::{sign as sign_as, Signer};
+use combo_webhook_filter::rules::scheme::{presets, Key, KeyMaterial, Location, Request, Scheme};
 use combo_webhook_filter::stream::inbound::{map_delivery, Unmapped};
 
 /// Sign, verify and validate webhook deliveries with the filter's own code.
@@ -28,7 +28,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the headers a sender of PROFILE would send for a body.
+    /// Print what a sender of a preset or scheme would send for a body.
     Sign(SignArgs),
     /// Verify a delivery's headers and body, as the filter would.
     Verify(VerifyArgs),
@@ -57,12 +57,16 @@ enum Command {
 }
 
 #[derive(Args)]
-struct KeyArgs {
-    /// The sender's scheme.
-    #[arg(long, default_value = "generic_webhook", value_parser = parse_profile)]
-    source: Profile,
-    /// The secret, as configured on the trigger.
-    #[arg(long, conflicts_with = "secret_env", required_unless_present = "secret_env")]
+struct SchemeArgs {
+    /// The sender's preset (`combo-webhook presets`).
+    #[arg(long, default_value = "generic_webhook")]
+    source: String,
+    /// A `scheme:` object (JSON or YAML file): a scheme of its own, or
+    /// overrides of the preset's fields (`--source custom` for none).
+    #[arg(long, value_name = "FILE")]
+    scheme: Option<String>,
+    /// The secret (or token), as configured on the trigger.
+    #[arg(long, conflicts_with = "secret_env")]
     secret: Option<String>,
     /// Read the secret from this environment variable instead.
     #[arg(long)]
@@ -70,28 +74,43 @@ struct KeyArgs {
     /// The body: a file, or - (the default) for standard input.
     #[arg(long, default_value = "-")]
     body: String,
+    /// The URL the sender posts to (schemes that sign {url}, {path}).
+    #[arg(long, default_value = "https://localhost/v1/webhook/generic/cli")]
+    url: String,
+    /// The request method (schemes that sign {method}).
+    #[arg(long, default_value = "POST")]
+    method: String,
 }
 
 #[derive(Args)]
 struct SignArgs {
     #[command(flatten)]
-    key: KeyArgs,
+    scheme: SchemeArgs,
+    /// Asymmetric schemes: the private key (PKCS#8 PEM; Ed25519 also as 64 hex digits).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["secret", "secret_env"])]
+    private_key: Option<String>,
     /// Unix seconds (default: now).
     #[arg(long)]
     timestamp: Option<i64>,
     /// The delivery or message id, where the scheme carries one.
     #[arg(long)]
     id: Option<String>,
+    /// A header the scheme signs ({header:NAME}), 'Name: value'; repeat for each.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    headers: Vec<String>,
 }
 
 #[derive(Args)]
 struct VerifyArgs {
     #[command(flatten)]
-    key: KeyArgs,
+    scheme: SchemeArgs,
+    /// Asymmetric schemes: the sender's public key.
+    #[arg(long, conflicts_with_all = ["secret", "secret_env"])]
+    public_key: Option<String>,
     /// A request header, 'Name: value'; repeat for each.
     #[arg(long = "header", value_name = "NAME: VALUE")]
     headers: Vec<String>,
-    /// Allowed clock skew in seconds, either way.
+    /// Allowed clock skew in seconds, either way (the scheme's own limits win).
     #[arg(long, default_value_t = 300)]
     tolerance: u64,
 }
@@ -109,10 +128,6 @@ struct InputsArgs {
     /// A request header templates may read, 'Name: value'; repeat for each.
     #[arg(long = "header", value_name = "NAME: VALUE")]
     headers: Vec<String>,
-}
-
-fn parse_profile(name: &str) -> Result<Profile, String> {
-    Profile::parse(name).ok_or_else(|| format!("unknown source; expected one of {}", Profile::NAMES.join(", ")))
 }
 
 fn main() -> ExitCode {
@@ -160,38 +175,101 @@ fn header_pairs(lines: &[String]) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
-impl KeyArgs {
-    fn secret(&self) -> Result<Secret, String> {
-        let text = match (&self.secret, &self.secret_env) {
-            (Some(s), None) => s.clone(),
-            (None, Some(var)) => std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?,
-            _ => return Err("give exactly one of --secret or --secret-env".to_string()),
+impl SchemeArgs {
+    fn scheme(&self, public_key: bool, tolerance: u64) -> Result<Scheme, String> {
+        let own = match &self.scheme {
+            Some(path) => {
+                let text = String::from_utf8(read(path)?).map_err(|_| format!("{path} is not UTF-8"))?;
+                let value: serde_json::Value = serde_yaml_ng::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+                Some(
+                    serde_path_to_error::deserialize(value)
+                        .map_err(|e| format!("{path}: {}: {}", e.path(), e.inner()))?,
+                )
+            }
+            None => None,
         };
-        let key = self.source.key_bytes(&text)?;
-        Ok(Secret::new("cli".to_string(), &key, None, None))
+        let tolerance = i64::try_from(tolerance).map_err(|_| "--tolerance is too large".to_string())?;
+        resolve_scheme(Some(&self.source), own, public_key, tolerance)
+            .map_err(|e| format!("{}: {}", e.field, e.message))
+    }
+
+    fn secret_text(&self) -> Result<Option<String>, String> {
+        match (&self.secret, &self.secret_env) {
+            (Some(s), None) => Ok(Some(s.clone())),
+            (None, Some(var)) => {
+                std::env::var(var).map(Some).map_err(|_| format!("environment variable {var} is not set"))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The request line as the sender sends it, plus `extra` headers.
+    fn request(&self, extra: &[String]) -> Result<Headers, String> {
+        let (scheme, rest) = self.url.split_once("://").ok_or_else(|| format!("--url {:?} is not a URL", self.url))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let mut pairs = vec![
+            (":method".to_string(), self.method.clone()),
+            (":scheme".to_string(), scheme.to_string()),
+            (":authority".to_string(), authority.to_string()),
+            (":path".to_string(), path.to_string()),
+        ];
+        pairs.extend(header_pairs(extra)?);
+        Ok(Headers::new(pairs))
     }
 }
 
 fn sign(a: &SignArgs) -> Result<ExitCode, String> {
-    let secret = a.key.secret()?;
-    let body = read(&a.key.body)?;
-    for (name, value) in sign_headers(a.key.source, &secret, a.timestamp.unwrap_or_else(now), a.id.as_deref(), &body) {
+    let scheme = a.scheme.scheme(false, 300)?;
+    let signer = match (&a.private_key, a.scheme.secret_text()?) {
+        (Some(path), None) => {
+            let text = String::from_utf8(read(path)?).map_err(|_| format!("{path} is not UTF-8"))?;
+            Signer::private_key(scheme.algorithm, &text)?
+        }
+        (None, Some(secret)) => Signer::Secret(secret),
+        _ => return Err("give one of --secret, --secret-env or --private-key".to_string()),
+    };
+    let body = read(&a.scheme.body)?;
+    let request = a.scheme.request(&a.headers)?;
+    let signed = sign_as(&scheme, &signer, a.timestamp.unwrap_or_else(now), a.id.as_deref(), &request, &body)?;
+    for (name, value) in &signed.headers {
         println!("{name}: {value}");
+    }
+    for (name, value) in &signed.query {
+        println!("?{name}={value}");
+    }
+    for (pointer, value) in &signed.json {
+        println!("json {pointer}: {value}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn verify(a: &VerifyArgs) -> Result<ExitCode, String> {
-    let secret = a.key.secret()?;
-    let headers = Headers::new(header_pairs(&a.headers)?);
-    let body = read(&a.key.body)?;
+    let scheme = a.scheme.scheme(a.public_key.is_some(), a.tolerance)?;
+    let material = match (&a.public_key, a.scheme.secret_text()?) {
+        (Some(text), None) => KeyMaterial::public(scheme.algorithm, text),
+        (None, Some(secret)) => KeyMaterial::secret(scheme.algorithm, &secret, scheme.secret_encoding),
+        _ => return Err("give one of --secret, --secret-env or --public-key".to_string()),
+    }
+    .map_err(|e| format!("the key {e}"))?;
+    let keys = [Key::new("cli".to_string(), material, None, None)];
+    let mut lines = a.headers.clone();
+    if !lines.iter().any(|l| l.to_ascii_lowercase().starts_with("content-type:")) {
+        lines.push("content-type: application/json".to_string());
+    }
+    let headers = a.scheme.request(&lines)?;
+    let body = read(&a.scheme.body)?;
     let now = now();
-    let verdict = a.key.source.credentials(&headers).and_then(|creds| {
-        if creds.timestamp.is_some_and(|ts| now.abs_diff(ts) > a.tolerance) {
+    let verdict = scheme.read_head(&headers).and_then(|mut creds| {
+        scheme.read_body(&mut creds, &body)?;
+        if !scheme.timestamp_holds(&creds, now) {
             return Err(Reject::TimestampOutOfTolerance);
         }
-        let keys = [secret];
-        creds.verify(&body, &keys, now).map(|_| creds.signed_id.clone()).ok_or(Reject::SignatureMismatch)
+        let req = Request { headers: &headers, body: &body };
+        scheme.verify(&creds, &req, &keys, now).ok_or(Reject::SignatureMismatch)?;
+        Ok(scheme.signed_id(&creds))
     });
     match verdict {
         Ok(Some(id)) => println!("ok (signed delivery id {id})"),
@@ -376,10 +454,16 @@ fn inputs(a: &InputsArgs) -> Result<ExitCode, String> {
 }
 
 fn presets() {
-    println!("{:<18} {:<58} needs", "preset", "headers");
-    for name in Profile::NAMES {
-        if let Some(p) = Profile::parse(name) {
-            println!("{:<18} {:<58} {}", name, p.audit_headers().join(", "), p.needs());
-        }
+    println!("{:<18} {:<18} {:<40} needs", "preset", "algorithm", "signature");
+    for (name, p) in presets::all() {
+        let public = p.public_key.is_some();
+        let Ok(s) = resolve_scheme(Some(&name), None, false, 300) else { continue };
+        let at = match &s.signature_at {
+            Location::Headers(h) => h.join(" | "),
+            Location::Query(q) => format!("?{q}"),
+            Location::Json(j) => format!("body {j}"),
+        };
+        let alg = if public { format!("{} | ed25519", s.algorithm.name()) } else { s.algorithm.name().to_string() };
+        println!("{name:<18} {alg:<18} {at:<40} {}", p.needs);
     }
 }

@@ -28,6 +28,8 @@ pub enum Verdict {
     InProgress,
     Signed,
     Skipped,
+    /// A provider's URL-verification handshake, answered at the edge.
+    Handshake,
 }
 
 #[derive(Debug, Clone, Serialize)]

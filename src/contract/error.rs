@@ -20,6 +20,9 @@ pub enum Reject {
     TimestampOutOfTolerance,
     SignatureMismatch,
     InvalidJson,
+    /// A provider's handshake whose challenge cannot be answered (absent,
+    /// over 1024 bytes, or not printable ASCII).
+    InvalidHandshake,
     /// The rendered inputs exceed `max_inputs_bytes`.
     InputsTooLarge,
     /// A required input rendered null or absent.
@@ -41,7 +44,7 @@ pub enum Reject {
 }
 
 impl Reject {
-    pub const ALL: [Reject; 24] = [
+    pub const ALL: [Reject; 25] = [
         Reject::NonCanonicalPath,
         Reject::MethodNotAllowed,
         Reject::IpNotAllowed,
@@ -57,6 +60,7 @@ impl Reject {
         Reject::TimestampOutOfTolerance,
         Reject::SignatureMismatch,
         Reject::InvalidJson,
+        Reject::InvalidHandshake,
         Reject::InputsTooLarge,
         Reject::MissingInput,
         Reject::InvalidInput,
@@ -81,7 +85,11 @@ impl Reject {
             | Reject::MalformedTimestamp
             | Reject::TimestampOutOfTolerance
             | Reject::SignatureMismatch => 401,
-            Reject::NonCanonicalPath | Reject::InvalidJson | Reject::MissingEvent | Reject::InvalidEvent => 400,
+            Reject::NonCanonicalPath
+            | Reject::InvalidJson
+            | Reject::InvalidHandshake
+            | Reject::MissingEvent
+            | Reject::InvalidEvent => 400,
             Reject::MissingInput | Reject::InvalidInput => 422,
             Reject::NoSigningKey | Reject::HostError => 500,
             Reject::ReplayStoreUnavailable => 503,
@@ -105,6 +113,7 @@ impl Reject {
             Reject::TimestampOutOfTolerance => "timestamp_out_of_tolerance",
             Reject::SignatureMismatch => "signature_mismatch",
             Reject::InvalidJson => "invalid_json",
+            Reject::InvalidHandshake => "invalid_handshake",
             Reject::InputsTooLarge => "inputs_too_large",
             Reject::MissingInput => "missing_input",
             Reject::InvalidInput => "invalid_input",
@@ -127,15 +136,16 @@ impl Reject {
             Reject::UnknownTrigger => "no such trigger",
             Reject::MtlsRequired => "a verified client certificate is required",
             Reject::PeerNotAllowed => "client certificate is not allowed for this trigger",
-            Reject::UnsupportedMediaType => "content-type must be application/json",
+            Reject::UnsupportedMediaType => "content-type is not one the trigger's scheme accepts",
             Reject::PayloadTooLarge => "request body exceeds max_body_bytes",
-            Reject::MissingSignature => "signature header is missing",
-            Reject::MissingTimestamp => "timestamp header is missing",
-            Reject::MalformedSignature => "signature header is malformed or repeated",
-            Reject::MalformedTimestamp => "timestamp header is malformed or repeated",
+            Reject::MissingSignature => "the signature is missing",
+            Reject::MissingTimestamp => "the timestamp is missing",
+            Reject::MalformedSignature => "the signature is malformed or repeated",
+            Reject::MalformedTimestamp => "the timestamp is malformed or repeated",
             Reject::TimestampOutOfTolerance => "timestamp is outside the allowed tolerance",
             Reject::SignatureMismatch => "signature does not match",
             Reject::InvalidJson => "request body is not a JSON document",
+            Reject::InvalidHandshake => "the handshake's challenge is absent, over 1024 bytes or not printable ASCII",
             Reject::InputsTooLarge => "the rendered inputs exceed max_inputs_bytes",
             Reject::MissingInput => "a required input is missing",
             Reject::InvalidInput => "an input does not hold its declared type",

@@ -13,6 +13,8 @@ pub enum Counter {
     InProgress,
     OutboundSigned,
     OutboundSkipped,
+    /// A provider's URL-verification handshake answered at the edge.
+    Handshake,
     /// The shared replay store did not answer as it must.
     ReplayStoreError,
     /// ... and the delivery fell back to the local store.
@@ -20,7 +22,7 @@ pub enum Counter {
     Rejected(Reject),
 }
 
-const FIXED: [Counter; 8] = [
+const FIXED: [Counter; 9] = [
     Counter::Accepted,
     Counter::Ignored,
     Counter::Duplicate,
@@ -29,6 +31,7 @@ const FIXED: [Counter; 8] = [
     Counter::OutboundSkipped,
     Counter::ReplayStoreError,
     Counter::ReplayStoreFallback,
+    Counter::Handshake,
 ];
 
 impl Counter {
@@ -48,6 +51,7 @@ impl Counter {
             Counter::OutboundSkipped => 5,
             Counter::ReplayStoreError => 6,
             Counter::ReplayStoreFallback => 7,
+            Counter::Handshake => 8,
             // `Reject` is a fieldless enum declared in the order of `Reject::ALL`.
             Counter::Rejected(r) => FIXED.len() + r as usize,
         }
@@ -63,6 +67,7 @@ impl Counter {
             Counter::ReplayStoreFallback => "combo_webhook_replay_store_fallback".to_string(),
             Counter::OutboundSigned => "combo_webhook_deliveries_signed".to_string(),
             Counter::OutboundSkipped => "combo_webhook_deliveries_skipped".to_string(),
+            Counter::Handshake => "combo_webhook_deliveries_handshake".to_string(),
             Counter::Rejected(r) => format!("combo_webhook_deliveries_rejected_{}", r.code()),
         }
     }

@@ -17,22 +17,6 @@ pub const ANNOTATIONS: [&str; 7] = [TRIGGER_ID, AGENT_ID, INPUTS, SOURCE, KEY_ID
 pub const COMBO_SIGNATURE: &str = "x-combo-signature";
 pub const COMBO_TIMESTAMP: &str = "x-combo-timestamp";
 
-// Provider schemes.
-pub const GITHUB_SIGNATURE: &str = "x-hub-signature-256";
-pub const GITHUB_SIGNATURE_SHA1: &str = "x-hub-signature";
-pub const GITHUB_DELIVERY: &str = "x-github-delivery";
-pub const STRIPE_SIGNATURE: &str = "stripe-signature";
-pub const SLACK_SIGNATURE: &str = "x-slack-signature";
-pub const SLACK_TIMESTAMP: &str = "x-slack-request-timestamp";
-pub const SHOPIFY_HMAC: &str = "x-shopify-hmac-sha256";
-pub const SHOPIFY_WEBHOOK_ID: &str = "x-shopify-webhook-id";
-pub const STANDARD_SIGNATURE: &str = "webhook-signature";
-pub const STANDARD_TIMESTAMP: &str = "webhook-timestamp";
-pub const STANDARD_ID: &str = "webhook-id";
-pub const SVIX_SIGNATURE: &str = "svix-signature";
-pub const SVIX_TIMESTAMP: &str = "svix-timestamp";
-pub const SVIX_ID: &str = "svix-id";
-
 // Outbound.
 pub const SUBSCRIPTION: &str = "x-combo-subscription";
 pub const EVENT: &str = "x-combo-event";
@@ -50,5 +34,6 @@ pub const CONTENT_TYPE: &str = "content-type";
 pub const CONTENT_LENGTH: &str = "content-length";
 pub const ALLOW: &str = "allow";
 pub const RETRY_AFTER: &str = "retry-after";
+pub const CONTENT_TYPE_OPTIONS: &str = "x-content-type-options";
 pub const REQUEST_ID: &str = "x-request-id";
 pub const FORWARDED_CLIENT_CERT: &str = "x-forwarded-client-cert";

@@ -68,11 +68,12 @@ impl Headers {
     /// SHA-256 over the headers named, as `name:value\n` lines in the order
     /// given (the audit record's `headers_sha256`): a forged or altered header
     /// shows up as a different digest without the header being recorded.
-    pub fn sha256_of(&self, names: &[&str]) -> String {
+    pub fn sha256_of<S: AsRef<str>>(&self, names: &[S]) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         for name in names {
-            for (k, v) in self.iter().filter(|(k, _)| k == name) {
+            let name = name.as_ref();
+            for (k, v) in self.iter().filter(|(k, _)| *k == name) {
                 h.update(k.as_bytes());
                 h.update(b":");
                 h.update(v.as_bytes());

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use super::raw::{
     InputsDelivery, MtlsIdentity, OnNoMatch, OnStoreError, OneOrMany, RawConfig, RawReplay, RawTrigger, StoreKind,
 };
-use super::{valid_id, Compiler, DEFAULT_MAX_BODY_BYTES, MAX_MAX_BODY_BYTES};
+use super::{valid_id, Compiler, KeyKind, DEFAULT_MAX_BODY_BYTES, MAX_MAX_BODY_BYTES};
 use crate::rules::allowlist::Allowlist;
 use crate::rules::inputs::{InputsId, TemplateSet};
 use crate::rules::matcher::Condition;
 use crate::rules::peer::PeerPattern;
-use crate::rules::secrets::Secret;
-use crate::rules::signature::Profile;
+use crate::rules::scheme::raw::RawScheme;
+use crate::rules::scheme::{self, presets, Key, Scheme, SchemeError};
 
 pub const DEFAULT_PATH_PREFIX: &str = "/v1/webhook/generic/";
 pub const DEFAULT_TOLERANCE_SECONDS: u64 = 300;
@@ -69,8 +69,11 @@ pub const DEFAULT_STORE_TIMEOUT_MS: u64 = 250;
 #[derive(Debug)]
 pub struct Trigger {
     pub id: String,
-    pub profile: Profile,
-    pub secrets: Vec<Secret>,
+    pub scheme: Scheme,
+    /// Secrets, public keys or tokens, by the scheme's algorithm.
+    pub keys: Vec<Key>,
+    /// Meta's `hub.verify_token`.
+    pub verify_token: Option<String>,
     pub allow: Allowlist,
     pub mtls: Option<MtlsPolicy>,
     pub conditions: Vec<Condition>,
@@ -119,7 +122,7 @@ pub(super) fn compile(raw: RawConfig, c: &mut Compiler) -> Option<InboundPlan> {
     for (i, t) in raw.triggers.into_iter().enumerate() {
         let at = format!("triggers[{i}]");
         all_inputs.push(t.action.inputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
-        if let Some(trigger) = trigger(t, i, &at, c) {
+        if let Some(trigger) = trigger(t, i, &at, tolerance as i64, c) {
             if triggers.contains_key(&trigger.id) {
                 c.error(format!("{at}.id"), format!("duplicate trigger id {:?}", trigger.id));
             } else {
@@ -196,12 +199,47 @@ fn replay_policy(r: RawReplay, c: &mut Compiler) -> ReplayPolicy {
     }
 }
 
-fn trigger(t: RawTrigger, index: usize, at: &str, c: &mut Compiler) -> Option<Trigger> {
+fn trigger(mut t: RawTrigger, index: usize, at: &str, tolerance: i64, c: &mut Compiler) -> Option<Trigger> {
     let before = c.errors.len();
     if !valid_id(&t.id) {
         c.error(format!("{at}.id"), "must be a non-empty path segment of at most 128 visible ASCII characters");
     }
-    let secrets = c.secrets(t.secret, t.secrets, t.source, at);
+    let scheme = trigger_scheme(&mut t, at, tolerance, c);
+    let keys = match &scheme {
+        Some(s) if s.algorithm.is_asymmetric() => {
+            if t.secret.is_some() || t.secrets.is_some() {
+                c.error(format!("{at}.secret"), format!("{} verifies with public_key, never a secret", s.name));
+            }
+            c.keys(
+                t.public_key.take(),
+                t.public_keys.take(),
+                KeyKind::Public(s.algorithm),
+                at,
+                ("public_key", "public_keys"),
+            )
+        }
+        Some(s) => {
+            if t.public_key.is_some() || t.public_keys.is_some() {
+                c.error(format!("{at}.public_key"), format!("{} verifies with a secret", s.name));
+            }
+            let kind = KeyKind::Secret(s.algorithm, s.secret_encoding);
+            c.keys(t.secret.take(), t.secrets.take(), kind, at, ("secret", "secrets"))
+        }
+        None => Vec::new(),
+    };
+    let needs_token = scheme.as_ref().and_then(|s| s.handshake).is_some_and(|h| h.needs_verify_token());
+    let verify_token = match (t.verify_token.take(), needs_token) {
+        (Some(v), true) => c.raw_text(v, &format!("{at}.verify_token")),
+        (None, true) => {
+            c.error(format!("{at}.verify_token"), "the meta_hub_challenge handshake needs it");
+            None
+        }
+        (Some(_), false) => {
+            c.error(format!("{at}.verify_token"), "only the meta_hub_challenge handshake uses it");
+            None
+        }
+        (None, false) => None,
+    };
     let allow = c.allowlist(&t.allow_cidrs, &format!("{at}.allow_cidrs"));
     let mtls = t.mtls.and_then(|m| {
         if !m.required && !m.allowed_peers.is_empty() {
@@ -243,14 +281,60 @@ fn trigger(t: RawTrigger, index: usize, at: &str, c: &mut Compiler) -> Option<Tr
             c.error(format!("{at}.action.inputs"), "input names must not be empty");
         }
     }
+    let scheme = scheme?;
     (c.errors.len() == before).then_some(Trigger {
         id: t.id,
-        profile: t.source,
-        secrets,
+        scheme,
+        keys,
+        verify_token,
         allow,
         mtls,
         conditions,
         agent_id: t.action.agent_id,
         inputs: index,
     })
+}
+
+/// The trigger's scheme: its preset (`source`), the preset's public-key
+/// variant when it gives public keys, then its own `scheme:` fields.
+fn trigger_scheme(t: &mut RawTrigger, at: &str, tolerance: i64, c: &mut Compiler) -> Option<Scheme> {
+    let public = t.public_key.is_some() || t.public_keys.is_some();
+    match resolve_scheme(t.source.as_deref(), t.scheme.take(), public, tolerance) {
+        Ok(s) => Some(s),
+        Err(SchemeError { field, message }) => {
+            c.error(format!("{at}.{field}"), message);
+            None
+        }
+    }
+}
+
+/// A scheme from a preset name and/or a `scheme:` of overrides (the
+/// trigger's fields, and the CLI's `--source` / `--scheme`). An error's
+/// field is relative to the trigger (`source`, `scheme.signature.prefix`).
+pub fn resolve_scheme(
+    source: Option<&str>,
+    own: Option<RawScheme>,
+    public_key: bool,
+    tolerance: i64,
+) -> Result<Scheme, SchemeError> {
+    let name = source.unwrap_or(if own.is_some() { scheme::CUSTOM } else { "generic_webhook" });
+    let base = if name == scheme::CUSTOM {
+        RawScheme::default()
+    } else {
+        let Some(preset) = presets::find(name) else {
+            return Err(SchemeError {
+                field: "source".into(),
+                message: format!("unknown preset {name:?}; `combo-webhook presets` lists them"),
+            });
+        };
+        match preset.public_key {
+            Some(variant) if public_key => variant.merge(preset.scheme),
+            _ => preset.scheme,
+        }
+    };
+    let raw = match own {
+        Some(own) => own.merge(base),
+        None => base,
+    };
+    scheme::compile(name, raw, tolerance).map_err(|e| SchemeError { field: format!("scheme.{}", e.field), ..e })
 }

@@ -12,12 +12,11 @@ pub mod raw;
 
 use crate::contract::error::ConfigError;
 use crate::rules::allowlist::Allowlist;
-use crate::rules::secrets::Secret;
-use crate::rules::signature::Profile;
+use crate::rules::scheme::{Algorithm, Key, KeyMaterial, SecretEncoding};
 
 pub use inbound::InboundPlan;
 pub use outbound::OutboundPlan;
-use raw::{Mode, RawConfig, RawSecret};
+use raw::{Mode, RawConfig, RawSecret, RawText};
 
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1_048_576;
 /// Upper bound of `max_body_bytes`: Envoy buffers the body in memory.
@@ -120,46 +119,59 @@ impl Compiler<'_> {
         value
     }
 
-    /// Resolves `secret` / `secrets` (exactly one of them) into keyed secrets.
-    pub(crate) fn secrets(
+    /// Resolves `secret` / `secrets` (exactly one of them) into keys of
+    /// `kind`; `names` are the two fields (`secret`, `secrets` or
+    /// `public_key`, `public_keys`).
+    pub(crate) fn keys(
         &mut self,
-        secret: Option<String>,
-        secrets: Option<Vec<RawSecret>>,
-        profile: Profile,
+        one: Option<String>,
+        list: Option<Vec<RawSecret>>,
+        kind: KeyKind,
         at: &str,
-    ) -> Vec<Secret> {
-        let list = match (secret, secrets) {
+        names: (&str, &str),
+    ) -> Vec<Key> {
+        let (single, plural) = names;
+        let list = match (one, list) {
             (Some(_), Some(_)) => {
-                self.error(format!("{at}.secret"), "give either secret or secrets, not both");
+                self.error(format!("{at}.{single}"), format!("give either {single} or {plural}, not both"));
                 return vec![];
             }
             (None, None) => {
-                self.error(format!("{at}.secrets"), "a secret is required");
+                self.error(format!("{at}.{plural}"), format!("{} is required", kind.noun()));
                 return vec![];
             }
             (Some(value), None) => {
                 vec![RawSecret { id: None, value: Some(value), env: None, not_before: None, not_after: None }]
             }
             (None, Some(list)) if list.is_empty() => {
-                self.error(format!("{at}.secrets"), "must hold at least one secret");
+                self.error(format!("{at}.{plural}"), format!("must hold at least one {}", kind.noun()));
                 return vec![];
             }
             (None, Some(list)) => list,
         };
         let mut out = Vec::with_capacity(list.len());
         for (k, s) in list.into_iter().enumerate() {
-            if let Some(secret) = self.secret(s, k, profile, &format!("{at}.secrets[{k}]")) {
-                out.push(secret);
+            if let Some(key) = self.key(s, k, kind, &format!("{at}.{plural}[{k}]")) {
+                out.push(key);
             }
         }
-        self.expiry_checks(&out, at);
+        self.expiry_checks(&out, at, plural);
         out
     }
 
-    fn secret(&mut self, s: RawSecret, index: usize, profile: Profile, at: &str) -> Option<Secret> {
-        let text = match (s.value, s.env) {
+    /// A value given inline or by environment variable; `None` after an error.
+    pub(crate) fn text(
+        &mut self,
+        value: Option<String>,
+        env: Option<String>,
+        at: &str,
+        warn_inline: bool,
+    ) -> Option<String> {
+        let text = match (value, env) {
             (Some(v), None) => {
-                self.warn(format!("{at}: secret given inline; prefer env (from the proxy's environment)"));
+                if warn_inline {
+                    self.warn(format!("{at}: secret given inline; prefer env (from the proxy's environment)"));
+                }
                 v
             }
             (None, Some(var)) => match (self.env)(&var) {
@@ -178,8 +190,22 @@ impl Compiler<'_> {
             self.error(at, "secret is empty");
             return None;
         }
-        let key = match profile.key_bytes(&text) {
-            Ok(k) => k,
+        Some(text)
+    }
+
+    /// `verify_token` and the like: a value, never echoed.
+    pub(crate) fn raw_text(&mut self, t: RawText, at: &str) -> Option<String> {
+        self.text(t.value, t.env, at, true)
+    }
+
+    fn key(&mut self, s: RawSecret, index: usize, kind: KeyKind, at: &str) -> Option<Key> {
+        let text = self.text(s.value, s.env, at, matches!(kind, KeyKind::Secret(..)))?;
+        let material = match kind {
+            KeyKind::Secret(alg, enc) => KeyMaterial::secret(alg, &text, enc),
+            KeyKind::Public(alg) => KeyMaterial::public(alg, &text),
+        };
+        let material = match material {
+            Ok(m) => m,
             Err(msg) => {
                 self.error(at, msg);
                 return None;
@@ -207,23 +233,42 @@ impl Compiler<'_> {
         if !valid_id(&key_id) {
             self.error(format!("{at}.id"), "must be non-empty visible ASCII");
         }
-        Some(Secret::new(key_id, &key, not_before, not_after))
+        Some(Key::new(key_id, material, not_before, not_after))
     }
 
     /// Every secret already expired is an error; a last one expiring within
     /// 7 days is a warning (the rotation overlap is running out).
-    fn expiry_checks(&mut self, secrets: &[Secret], at: &str) {
+    fn expiry_checks(&mut self, secrets: &[Key], at: &str, plural: &str) {
         if secrets.is_empty() {
             return;
         }
         let now = self.now;
         if secrets.iter().all(|s| s.not_after.is_some_and(|na| na < now)) {
-            self.error(format!("{at}.secrets"), "every secret has expired (not_after is in the past)");
+            let noun = if plural == "secrets" { "secret" } else { "key" };
+            self.error(format!("{at}.{plural}"), format!("every {noun} has expired (not_after is in the past)"));
         } else if let Some(last) = secrets.iter().map(|s| s.not_after.unwrap_or(i64::MAX)).max() {
             if last < now.saturating_add(ROTATION_WARNING_SECONDS) {
                 self.expiring += 1;
                 self.warn(format!("{at}: the last secret expires within 7 days (not_after {last}); add its successor"));
             }
+        }
+    }
+}
+
+/// What a configured key text is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum KeyKind {
+    /// An HMAC secret or token, in its encoding.
+    Secret(Algorithm, SecretEncoding),
+    /// A public key of an asymmetric scheme.
+    Public(Algorithm),
+}
+
+impl KeyKind {
+    fn noun(self) -> &'static str {
+        match self {
+            KeyKind::Secret(..) => "a secret",
+            KeyKind::Public(_) => "a public key",
         }
     }
 }

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use serde_json_path::JsonPath;
 
 use super::raw::RawConfig;
-use super::{valid_id, Compiler, DEFAULT_MAX_BODY_BYTES, MAX_MAX_BODY_BYTES};
-use crate::rules::secrets::Secret;
-use crate::rules::signature::Profile;
+use super::{valid_id, Compiler, KeyKind, DEFAULT_MAX_BODY_BYTES, MAX_MAX_BODY_BYTES};
+use crate::rules::scheme::{Algorithm, Key, SecretEncoding};
 
 pub const DEFAULT_EVENT_JSONPATH: &str = "$.type";
 
@@ -41,7 +40,7 @@ pub struct OutboundPlan {
 pub struct Subscription {
     pub id: String,
     events: Vec<EventPattern>,
-    pub secrets: Vec<Secret>,
+    pub secrets: Vec<Key>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +115,8 @@ pub(super) fn compile(raw: RawConfig, c: &mut Compiler) -> Option<OutboundPlan> 
                 ));
             }
         }
-        let secrets = c.secrets(s.secret, s.secrets, Profile::GenericWebhook, &at);
+        let kind = KeyKind::Secret(Algorithm::HmacSha256, SecretEncoding::Utf8);
+        let secrets = c.keys(s.secret, s.secrets, kind, &at, ("secret", "secrets"));
         subscriptions.insert(s.id.clone(), Arc::new(Subscription { id: s.id, events, secrets }));
     }
     Some(OutboundPlan {

@@ -12,7 +12,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::contract::error::ConfigError;
-use crate::rules::signature::Profile;
+use crate::rules::scheme::raw::RawScheme;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -134,10 +134,17 @@ pub struct RawEtcd {
 #[serde(deny_unknown_fields)]
 pub struct RawTrigger {
     pub id: String,
-    #[serde(default)]
-    pub source: Profile,
+    /// A preset's name (`combo-webhook presets`); default `generic_webhook`.
+    pub source: Option<String>,
+    /// A scheme of its own, or overrides of the preset's fields.
+    pub scheme: Option<RawScheme>,
     pub secret: Option<String>,
     pub secrets: Option<Vec<RawSecret>>,
+    /// Asymmetric schemes: the sender's public key(s), in place of secrets.
+    pub public_key: Option<String>,
+    pub public_keys: Option<Vec<RawSecret>>,
+    /// Meta's `hub.verify_token`, for the handshake.
+    pub verify_token: Option<RawText>,
     #[serde(default)]
     pub allow_cidrs: Vec<String>,
     pub mtls: Option<RawMtls>,
@@ -156,6 +163,14 @@ pub struct RawSecret {
     pub not_before: Option<u64>,
     #[serde(default, deserialize_with = "opt_uint")]
     pub not_after: Option<u64>,
+}
+
+/// A value given inline or read from the VM's environment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawText {
+    pub value: Option<String>,
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -223,7 +238,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
 }
 
 /// A non-negative integer, also accepted as a double with no fraction (`300.0`).
-fn opt_uint<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub(crate) fn opt_uint<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     struct V;
     impl Visitor<'_> for V {
         type Value = Option<u64>;

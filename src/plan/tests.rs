@@ -43,10 +43,10 @@ fn compiles_a_full_trigger() {
     assert_eq!(plan.tolerance_seconds, 300);
     assert_eq!(plan.path_prefix, DEFAULT_PATH_PREFIX);
     let t = &plan.triggers["trg_a"];
-    assert_eq!(t.secrets.len(), 2);
-    assert_eq!(t.secrets[0].key_id, "k1");
-    assert_eq!(t.secrets[1].key_id, "1");
-    assert_eq!(t.secrets[1].not_after, Some(100));
+    assert_eq!(t.keys.len(), 2);
+    assert_eq!(t.keys[0].key_id, "k1");
+    assert_eq!(t.keys[1].key_id, "1");
+    assert_eq!(t.keys[1].not_after, Some(100));
     assert_eq!(t.mtls.as_ref().unwrap().allowed_peers, vec![PeerPattern::Uri("spiffe://x".to_string())]);
     assert_eq!(t.conditions.len(), 1);
 }
@@ -114,7 +114,7 @@ fn mode_specific_fields_are_refused_in_the_other_mode() {
 fn unknown_source_names_the_field() {
     let e = errors(r#"{"triggers":[{"id":"a","source":"gitlob","secret":"s","action":{"agent_id":"x"}}]}"#);
     assert_eq!(e.len(), 1);
-    assert!(e[0].starts_with("triggers[0].source: unknown variant `gitlob`"), "{e:?}");
+    assert!(e[0].starts_with("triggers[0].source: unknown preset \"gitlob\""), "{e:?}");
 }
 
 #[test]

@@ -34,7 +34,7 @@ pub struct RenderContext<'a> {
     pub payload: &'a std::sync::Arc<Json>,
     pub headers: &'a Headers,
     /// Signature headers, kept out of templates so none can copy them.
-    pub hidden_headers: &'a [&'a str],
+    pub hidden_headers: &'a [String],
     pub trigger_id: &'a str,
     pub agent_id: &'a str,
     pub source: &'a str,
@@ -42,7 +42,7 @@ pub struct RenderContext<'a> {
 
 impl RenderContext<'_> {
     fn visible(&self, name: &str) -> bool {
-        !name.starts_with(':') && !self.hidden_headers.contains(&name)
+        !name.starts_with(':') && !self.hidden_headers.iter().any(|h| h == name)
     }
 
     /// A header as templates see it: lowercase name, first value.

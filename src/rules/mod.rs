@@ -11,6 +11,4 @@ pub(crate) mod paths;
 pub(crate) mod peer;
 pub mod replay;
 pub(crate) mod replay_etcd;
-pub mod secrets;
-pub mod signature;
-pub mod signing;
+pub mod scheme;

@@ -34,15 +34,15 @@ pub struct ReplayKey {
 }
 
 impl ReplayKey {
-    /// `body_sha256` is the digest of the raw body (the audit record's).
-    pub fn new(trigger_id: &str, signed_prefix: &[u8], body_sha256: &[u8; 32]) -> Self {
+    /// `signed_parts` is what the signature covers, piece by piece, with
+    /// the body standing in as its digest (`Scheme::replay_parts`).
+    pub fn new(trigger_id: &str, signed_parts: &[Vec<u8>]) -> Self {
         let mut h = Sha256::new();
-        // Length-prefixed, so no two (trigger, prefix) pairs run together.
-        for part in [trigger_id.as_bytes(), signed_prefix] {
+        // Length-prefixed, so no two sequences of parts run together.
+        for part in std::iter::once(trigger_id.as_bytes()).chain(signed_parts.iter().map(Vec::as_slice)) {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part);
         }
-        h.update(body_sha256);
         let full = h.finalize();
         let mut digest = [0u8; 16];
         digest.copy_from_slice(&full[..16]);

@@ -145,7 +145,7 @@ mod tests {
     use super::*;
 
     fn key() -> ReplayKey {
-        ReplayKey::new("t", b"1.", &[0u8; 32])
+        ReplayKey::new("t", &[b"1.".to_vec(), vec![0u8; 32]])
     }
 
     #[test]

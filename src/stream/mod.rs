@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use crate::contract::audit::{AuditRecord, Direction, FILTER_STATE_KEY};
 use crate::contract::error::Reject;
 use crate::host::{Action, CalloutResponse, Headers, Host, Level};
+use crate::rules::scheme::handshake::Answer;
 
 /// What a mode's header phase decided.
 #[derive(Debug)]
@@ -27,6 +28,8 @@ pub enum Head<P> {
     /// Not for this filter: forward untouched.
     PassThrough,
     Reject(Reject),
+    /// A provider's URL-verification handshake, answered from the headers.
+    Handshake(Answer),
     /// Every header check holds: buffer the body, then call `Mode::body`.
     ReadBody(P),
 }
@@ -149,6 +152,10 @@ impl<H: Host, M: Mode> Stream<H, M> {
                 Head::Reject(r) => {
                     s.audit = Some(audit);
                     s.answer(Outcome::Reject(r))
+                }
+                Head::Handshake(a) => {
+                    s.audit = Some(audit);
+                    s.answer(Outcome::Handshake(a))
                 }
                 Head::ReadBody(pending) => {
                     s.audit = Some(audit);

@@ -13,8 +13,8 @@ use crate::contract::metrics::Counter;
 use crate::contract::names::*;
 use crate::host::{CalloutResponse, Headers, Host};
 use crate::plan::outbound::{valid_event_name, OutboundPlan, Subscription};
-use crate::rules::secrets::newest_valid;
-use crate::rules::signature::sign_generic;
+use crate::rules::scheme::keys::newest_valid;
+use crate::rules::scheme::sign_generic;
 
 /// The outbound stream over a host.
 pub type Stream<H> = super::Stream<H, Outbound>;
@@ -112,7 +112,9 @@ fn decide(plan: &OutboundPlan, p: Pending, body: &[u8], now: i64, audit: &mut Au
         None => derived_delivery_id(&sub.id, now, p.headers.first(REQUEST_ID).unwrap_or(""), body),
     };
     let timestamp = now.to_string();
-    let signature = sign_generic(secret, now, body);
+    let Some(signature) = sign_generic(secret, now, body) else {
+        return Outcome::Reject(Reject::NoSigningKey);
+    };
     let signed = Headers::new(vec![
         (COMBO_SIGNATURE.to_string(), signature.clone()),
         (COMBO_TIMESTAMP.to_string(), timestamp.clone()),

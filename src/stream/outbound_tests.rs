@@ -4,7 +4,7 @@ use super::*;
 use crate::host::memory::MemoryHost;
 use crate::host::Action;
 use crate::plan::{from_json, Compiled};
-use crate::rules::secrets::Secret;
+use crate::rules::scheme::Key;
 use serde_json::json;
 
 const NOW: i64 = 1_800_000_000;
@@ -76,7 +76,7 @@ fn signs_with_newest_valid_secret() {
     assert_eq!(audit(&h)["key_id"], "new");
     assert_eq!(audit(&h)["event"], "session.finished");
     assert_eq!(h.header("x-combo-timestamp").unwrap(), NOW.to_string());
-    let expected = sign_generic(&Secret::new("x".into(), b"new-secret", None, None), NOW, body);
+    let expected = sign_generic(&Key::hmac_sha256("x", b"new-secret"), NOW, body).unwrap();
     assert_eq!(h.header("x-combo-signature").unwrap(), expected);
     assert_eq!(h.header("x-combo-event").unwrap(), "session.finished");
     assert_eq!(h.header("x-combo-route").unwrap(), "sub_42");

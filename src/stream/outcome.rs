@@ -3,8 +3,9 @@
 use crate::contract::audit::Verdict;
 use crate::contract::error::Reject;
 use crate::contract::metrics::Counter;
-use crate::contract::names::{ALLOW, CONTENT_TYPE, DELIVERY_STATUS, RETRY_AFTER};
+use crate::contract::names::{ALLOW, CONTENT_TYPE, CONTENT_TYPE_OPTIONS, DELIVERY_STATUS, RETRY_AFTER};
 use crate::host::Callout;
+use crate::rules::scheme::handshake::Answer;
 
 /// What a mode's body phase decided: each variant knows its own answer.
 #[derive(Debug)]
@@ -20,6 +21,8 @@ pub enum Outcome<F> {
     Ignored,
     /// Outbound: the subscription did not pick the event: 204.
     Skipped,
+    /// A provider's URL-verification handshake, answered at the edge: 200.
+    Handshake(Answer),
     Forward(Forward<F>),
 }
 
@@ -62,6 +65,7 @@ impl<F> Outcome<F> {
             Outcome::InProgress => "in_progress",
             Outcome::Ignored => "ignored",
             Outcome::Skipped => "skipped",
+            Outcome::Handshake(_) => "handshake",
             Outcome::Forward(_) => "forwarded",
         }
     }
@@ -73,6 +77,7 @@ impl<F> Outcome<F> {
             Outcome::InProgress => Verdict::InProgress,
             Outcome::Ignored => Verdict::Ignored,
             Outcome::Skipped => Verdict::Skipped,
+            Outcome::Handshake(_) => Verdict::Handshake,
             Outcome::Forward(f) => f.verdict,
         }
     }
@@ -84,6 +89,7 @@ impl<F> Outcome<F> {
             Outcome::InProgress => Counter::InProgress,
             Outcome::Ignored => Counter::Ignored,
             Outcome::Skipped => Counter::OutboundSkipped,
+            Outcome::Handshake(_) => Counter::Handshake,
             Outcome::Forward(f) => f.counter,
         }
     }
@@ -125,6 +131,12 @@ impl<F> Outcome<F> {
             Outcome::Skipped => {
                 Reply { status: 204, details, headers: vec![(DELIVERY_STATUS, "skipped")], body: b"".as_slice().into() }
             }
+            Outcome::Handshake(a) => Reply {
+                status: 200,
+                details,
+                headers: vec![(CONTENT_TYPE, a.content_type), (CONTENT_TYPE_OPTIONS, "nosniff")],
+                body: a.body.clone().into(),
+            },
             Outcome::Forward(_) => return None,
         })
     }

@@ -12,8 +12,8 @@ use crate::contract::metrics::Counter;
 use crate::host::memory::{MemoryHost, MemoryStore};
 use crate::host::{Action, Level};
 use crate::plan::{self, Compiled, InboundPlan};
-use crate::rules::secrets::Secret;
-use crate::rules::signature::sign_generic;
+use crate::rules::scheme::sign_generic;
+use crate::rules::scheme::Key;
 
 const NOW: i64 = 1_800_000_000;
 const BODY: &str = r#"{"action":"go","id":7}"#;
@@ -28,7 +28,7 @@ fn plan() -> Arc<InboundPlan> {
 }
 
 fn host(body: &str, store: &MemoryStore) -> MemoryHost {
-    let sig = sign_generic(&Secret::new("k".into(), b"k", None, None), NOW, body.as_bytes());
+    let sig = sign_generic(&Key::hmac_sha256("k", b"k"), NOW, body.as_bytes()).unwrap();
     let mut h = MemoryHost::new(
         &[
             (":method", "POST"),
@@ -266,7 +266,7 @@ fn outbound_stream_signs_and_removes_the_subscription_header() {
     let h = s.host();
     assert!(h.header("x-combo-subscription").is_none());
     assert_eq!(h.header("x-combo-event").as_deref(), Some("a.b"));
-    let expected = sign_generic(&Secret::new("k".into(), b"k", None, None), NOW, body.as_bytes());
+    let expected = sign_generic(&Key::hmac_sha256("k", b"k"), NOW, body.as_bytes()).unwrap();
     assert_eq!(h.header("x-combo-signature"), Some(expected));
     // A skipped event is answered 204 and nothing is sent.
     let h = MemoryHost::new(&[(":method", "POST"), ("x-combo-subscription", "s1"), ("x-combo-event", "z")], b"{}", NOW);

@@ -150,7 +150,7 @@ mod tests {
         let ctx = RenderContext {
             payload: &payload,
             headers: &headers,
-            hidden_headers: &["x-sig"],
+            hidden_headers: &["x-sig".to_string()],
             trigger_id: "t",
             agent_id: "ag",
             source: "generic_webhook",

@@ -11,10 +11,19 @@ use crate::plan::inbound::{InboundPlan, Trigger};
 use crate::plan::raw::MtlsIdentity;
 use crate::rules::allowlist::parse_source_address;
 use crate::rules::peer;
-use crate::rules::signature::Credentials;
+use crate::rules::scheme::handshake::Answer;
+use crate::rules::scheme::keys::newest_valid;
+use crate::rules::scheme::{Credentials, Request, Scheme};
 
-/// Header checks after the path, in the README's order. Returns the trigger
-/// it found and the credentials its scheme read.
+/// What the header checks decided for a webhook request.
+pub(super) enum HeadCheck {
+    /// Read the body of a delivery to this trigger, with what its headers claim.
+    Body(Arc<Trigger>, Credentials),
+    /// A URL-verification handshake, answered from the request line.
+    Handshake(Answer),
+}
+
+/// Header checks after the path, in the README's order.
 pub(super) fn check_head<H: Host>(
     plan: &InboundPlan,
     host: &mut H,
@@ -22,16 +31,20 @@ pub(super) fn check_head<H: Host>(
     headers: &Headers,
     now: i64,
     audit: &mut AuditRecord,
-) -> Result<(Arc<Trigger>, Credentials), Reject> {
-    if headers.first(METHOD) != Some("POST") {
+) -> Result<HeadCheck, Reject> {
+    let post = headers.first(METHOD) == Some("POST");
+    let found = plan.triggers.get(segment);
+    // GET reaches a trigger only for its provider's GET handshake.
+    let get_handshake = found.and_then(|t| t.scheme.handshake).is_some_and(|h| h.method() == "GET");
+    if !post && !get_handshake {
         return Err(Reject::MethodNotAllowed);
     }
     let source: Option<IpAddr> = audit.source_address.as_deref().and_then(parse_source_address);
     if !plan.allow.allows(source) {
         return Err(Reject::IpNotAllowed);
     }
-    let trigger = plan.triggers.get(segment).ok_or(Reject::UnknownTrigger)?;
-    audit.headers_sha256 = Some(headers.sha256_of(trigger.profile.audit_headers()));
+    let trigger = found.ok_or(Reject::UnknownTrigger)?;
+    audit.headers_sha256 = Some(headers.sha256_of(&trigger.scheme.audit_headers));
     if !trigger.allow.allows(source) {
         return Err(Reject::IpNotAllowed);
     }
@@ -48,7 +61,23 @@ pub(super) fn check_head<H: Host>(
             return Err(Reject::PeerNotAllowed);
         }
     }
-    if !headers.first(CONTENT_TYPE).is_some_and(is_json_media_type) {
+    let scheme = &trigger.scheme;
+    if let Some(h) = scheme.handshake {
+        let signing = newest_valid(&trigger.keys, now);
+        if let Some(answer) = h.answer_head(headers, signing, trigger.verify_token.as_deref()) {
+            if h.authenticated_in_head() {
+                let creds = scheme.read_head(headers)?;
+                let req = Request { headers, body: b"" };
+                scheme.verify(&creds, &req, &trigger.keys, now).ok_or(Reject::SignatureMismatch)?;
+            }
+            return answer.map(HeadCheck::Handshake);
+        }
+    }
+    if !post {
+        return Err(Reject::MethodNotAllowed);
+    }
+    let essence = headers.first(CONTENT_TYPE).map(media_type);
+    if !essence.is_some_and(|e| scheme.content_types.contains(&e)) {
         return Err(Reject::UnsupportedMediaType);
     }
     if let Some(len) = headers.first(CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok()) {
@@ -56,18 +85,32 @@ pub(super) fn check_head<H: Host>(
             return Err(Reject::PayloadTooLarge);
         }
     }
-    let credentials = trigger.profile.credentials(headers)?;
-    if let Some(ts) = credentials.timestamp {
-        audit.timestamp = Some(ts);
-        audit.skew_seconds = Some(now.saturating_sub(ts));
-        if now.abs_diff(ts) > plan.tolerance_seconds.unsigned_abs() {
-            return Err(Reject::TimestampOutOfTolerance);
-        }
-    }
-    Ok((Arc::clone(trigger), credentials))
+    let credentials = scheme.read_head(headers)?;
+    check_timestamp(scheme, &credentials, now, audit)?;
+    Ok(HeadCheck::Body(Arc::clone(trigger), credentials))
 }
 
-fn is_json_media_type(value: &str) -> bool {
-    let essence = value.split(';').next().unwrap_or("").trim();
-    essence.eq_ignore_ascii_case("application/json")
+/// Records the timestamp and checks its window (once it is known: from the
+/// headers here, from the body for schemes that sign it inside).
+pub(super) fn check_timestamp(
+    scheme: &Scheme,
+    credentials: &Credentials,
+    now: i64,
+    audit: &mut AuditRecord,
+) -> Result<(), Reject> {
+    if let Some(stamp) = &credentials.timestamp {
+        audit.timestamp = Some(stamp.unix);
+        audit.skew_seconds = Some(now.saturating_sub(stamp.unix));
+    }
+    if scheme.timestamp_holds(credentials, now) {
+        Ok(())
+    } else {
+        Err(Reject::TimestampOutOfTolerance)
+    }
+}
+
+/// The media type's essence, lowercase (`application/json; charset=utf-8`
+/// is `application/json`).
+pub(crate) fn media_type(value: &str) -> String {
+    value.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }

@@ -1,12 +1,16 @@
 //! JSON, match and inputs of a verified delivery: what the agent receives.
 
 use crate::contract::error::Reject;
+use crate::contract::names::CONTENT_TYPE;
 use crate::host::Headers;
 use crate::plan::inbound::{InboundPlan, Trigger};
 use crate::plan::raw::{InputsDelivery, OnNoMatch};
 use crate::rules::annotate;
 use crate::rules::inputs::{InputError, RenderContext};
 use crate::rules::matcher;
+use crate::rules::scheme::form::{self, FORM_MEDIA_TYPE};
+
+use super::checks::media_type;
 use crate::stream::Outcome;
 
 /// What a verified delivery maps to: whether the match holds, and the
@@ -47,8 +51,14 @@ pub fn map_delivery(
     headers: &Headers,
     body: &[u8],
 ) -> Result<Mapping, Unmapped> {
-    let payload: std::sync::Arc<serde_json::Value> =
-        std::sync::Arc::new(serde_json::from_slice(body).map_err(|_| Unmapped::Reject(Reject::InvalidJson))?);
+    // A form (schemes that accept one) is seen as a JSON object of its fields.
+    let form = headers.first(CONTENT_TYPE).map(media_type).is_some_and(|t| t == FORM_MEDIA_TYPE);
+    let payload = if form {
+        form::to_json(body)
+    } else {
+        serde_json::from_slice(body).map_err(|_| Unmapped::Reject(Reject::InvalidJson))?
+    };
+    let payload = std::sync::Arc::new(payload);
     let matched = matcher::all_hold(&trigger.conditions, &payload);
     if !matched && plan.on_no_match == OnNoMatch::Ignore {
         return Err(Unmapped::Ignored);
@@ -56,10 +66,10 @@ pub fn map_delivery(
     let ctx = RenderContext {
         payload: &payload,
         headers,
-        hidden_headers: trigger.profile.signature_headers(),
+        hidden_headers: &trigger.scheme.signature_headers,
         trigger_id: &trigger.id,
         agent_id: &trigger.agent_id,
-        source: trigger.profile.name(),
+        source: &trigger.scheme.name,
     };
     let mut failed = Vec::new();
     // With the envelope the inputs travel in the body, bounded like it.

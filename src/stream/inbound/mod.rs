@@ -17,9 +17,10 @@ use crate::host::{CalloutResponse, Headers, Host, Level};
 use crate::plan::inbound::{InboundPlan, Trigger};
 use crate::plan::raw::InputsDelivery;
 use crate::rules::replay::ReplayKey;
-use crate::rules::signature::Credentials;
+use crate::rules::scheme::{Credentials, Request};
 use crate::rules::{annotate, paths};
 
+use checks::HeadCheck;
 pub use mapping::{map_delivery, Mapping, Unmapped};
 pub use store::Held;
 use store::{Next, Wait};
@@ -105,7 +106,8 @@ impl Mode for Inbound {
             return Head::Reject(Reject::NonCanonicalPath);
         }
         match checks::check_head(plan, host, segment, &headers, now, audit) {
-            Ok((trigger, credentials)) => Head::ReadBody(Pending { trigger, credentials, headers }),
+            Ok(HeadCheck::Body(trigger, credentials)) => Head::ReadBody(Pending { trigger, credentials, headers }),
+            Ok(HeadCheck::Handshake(answer)) => Head::Handshake(answer),
             Err(r) => Head::Reject(r),
         }
     }
@@ -119,13 +121,31 @@ impl Mode for Inbound {
         audit: &mut AuditRecord,
     ) -> Step<Held, Waiting> {
         let body_sha256 = audit.body(&body);
-        let Some(secret) = p.credentials.verify(&body, &p.trigger.secrets, now) else {
+        let mut p = p;
+        let trigger = Arc::clone(&p.trigger);
+        let scheme = &trigger.scheme;
+        if let Err(r) = scheme
+            .read_body(&mut p.credentials, &body)
+            .and_then(|()| checks::check_timestamp(scheme, &p.credentials, now, audit))
+        {
+            return Step::Done(Outcome::Reject(r));
+        }
+        let req = Request { headers: &p.headers, body: &body };
+        let Some(verified_by) = scheme.verify(&p.credentials, &req, &trigger.keys, now) else {
             return Step::Done(Outcome::Reject(Reject::SignatureMismatch));
         };
-        let key_id = secret.key_id.clone();
+        let key_id = verified_by.key_id.clone();
         audit.key_id = Some(key_id.clone());
-        let key = ReplayKey::new(&p.trigger.id, &p.credentials.signed_prefix, &body_sha256);
-        let delivery_id = p.credentials.signed_id.clone().unwrap_or_else(|| key.hex());
+        if let Some(h) = scheme.handshake {
+            // Answered before replay protection: a provider may repeat it.
+            let payload: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+            if let Some(answer) = h.answer_body(&p.headers, payload.as_ref(), verified_by) {
+                return Step::Done(answer.map_or_else(Outcome::Reject, Outcome::Handshake));
+            }
+        }
+        let key = ReplayKey::new(&trigger.id, &scheme.replay_parts(&p.credentials, &req, &body_sha256));
+        let delivery_id =
+            scheme.signed_id(&p.credentials).filter(|id| valid_delivery_id(id)).unwrap_or_else(|| key.hex());
         audit.delivery_id = Some(delivery_id.clone());
         let expires = self.remember_until(&p, now);
         let v = Verified { pending: p, body, key, expires, key_id, delivery_id };
@@ -176,9 +196,9 @@ impl Inbound {
     /// Until when a delivered copy is remembered: while its timestamp stays
     /// inside the tolerance, or `replay.window_seconds` for schemes without one.
     fn remember_until(&self, p: &Pending, now: i64) -> i64 {
-        match p.credentials.timestamp {
-            Some(ts) => ts.saturating_add(self.plan.tolerance_seconds),
-            None => now.saturating_add(self.plan.replay.window_seconds as i64),
+        match (&p.trigger.scheme.timestamp, &p.credentials.timestamp) {
+            (Some(spec), Some(stamp)) => stamp.unix.saturating_add(spec.max_age),
+            _ => now.saturating_add(self.plan.replay.window_seconds as i64),
         }
     }
 
@@ -214,7 +234,7 @@ impl Inbound {
         let mut set_headers = vec![
             (TRIGGER_ID, trigger.id.clone()),
             (AGENT_ID, trigger.agent_id.clone()),
-            (SOURCE, trigger.profile.name().to_string()),
+            (SOURCE, trigger.scheme.name.clone()),
             (KEY_ID, v.key_id.clone()),
             (DELIVERY_ID, v.delivery_id.clone()),
             (MATCHED, m.matched.to_string()),
@@ -235,6 +255,12 @@ impl Inbound {
             held: Held::Nothing,
         })
     }
+}
+
+/// A provider's delivery id travels in `x-combo-delivery-id`: only a short
+/// visible-ASCII one is used as it is.
+fn valid_delivery_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@ use crate::host::memory::MemoryHost;
 use crate::host::Action;
 use crate::host::Peer;
 use crate::plan::{self, Compiled};
-use crate::rules::secrets::Secret;
-use crate::rules::signature::sign_generic;
+use crate::rules::scheme::sign_generic;
+use crate::rules::scheme::Key;
 use serde_json::json;
 
 const NOW: i64 = 1_800_000_000;
@@ -38,7 +38,7 @@ fn base_config() -> serde_json::Value {
 
 /// A signed POST to trigger `t1`.
 fn signed(body: &str, ts: i64, secret: &str) -> MemoryHost {
-    let sig = sign_generic(&Secret::new("k".into(), secret.as_bytes(), None, None), ts, body.as_bytes());
+    let sig = sign_generic(&Key::hmac_sha256("k", secret.as_bytes()), ts, body.as_bytes()).unwrap();
     let ts = ts.to_string();
     let mut host = MemoryHost::new(
         &[

@@ -1,0 +1,195 @@
+//! Providers' URL-verification handshakes, answered at the edge as each
+//! provider requires, after whatever verification the provider makes
+//! possible. A handshake never reaches the backend.
+
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use super::keys::Key;
+use super::wire::{self, Query};
+use super::Encoding;
+use crate::contract::error::Reject;
+use crate::host::Headers;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Handshake {
+    /// Slack Events API: signed `{"type":"url_verification","challenge":..}`.
+    SlackUrlVerification,
+    /// Zoom: signed `endpoint.url_validation`; the answer carries the HMAC of `plainToken`.
+    ZoomUrlValidation,
+    /// X (Twitter) CRC: `GET ?crc_token=`; the answer is its HMAC.
+    XCrc,
+    /// Meta: `GET ?hub.mode=subscribe&hub.verify_token=..&hub.challenge=..`.
+    MetaHubChallenge,
+    /// Dropbox: `GET ?challenge=`.
+    DropboxChallenge,
+    /// Microsoft Graph: `POST ?validationToken=`, answered as text.
+    GraphValidationToken,
+    /// Twitch EventSub: signed `webhook_callback_verification`.
+    TwitchCallbackVerification,
+    /// Okta event hooks: `GET` with `x-okta-verification-challenge`, authenticated.
+    OktaVerification,
+    /// Discord interactions: a signed PING (`{"type":1}`).
+    DiscordPing,
+}
+
+/// A handshake answer: 200 with this body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+/// Longest challenge echoed back.
+const MAX_CHALLENGE: usize = 1024;
+
+/// A challenge the edge may echo: printable ASCII, bounded (answered as
+/// text with `nosniff`, so it can never become markup).
+fn challenge(text: &str) -> Result<String, Reject> {
+    if text.is_empty() || text.len() > MAX_CHALLENGE || !text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(Reject::InvalidHandshake);
+    }
+    Ok(text.to_string())
+}
+
+fn text(body: String) -> Answer {
+    Answer { content_type: "text/plain", body: body.into_bytes() }
+}
+
+fn json(value: serde_json::Value) -> Answer {
+    Answer { content_type: "application/json", body: value.to_string().into_bytes() }
+}
+
+/// HMAC-SHA256 of `data` with an HMAC key (Zoom, X).
+fn hmac_sha256(key: &Key, data: &str) -> Result<Vec<u8>, Reject> {
+    match &key.material {
+        super::KeyMaterial::HmacSha256(_) => {
+            key.material.tag(&[data.as_bytes().into()]).ok_or(Reject::InvalidHandshake)
+        }
+        _ => Err(Reject::InvalidHandshake),
+    }
+}
+
+impl Handshake {
+    pub fn name(self) -> &'static str {
+        match self {
+            Handshake::SlackUrlVerification => "slack_url_verification",
+            Handshake::ZoomUrlValidation => "zoom_url_validation",
+            Handshake::XCrc => "x_crc",
+            Handshake::MetaHubChallenge => "meta_hub_challenge",
+            Handshake::DropboxChallenge => "dropbox_challenge",
+            Handshake::GraphValidationToken => "graph_validation_token",
+            Handshake::TwitchCallbackVerification => "twitch_callback_verification",
+            Handshake::OktaVerification => "okta_verification",
+            Handshake::DiscordPing => "discord_ping",
+        }
+    }
+
+    /// The method of the handshake request.
+    pub fn method(self) -> &'static str {
+        match self {
+            Handshake::XCrc
+            | Handshake::MetaHubChallenge
+            | Handshake::DropboxChallenge
+            | Handshake::OktaVerification => "GET",
+            _ => "POST",
+        }
+    }
+
+    /// The handshake needs a `verify_token` on the trigger.
+    pub fn needs_verify_token(self) -> bool {
+        self == Handshake::MetaHubChallenge
+    }
+
+    /// The handshake is authenticated by the scheme's header credentials
+    /// (a token) before it is answered.
+    pub fn authenticated_in_head(self) -> bool {
+        self == Handshake::OktaVerification
+    }
+
+    /// Handshakes answered from the request line and headers. `None`: this
+    /// request is not the handshake. `signing_key` is the newest valid
+    /// secret; `verify_token` the trigger's (Meta).
+    pub fn answer_head(
+        self,
+        headers: &Headers,
+        signing_key: Option<&Key>,
+        verify_token: Option<&str>,
+    ) -> Option<Result<Answer, Reject>> {
+        let query = Query::of(headers);
+        let param = |name: &str| query.single(name).map_err(|_| Reject::InvalidHandshake);
+        let method = headers.first(":method").unwrap_or("");
+        if method != self.method() {
+            return None;
+        }
+        let run = || -> Result<Option<Answer>, Reject> {
+            Ok(match self {
+                Handshake::XCrc => match param("crc_token")? {
+                    Some(token) => {
+                        let key = signing_key.ok_or(Reject::SignatureMismatch)?;
+                        let tag = wire::encode(&hmac_sha256(key, &challenge(token)?)?, Encoding::Base64);
+                        Some(json(serde_json::json!({ "response_token": format!("sha256={tag}") })))
+                    }
+                    None => None,
+                },
+                Handshake::MetaHubChallenge => match (param("hub.mode")?, param("hub.challenge")?) {
+                    (Some("subscribe"), Some(c)) => {
+                        let sent = param("hub.verify_token")?.unwrap_or("");
+                        let expected = verify_token.unwrap_or("");
+                        let same =
+                            sent.len() == expected.len() && bool::from(sent.as_bytes().ct_eq(expected.as_bytes()));
+                        if expected.is_empty() || !same {
+                            return Err(Reject::SignatureMismatch);
+                        }
+                        Some(text(challenge(c)?))
+                    }
+                    _ => None,
+                },
+                Handshake::DropboxChallenge => param("challenge")?.map(challenge).transpose()?.map(text),
+                Handshake::GraphValidationToken => param("validationToken")?.map(challenge).transpose()?.map(text),
+                Handshake::OktaVerification => match headers.single("x-okta-verification-challenge") {
+                    Ok(Some(v)) => Some(json(serde_json::json!({ "verification": challenge(v)? }))),
+                    Ok(None) => None,
+                    Err(_) => return Err(Reject::InvalidHandshake),
+                },
+                _ => None,
+            })
+        };
+        run().transpose()
+    }
+
+    /// Handshakes answered from a verified body; `key` verified it.
+    /// `None`: this delivery is not the handshake.
+    pub fn answer_body(
+        self,
+        headers: &Headers,
+        payload: Option<&serde_json::Value>,
+        key: &Key,
+    ) -> Option<Result<Answer, Reject>> {
+        let field = |ptr: &str| payload.and_then(|p| p.pointer(ptr)).and_then(|v| v.as_str());
+        match self {
+            Handshake::SlackUrlVerification if field("/type") == Some("url_verification") => Some(
+                field("/challenge")
+                    .ok_or(Reject::InvalidHandshake)
+                    .and_then(challenge)
+                    .map(|c| json(serde_json::json!({ "challenge": c }))),
+            ),
+            Handshake::ZoomUrlValidation if field("/event") == Some("endpoint.url_validation") => {
+                Some(field("/payload/plainToken").ok_or(Reject::InvalidHandshake).and_then(challenge).and_then(|t| {
+                    let tag = hex::encode(hmac_sha256(key, &t)?);
+                    Ok(json(serde_json::json!({ "plainToken": t, "encryptedToken": tag })))
+                }))
+            }
+            Handshake::TwitchCallbackVerification
+                if headers.first("twitch-eventsub-message-type") == Some("webhook_callback_verification") =>
+            {
+                Some(field("/challenge").ok_or(Reject::InvalidHandshake).and_then(challenge).map(text))
+            }
+            Handshake::DiscordPing if payload.and_then(|p| p.get("type")).and_then(|t| t.as_u64()) == Some(1) => {
+                Some(Ok(json(serde_json::json!({ "type": 1 }))))
+            }
+            _ => None,
+        }
+    }
+}

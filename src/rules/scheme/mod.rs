@@ -1,0 +1,425 @@
+//! The signature scheme engine: one verifier for every sender.
+//!
+//! A scheme is data (README "Signature schemes"): the algorithm, where the
+//! signature is and how it is spelled, the signed-content template, the
+//! timestamp and the delivery id. Presets (`presets.json`) are schemes
+//! written in that language; a trigger's `scheme:` overrides a preset's
+//! fields or declares a new one. `compile` turns the raw form into a
+//! [`Scheme`]; `read_head` reads what the headers claim before the body is
+//! buffered; `verify` checks the body against the trigger's keys.
+
+mod compile;
+pub mod form;
+pub mod handshake;
+pub mod keys;
+pub mod presets;
+pub mod raw;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod sign;
+mod wire;
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+pub use compile::{compile, SchemeError};
+pub use handshake::Handshake;
+pub use keys::{Key, KeyMaterial};
+pub use wire::{decode_signature, Query};
+
+use crate::contract::error::Reject;
+use crate::host::Headers;
+
+/// Most signatures one delivery may carry (rotation lists); more are ignored.
+pub const MAX_CANDIDATES: usize = 8;
+/// The `source` of a trigger that declares its own scheme.
+pub const CUSTOM: &str = "custom";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Algorithm {
+    HmacSha1,
+    HmacSha256,
+    HmacSha512,
+    Ed25519,
+    EcdsaP256Sha256,
+    /// A static token, compared in constant time (GitLab, Okta, Graph).
+    Token,
+}
+
+impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::HmacSha1 => "hmac-sha1",
+            Algorithm::HmacSha256 => "hmac-sha256",
+            Algorithm::HmacSha512 => "hmac-sha512",
+            Algorithm::Ed25519 => "ed25519",
+            Algorithm::EcdsaP256Sha256 => "ecdsa-p256-sha256",
+            Algorithm::Token => "token",
+        }
+    }
+
+    /// Verified with a public key, so the edge holds no signing secret.
+    pub fn is_asymmetric(self) -> bool {
+        matches!(self, Algorithm::Ed25519 | Algorithm::EcdsaP256Sha256)
+    }
+
+    /// The length of a signature, where it is fixed (DER and tokens vary).
+    fn signature_len(self) -> Option<usize> {
+        match self {
+            Algorithm::HmacSha1 => Some(20),
+            Algorithm::HmacSha256 => Some(32),
+            Algorithm::HmacSha512 | Algorithm::Ed25519 => Some(64),
+            Algorithm::EcdsaP256Sha256 | Algorithm::Token => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// Either case.
+    Hex,
+    /// Padded or not.
+    Base64,
+    Base64url,
+    /// The value itself (tokens).
+    Text,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretEncoding {
+    Utf8,
+    Base64,
+    Hex,
+    /// Base64 after a `whsec_` prefix (Standard Webhooks).
+    Whsec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeUnit {
+    S,
+    Ms,
+    Rfc3339,
+}
+
+/// Where a value travels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// Any of these headers (lowercase); each may appear at most once.
+    Headers(Vec<String>),
+    /// A query parameter, percent-decoded.
+    Query(String),
+    /// A JSON pointer into the body: read once the body is verified-length.
+    Json(String),
+}
+
+/// How the signature value is spelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    Raw,
+    Prefixed(String),
+    /// `t=..,v1=..`: pairs; every `signature_keys` value is a candidate.
+    Kv {
+        pair_sep: String,
+        kv_sep: String,
+        signature_keys: Vec<String>,
+        timestamp_key: Option<String>,
+    },
+    /// `v1,<sig> v1a,<sig>`: entries of other versions are skipped.
+    List {
+        sep: String,
+        version_sep: String,
+        versions: Vec<String>,
+    },
+}
+
+/// One piece of the signed-content template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Token {
+    Literal(String),
+    Body,
+    Timestamp,
+    Id,
+    Method,
+    Url,
+    Path,
+    Header(String),
+    FormSorted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimestampAt {
+    At(Location),
+    /// The signature header's `kv.timestamp_key`.
+    Kv,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimestampSpec {
+    pub at: TimestampAt,
+    pub unit: TimeUnit,
+    pub max_age: i64,
+    pub max_future: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdSpec {
+    pub at: Location,
+    /// The signed content covers the id, so it may be trusted.
+    pub signed: bool,
+}
+
+/// A compiled scheme: immutable, shared by every request of its trigger.
+#[derive(Debug, Clone)]
+pub struct Scheme {
+    /// The preset's name, or `custom`: the `x-combo-source` annotation.
+    pub name: String,
+    pub algorithm: Algorithm,
+    pub signature_at: Location,
+    pub format: Format,
+    pub encoding: Encoding,
+    pub signed: Vec<Token>,
+    pub timestamp: Option<TimestampSpec>,
+    pub id: Option<IdSpec>,
+    pub secret_encoding: SecretEncoding,
+    /// Media-type essences, lowercase.
+    pub content_types: Vec<String>,
+    pub public_url: Option<String>,
+    pub handshake: Option<Handshake>,
+    /// Headers that carry signature material: hidden from templates.
+    pub signature_headers: Vec<String>,
+    /// Every header the scheme reads: hashed into the audit record.
+    pub audit_headers: Vec<String>,
+}
+
+/// A timestamp as sent (the signed template uses the text) and as unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    pub text: String,
+    pub unix: i64,
+}
+
+/// What a request claims about itself, read from the request line, headers
+/// and (for JSON-located fields) the body.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    candidates: Vec<Vec<u8>>,
+    pub timestamp: Option<Stamp>,
+    id: Option<String>,
+}
+
+/// The request line and headers, as the signed template may need them.
+pub struct Request<'a> {
+    pub headers: &'a Headers,
+    pub body: &'a [u8],
+}
+
+impl Scheme {
+    /// Whether any field lives in the body (read after buffering).
+    fn reads_json(&self) -> bool {
+        let json = |l: &Location| matches!(l, Location::Json(_));
+        json(&self.signature_at)
+            || matches!(&self.timestamp, Some(TimestampSpec { at: TimestampAt::At(l), .. }) if json(l))
+            || self.id.as_ref().is_some_and(|i| json(&i.at))
+    }
+
+    /// Reads the claims the request line and headers carry: presence of
+    /// signature and timestamp first, then their form (README order).
+    pub fn read_head(&self, headers: &Headers) -> Result<Credentials, Reject> {
+        let query = Query::of(headers);
+        let sig = match &self.signature_at {
+            Location::Json(_) => None,
+            at => Some(wire::values(at, headers, &query)),
+        };
+        if matches!(&sig, Some(Ok(v)) if v.is_empty()) {
+            return Err(Reject::MissingSignature);
+        }
+        let ts_spec = self.timestamp.as_ref();
+        let ts = ts_spec.and_then(|t| match &t.at {
+            TimestampAt::At(Location::Json(_)) | TimestampAt::Kv => None,
+            TimestampAt::At(at) => Some(wire::single(at, headers, &query)),
+        });
+        if matches!(ts, Some(Ok(None))) {
+            return Err(Reject::MissingTimestamp);
+        }
+        let mut creds = Credentials::default();
+        let mut stamp_text = match ts {
+            Some(Ok(text)) => text,
+            Some(Err(_)) => return Err(Reject::MalformedTimestamp),
+            None => None,
+        };
+        if let Some(values) = sig {
+            let values = values.map_err(|_| Reject::MalformedSignature)?;
+            let parsed = wire::split(&self.format, &values)?;
+            if parsed.signatures.is_empty() {
+                return Err(Reject::MissingSignature);
+            }
+            if ts_spec.is_some_and(|t| t.at == TimestampAt::Kv) {
+                stamp_text = Some(parsed.timestamp.ok_or(Reject::MissingTimestamp)?);
+            }
+            creds.candidates = self.decode_all(&parsed.signatures)?;
+        }
+        if let (Some(spec), Some(text)) = (ts_spec, stamp_text) {
+            creds.timestamp = Some(parse_stamp(&text, spec.unit)?);
+        }
+        if let Some(id) = &self.id {
+            if !matches!(id.at, Location::Json(_)) {
+                creds.id = wire::single(&id.at, headers, &query).map_err(|_| Reject::MalformedSignature)?;
+                if creds.id.is_none() && self.signed.contains(&Token::Id) {
+                    return Err(Reject::MissingSignature);
+                }
+            }
+        }
+        Ok(creds)
+    }
+
+    fn decode_all(&self, texts: &[String]) -> Result<Vec<Vec<u8>>, Reject> {
+        let len = self.algorithm.signature_len();
+        let usable: Vec<Vec<u8>> = texts
+            .iter()
+            .filter_map(|t| decode_signature(t, self.encoding))
+            .filter(|b| len.is_none_or(|n| b.len() == n) && !b.is_empty())
+            .take(MAX_CANDIDATES)
+            .collect();
+        if usable.is_empty() {
+            return Err(Reject::MalformedSignature);
+        }
+        Ok(usable)
+    }
+
+    /// Completes the claims from a JSON body (schemes that sign inside it).
+    pub fn read_body(&self, creds: &mut Credentials, body: &[u8]) -> Result<(), Reject> {
+        if !self.reads_json() {
+            return Ok(());
+        }
+        let doc: serde_json::Value = serde_json::from_slice(body).map_err(|_| Reject::MalformedSignature)?;
+        if let Location::Json(ptr) = &self.signature_at {
+            let text = json_text(&doc, ptr).ok_or(Reject::MissingSignature)?;
+            creds.candidates = self.decode_all(&[text])?;
+        }
+        if let Some(TimestampSpec { at: TimestampAt::At(Location::Json(ptr)), unit, .. }) = &self.timestamp {
+            let text = json_text(&doc, ptr).ok_or(Reject::MissingTimestamp)?;
+            creds.timestamp = Some(parse_stamp(&text, *unit)?);
+        }
+        if let Some(IdSpec { at: Location::Json(ptr), .. }) = &self.id {
+            creds.id = json_text(&doc, ptr);
+            if creds.id.is_none() && self.signed.contains(&Token::Id) {
+                return Err(Reject::MissingSignature);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the timestamp lies in `[now - max_age, now + max_future]`.
+    pub fn timestamp_holds(&self, creds: &Credentials, now: i64) -> bool {
+        match (&self.timestamp, &creds.timestamp) {
+            (Some(spec), Some(stamp)) => {
+                stamp.unix >= now.saturating_sub(spec.max_age) && stamp.unix <= now.saturating_add(spec.max_future)
+            }
+            _ => true,
+        }
+    }
+
+    /// The signed content, in pieces; the body is borrowed, never copied.
+    pub fn message<'a>(&self, creds: &'a Credentials, req: &Request<'a>) -> Vec<Cow<'a, [u8]>> {
+        let h = req.headers;
+        self.signed
+            .iter()
+            .map(|t| match t {
+                Token::Literal(s) => Cow::Owned(s.as_bytes().to_vec()),
+                Token::Body => Cow::Borrowed(req.body),
+                Token::Timestamp => Cow::Borrowed(creds.timestamp.as_ref().map_or(&b""[..], |s| s.text.as_bytes())),
+                Token::Id => Cow::Borrowed(creds.id.as_deref().unwrap_or("").as_bytes()),
+                Token::Method => Cow::Owned(h.first(":method").unwrap_or("").as_bytes().to_vec()),
+                Token::Path => Cow::Owned(h.first(":path").unwrap_or("").as_bytes().to_vec()),
+                Token::Url => Cow::Owned(self.url(h).into_bytes()),
+                Token::Header(name) => Cow::Owned(h.first(name).unwrap_or("").as_bytes().to_vec()),
+                Token::FormSorted => Cow::Owned(form::sorted_concat(req.body)),
+            })
+            .collect()
+    }
+
+    /// The URL as the sender saw it: `public_url` + the request's path and
+    /// query; without it, the `:scheme` and `:authority` Envoy saw.
+    pub fn url(&self, h: &Headers) -> String {
+        let path = h.first(":path").unwrap_or("/");
+        match &self.public_url {
+            Some(base) => format!("{base}{path}"),
+            None => {
+                format!("{}://{}{path}", h.first(":scheme").unwrap_or("https"), h.first(":authority").unwrap_or(""))
+            }
+        }
+    }
+
+    /// The first key valid at `now` that verifies one of the candidates.
+    pub fn verify<'k>(&self, creds: &Credentials, req: &Request<'_>, keys: &'k [Key], now: i64) -> Option<&'k Key> {
+        let message = self.message(creds, req);
+        keys.iter().filter(|k| k.valid_at(now)).find(|k| k.material.verifies(&message, &creds.candidates))
+    }
+
+    /// The id the signature covers, if any (`x-combo-delivery-id`).
+    pub fn signed_id(&self, creds: &Credentials) -> Option<String> {
+        self.id.as_ref().filter(|i| i.signed).and(creds.id.clone())
+    }
+
+    /// The parts of the replay key: what the signature covers, with the body
+    /// standing in as its digest. Never how the signature is spelled.
+    pub fn replay_parts(&self, creds: &Credentials, req: &Request<'_>, body_sha256: &[u8; 32]) -> Vec<Vec<u8>> {
+        let mut parts: Vec<Vec<u8>> = self
+            .message(creds, req)
+            .into_iter()
+            .zip(&self.signed)
+            .map(|(bytes, token)| if *token == Token::Body { body_sha256.to_vec() } else { bytes.into_owned() })
+            .collect();
+        // A token scheme signs nothing: the body it authorises is the delivery.
+        if !self.signed.contains(&Token::Body) && self.algorithm == Algorithm::Token {
+            parts.push(body_sha256.to_vec());
+        }
+        parts
+    }
+}
+
+/// `sha256=<hex>` over `"{timestamp}.{body}"`: the platform's own scheme,
+/// used for signing (outbound, CLI). `None` unless `key` is HMAC-SHA256.
+pub fn sign_generic(key: &Key, timestamp: i64, body: &[u8]) -> Option<String> {
+    if !matches!(key.material, KeyMaterial::HmacSha256(_)) {
+        return None;
+    }
+    let ts = timestamp.to_string();
+    let tag = key.material.tag(&[ts.as_bytes().into(), b".".as_slice().into(), body.into()])?;
+    Some(format!("sha256={}", hex::encode(tag)))
+}
+
+/// A JSON string or integer at `ptr`, as text.
+fn json_text(doc: &serde_json::Value, ptr: &str) -> Option<String> {
+    match doc.pointer(ptr)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) if n.is_u64() => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A timestamp in its unit; anything else is `malformed_timestamp`.
+pub fn parse_stamp(text: &str, unit: TimeUnit) -> Result<Stamp, Reject> {
+    let digits = |max: usize| {
+        (!text.is_empty() && text.len() <= max && text.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| text.parse::<i64>().ok())
+            .flatten()
+    };
+    let unix = match unit {
+        TimeUnit::S => digits(12),
+        TimeUnit::Ms => digits(15).map(|ms| ms / 1000),
+        TimeUnit::Rfc3339 => (text.len() <= 40)
+            .then(|| humantime::parse_rfc3339(text).ok())
+            .flatten()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64),
+    };
+    unix.map(|unix| Stamp { text: text.to_string(), unix }).ok_or(Reject::MalformedTimestamp)
+}
+
+#[cfg(test)]
+mod tests;

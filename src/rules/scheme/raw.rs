@@ -1,0 +1,202 @@
+//! The scheme language as written (a trigger's `scheme:`, and every
+//! preset). Every field is optional so that a trigger can override a few
+//! fields of a preset; `merge` lays the override over the preset.
+
+use serde::Deserialize;
+
+use super::{Algorithm, Encoding, Handshake, SecretEncoding, TimeUnit};
+use crate::plan::raw::opt_uint;
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScheme {
+    pub algorithm: Option<Algorithm>,
+    pub signature: Option<RawSignature>,
+    /// The signed-content template.
+    pub signed: Option<String>,
+    pub timestamp: Option<RawTimestamp>,
+    pub id: Option<RawLocation>,
+    pub secret_encoding: Option<SecretEncoding>,
+    pub content_types: Option<Vec<String>>,
+    pub public_url: Option<String>,
+    pub handshake: Option<Handshake>,
+}
+
+/// Where a value is: one of a header (or alternative headers), a query
+/// parameter, or a JSON pointer into the body.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocation {
+    pub header: Option<Names>,
+    pub query: Option<String>,
+    pub json: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSignature {
+    pub header: Option<Names>,
+    pub query: Option<String>,
+    pub json: Option<String>,
+    pub format: Option<RawFormat>,
+    pub prefix: Option<String>,
+    pub kv: Option<RawKv>,
+    pub list: Option<RawList>,
+    pub encoding: Option<Encoding>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawFormat {
+    Raw,
+    Prefixed,
+    Kv,
+    List,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKv {
+    pub pair_sep: Option<String>,
+    pub kv_sep: Option<String>,
+    pub signature_keys: Option<Vec<String>>,
+    pub timestamp_key: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawList {
+    pub sep: Option<String>,
+    pub version_sep: Option<String>,
+    pub versions: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimestamp {
+    pub header: Option<Names>,
+    pub query: Option<String>,
+    pub json: Option<String>,
+    /// The timestamp is the signature header's `kv.timestamp_key`.
+    pub kv: Option<bool>,
+    pub unit: Option<TimeUnit>,
+    #[serde(default, deserialize_with = "opt_uint")]
+    pub max_age: Option<u64>,
+    #[serde(default, deserialize_with = "opt_uint")]
+    pub max_future: Option<u64>,
+}
+
+/// One header name, or a list of alternatives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Names {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Names;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a header name or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Names, E> {
+                Ok(Names(vec![v.to_string()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Names, A::Error> {
+                Vec::<String>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(Names)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn or<T>(over: Option<T>, base: Option<T>) -> Option<T> {
+    over.or(base)
+}
+
+/// An override that names any location replaces the base's location whole
+/// (a preset's header and a trigger's query must not both apply).
+fn location(
+    over: (&Option<Names>, &Option<String>, &Option<String>),
+    base: (&Option<Names>, &Option<String>, &Option<String>),
+) -> (Option<Names>, Option<String>, Option<String>) {
+    let pick = if over.0.is_some() || over.1.is_some() || over.2.is_some() { over } else { base };
+    (pick.0.clone(), pick.1.clone(), pick.2.clone())
+}
+
+impl RawScheme {
+    /// `self` (the trigger's) over `base` (the preset's), field by field.
+    pub fn merge(self, base: RawScheme) -> RawScheme {
+        RawScheme {
+            algorithm: or(self.algorithm, base.algorithm),
+            signature: match (self.signature, base.signature) {
+                (Some(o), Some(b)) => Some(o.merge(b)),
+                (o, b) => o.or(b),
+            },
+            signed: or(self.signed, base.signed),
+            timestamp: match (self.timestamp, base.timestamp) {
+                (Some(o), Some(b)) => Some(o.merge(b)),
+                (o, b) => o.or(b),
+            },
+            id: match (self.id, base.id) {
+                (Some(o), Some(b)) => {
+                    let (header, query, json) =
+                        location((&o.header, &o.query, &o.json), (&b.header, &b.query, &b.json));
+                    Some(RawLocation { header, query, json })
+                }
+                (o, b) => o.or(b),
+            },
+            secret_encoding: or(self.secret_encoding, base.secret_encoding),
+            content_types: or(self.content_types, base.content_types),
+            public_url: or(self.public_url, base.public_url),
+            handshake: or(self.handshake, base.handshake),
+        }
+    }
+}
+
+impl RawSignature {
+    fn merge(self, b: RawSignature) -> RawSignature {
+        let (header, query, json) = location((&self.header, &self.query, &self.json), (&b.header, &b.query, &b.json));
+        RawSignature {
+            header,
+            query,
+            json,
+            format: or(self.format, b.format),
+            prefix: or(self.prefix, b.prefix),
+            kv: match (self.kv, b.kv) {
+                (Some(o), Some(b)) => Some(RawKv {
+                    pair_sep: or(o.pair_sep, b.pair_sep),
+                    kv_sep: or(o.kv_sep, b.kv_sep),
+                    signature_keys: or(o.signature_keys, b.signature_keys),
+                    timestamp_key: or(o.timestamp_key, b.timestamp_key),
+                }),
+                (o, b) => o.or(b),
+            },
+            list: match (self.list, b.list) {
+                (Some(o), Some(b)) => Some(RawList {
+                    sep: or(o.sep, b.sep),
+                    version_sep: or(o.version_sep, b.version_sep),
+                    versions: or(o.versions, b.versions),
+                }),
+                (o, b) => o.or(b),
+            },
+            encoding: or(self.encoding, b.encoding),
+        }
+    }
+}
+
+impl RawTimestamp {
+    fn merge(self, b: RawTimestamp) -> RawTimestamp {
+        let named = self.header.is_some() || self.query.is_some() || self.json.is_some() || self.kv.is_some();
+        let (header, query, json, kv) =
+            if named { (self.header, self.query, self.json, self.kv) } else { (b.header, b.query, b.json, b.kv) };
+        RawTimestamp {
+            header,
+            query,
+            json,
+            kv,
+            unit: or(self.unit, b.unit),
+            max_age: or(self.max_age, b.max_age),
+            max_future: or(self.max_future, b.max_future),
+        }
+    }
+}
