@@ -52,15 +52,16 @@ def sign(secret: str, ts: int, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def delivery_id(trigger_id: str, signed_prefix: bytes, body: bytes) -> str:
+def delivery_id(trigger_id: str, signed_prefix: bytes, body: bytes, signed_suffix: bytes = b"") -> str:
     """The filter's delivery id where the sender signs none: the first 32 hex
     digits of the replay key, a digest of the trigger id and of exactly what
-    the signature covers (each part length-prefixed, then the body digest)."""
+    the signature covers, the body standing in as its SHA-256 digest (each of
+    the two length-prefixed)."""
+    content = signed_prefix + hashlib.sha256(body).digest() + signed_suffix
     h = hashlib.sha256()
-    for part in (trigger_id.encode(), signed_prefix):
+    for part in (trigger_id.encode(), content):
         h.update(len(part).to_bytes(8, "little"))
         h.update(part)
-    h.update(hashlib.sha256(body).digest())
     return h.hexdigest()[:32]
 
 

@@ -34,12 +34,12 @@ pub struct ReplayKey {
 }
 
 impl ReplayKey {
-    /// `signed_parts` is what the signature covers, piece by piece, with
-    /// the body standing in as its digest (`Scheme::replay_parts`).
-    pub fn new(trigger_id: &str, signed_parts: &[Vec<u8>]) -> Self {
+    /// `signed_content` is what the signature covers, with the body standing
+    /// in as its digest (`Scheme::replay_content`).
+    pub fn new(trigger_id: &str, signed_content: &[u8]) -> Self {
         let mut h = Sha256::new();
-        // Length-prefixed, so no two sequences of parts run together.
-        for part in std::iter::once(trigger_id.as_bytes()).chain(signed_parts.iter().map(Vec::as_slice)) {
+        // Length-prefixed, so trigger id and content never run together.
+        for part in [trigger_id.as_bytes(), signed_content] {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part);
         }

@@ -145,7 +145,7 @@ mod tests {
     use super::*;
 
     fn key() -> ReplayKey {
-        ReplayKey::new("t", &[b"1.".to_vec(), vec![0u8; 32]])
+        ReplayKey::new("t", &[b"1.".as_slice(), &[0u8; 32]].concat())
     }
 
     #[test]

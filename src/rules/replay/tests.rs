@@ -111,11 +111,11 @@ fn garbage_bucket_reads_as_empty() {
 #[test]
 fn key_is_what_the_signature_covers() {
     let body = [7u8; 32];
-    let k = |t: &str, prefix: &[u8], body: &[u8; 32]| ReplayKey::new(t, &[prefix.to_vec(), body.to_vec()]);
+    let k = |t: &str, prefix: &[u8], body: &[u8; 32]| ReplayKey::new(t, &[prefix, body.as_slice()].concat());
     assert_eq!(k("t", b"1.", &body), k("t", b"1.", &body));
     assert_ne!(k("t", b"1.", &body), k("t", b"2.", &body));
     assert_ne!(k("t", b"1.", &body), k("u", b"1.", &body), "trigger id is part of the key");
     assert_ne!(k("t", b"", &body), k("t", b"", &[8u8; 32]));
-    assert_ne!(k("ab", b"c", &body), k("a", b"bc", &body), "parts do not run together");
+    assert_ne!(k("ab", b"c", &body), k("a", b"bc", &body), "trigger id and content do not run together");
     assert_eq!(k("t", b"", &body).hex().len(), 32);
 }

@@ -365,20 +365,19 @@ impl Scheme {
         self.id.as_ref().filter(|i| i.signed).and(creds.id.clone())
     }
 
-    /// The parts of the replay key: what the signature covers, with the body
-    /// standing in as its digest. Never how the signature is spelled.
-    pub fn replay_parts(&self, creds: &Credentials, req: &Request<'_>, body_sha256: &[u8; 32]) -> Vec<Vec<u8>> {
-        let mut parts: Vec<Vec<u8>> = self
-            .message(creds, req)
-            .into_iter()
-            .zip(&self.signed)
-            .map(|(bytes, token)| if *token == Token::Body { body_sha256.to_vec() } else { bytes.into_owned() })
-            .collect();
-        // A token scheme signs nothing: the body it authorises is the delivery.
-        if !self.signed.contains(&Token::Body) && self.algorithm == Algorithm::Token {
-            parts.push(body_sha256.to_vec());
+    /// What the replay key covers: the signed content exactly as the
+    /// signature covers it, with the body standing in as its SHA-256 digest.
+    /// Never how the signature is spelled, never an unsigned header.
+    pub fn replay_content(&self, creds: &Credentials, req: &Request<'_>, body_sha256: &[u8; 32]) -> Vec<u8> {
+        let mut content = Vec::new();
+        for (bytes, token) in self.message(creds, req).into_iter().zip(&self.signed) {
+            content.extend_from_slice(if *token == Token::Body { body_sha256.as_slice() } else { &bytes });
         }
-        parts
+        // A token scheme signs nothing: the body it authorises is the delivery.
+        if self.algorithm == Algorithm::Token && !self.signed.contains(&Token::Body) {
+            content.extend_from_slice(body_sha256);
+        }
+        content
     }
 }
 

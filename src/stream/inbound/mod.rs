@@ -143,7 +143,7 @@ impl Mode for Inbound {
                 return Step::Done(answer.map_or_else(Outcome::Reject, Outcome::Handshake));
             }
         }
-        let key = ReplayKey::new(&trigger.id, &scheme.replay_parts(&p.credentials, &req, &body_sha256));
+        let key = ReplayKey::new(&trigger.id, &scheme.replay_content(&p.credentials, &req, &body_sha256));
         let delivery_id =
             scheme.signed_id(&p.credentials).filter(|id| valid_delivery_id(id)).unwrap_or_else(|| key.hex());
         audit.delivery_id = Some(delivery_id.clone());
