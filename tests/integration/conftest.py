@@ -130,3 +130,22 @@ def edge(backends, certs):
     envoy = h.Envoy(bootstrap).wait_ready()
     yield Edge(envoy, port, tls_port)
     envoy.stop()
+
+
+@pytest.fixture(scope="session")
+def preset_edge():
+    """One Envoy with a trigger per preset (tests/integration/providers.py), in
+    front of its own recording backend: (port, backend, envoy)."""
+    import providers
+    backend = h.Backend("presets")
+    port = h.free_port()
+    cfg = providers.plugin_config()
+    cfg["triggers"].append({
+        "id": "trg_slack_form", "source": "slack", "secret": "slack-secret-value",
+        "match": {"jsonpath": "$.command", "equals": "/deploy"},
+        "action": {"agent_id": "agent", "inputs": {"command": "{{ payload.command }}", "text": "{{ payload.text }}"}},
+    })
+    envoy = h.Envoy(h.single_upstream(cfg, backend.port, port)).wait_ready()
+    yield port, backend, envoy
+    envoy.stop()
+    backend.stop()

@@ -37,8 +37,7 @@ pub fn compile(name: &str, raw: RawScheme, tolerance: i64) -> Result<Scheme, Sch
     }
     let kv_timestamp = matches!(&format, Format::Kv { timestamp_key: Some(_), .. });
     let timestamp = timestamp(raw.timestamp, kv_timestamp, tolerance)?;
-    let default_signed = if timestamp.is_some() { "{timestamp}.{body}" } else { "{body}" };
-    let signed = template(raw.signed.as_deref().unwrap_or(default_signed))?;
+    let signed = template(raw.signed.as_deref().unwrap_or("{body}"))?;
     if signed.contains(&Token::Timestamp) && timestamp.is_none() {
         return err("signed", "uses {timestamp} but the scheme has no timestamp");
     }
