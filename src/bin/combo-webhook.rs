@@ -222,7 +222,7 @@ impl SchemeArgs {
 }
 
 fn sign(a: &SignArgs) -> Result<ExitCode, String> {
-    let scheme = a.scheme.scheme(false, 300)?;
+    let scheme = a.scheme.scheme(a.private_key.is_some(), 300)?;
     let signer = match (&a.private_key, a.scheme.secret_text()?) {
         (Some(path), None) => {
             let text = String::from_utf8(read(path)?).map_err(|_| format!("{path} is not UTF-8"))?;
