@@ -26,6 +26,8 @@ struct Args {
     duration: f64,
     warmup: f64,
     bad_signature: bool,
+    /// Plain `GET {path}` requests: pass-through traffic.
+    get: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -39,12 +41,17 @@ fn parse_args() -> Result<Args, String> {
         duration: 6.0,
         warmup: 1.0,
         bad_signature: false,
+        get: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         if flag == "--bad-signature" {
             a.bad_signature = true;
+            continue;
+        }
+        if flag == "--get" {
+            a.get = true;
             continue;
         }
         let v = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -69,6 +76,9 @@ fn parse_args() -> Result<Args, String> {
 
 /// A distinct 1-line JSON delivery of exactly `size` bytes, signed now.
 fn delivery(a: &Args, secret: &Key, i: usize, ts: i64) -> Vec<u8> {
+    if a.get {
+        return format!("GET {}?i={i} HTTP/1.1\r\nhost: bench\r\n\r\n", a.path).into_bytes();
+    }
     let head = format!(r#"{{"action":"go","id":"d{i:010}","ticket":{{"id":{i},"priority":"high"}},"pad":""#);
     let pad = a.body_size.saturating_sub(head.len() + 2);
     let mut body = head.into_bytes();

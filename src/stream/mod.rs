@@ -236,6 +236,11 @@ impl<H: Host, M: Mode> Stream<H, M> {
     /// mode still holds is settled without an answer, and the audit record
     /// is published and logged if it was not yet.
     pub fn on_done(&mut self) {
+        // Not a delivery (passed through, or a route with the filter off):
+        // nothing to settle, publish or log, and no clock to read.
+        if self.audit.is_none() {
+            return;
+        }
         self.timed(|s| {
             if let State::Forwarded(_) = s.state {
                 s.settle(None);

@@ -201,16 +201,26 @@ def test_an_absolute_form_target_is_verified_as_the_webhook_it_names(edge, agent
 
 def test_the_shipped_config_canonicalises_before_the_filter(backends):
     """envoy/envoy.yaml as shipped: Envoy itself merges, normalises or refuses
-    every trick, and no unsigned request reaches an agent."""
+    every trick, every spelling of a webhook path reaches the filter although
+    it is off on other routes, and no unsigned request reaches an agent."""
     port = h.free_port()
     cfg = h.shipped_config("envoy.yaml", {10000: port, 9901: h.free_port(),
                                           18081: backends["ticket-triage"].port, 18082: backends["billing"].port})
     envoy = h.Envoy(cfg).wait_ready()
     try:
+        # The filter is off on non-webhook routes (typed_per_filter_config), so
+        # every spelling of a webhook path must still be routed to it: answered
+        # by the filter (401) or refused by Envoy (400), never the 404 of a
+        # route the filter does not see.
         for path in ["//v1/webhook/generic/trg_ticket_escalated", "/v1/webhook/generic/./trg_ticket_escalated",
-                     "/v1/webhook%2Fgeneric/trg_ticket_escalated", "/v1/x/../webhook/generic/trg_ticket_escalated"]:
-            r = h.request(port, path, b"{}", {"content-type": "application/json"})
-            assert r.status in (400, 401, 404), (path, r)
+                     "/v1/x/../webhook/generic/trg_ticket_escalated", "/v1/%77ebhook/generic/trg_ticket_escalated",
+                     "/v1/webhook/generic/trg_ticket_escalated"]:
+            r = h.request(port, path, b"{}", {"content-type": "application/json", "x-combo-agent-id": "ticket-triage"})
+            assert (r.status, r.error_code()) == (401, "missing_signature"), (path, r)
+        r = h.request(port, "/v1/webhook%2Fgeneric/trg_ticket_escalated", b"{}", {"content-type": "application/json"})
+        assert r.status == 400, r
+        other = h.request(port, "/status", b"", {"x-combo-agent-id": "ticket-triage"}, method="GET")
+        assert (other.status, other.error_code()) == (404, "no_route"), "a spoofed annotation routes nowhere"
         assert backends["ticket-triage"].received() == [] and backends["billing"].received() == []
     finally:
         envoy.stop()
