@@ -1,18 +1,14 @@
-//! The ext_authz design of `make bench`: a native HTTP authorization service
-//! that runs the crate's same stream (header checks, HMAC, replay, JSON,
-//! match, inputs) on the body Envoy's ext_authz filter sends it. Answers 200
-//! with the x-combo-* headers to add upstream, or the filter's error status
-//! and body. Thread per connection, HTTP/1.1 keep-alive.
+//! The ext_authz design of `make bench`, as ext_authz is deployed: a gRPC
+//! `envoy.service.auth.v3.Authorization` service (tonic + envoy-types) that
+//! runs the crate's same stream (header checks, HMAC, replay, JSON, match,
+//! inputs) on the raw body Envoy's ext_authz filter sends it. OK carries the
+//! x-combo-* headers to add upstream; a denial carries the filter's status
+//! and error body.
 //!
-//!   cargo run --release --example authz_server -- 127.0.0.1:9191 plugin-config.json
+//!   cargo run --release --example authz_server -- 127.0.0.1:9191 plugin-config.json [THREADS]
 
-use std::io::{BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-#[path = "support/http1.rs"]
-mod http1;
 
 use combo_webhook_filter::contract::metrics::Counter;
 use combo_webhook_filter::host::memory::MemoryStore;
@@ -20,6 +16,8 @@ use combo_webhook_filter::host::{Callout, CalloutResponse, Host, HostError, Leve
 use combo_webhook_filter::plan::{self, Compiled, InboundPlan};
 use combo_webhook_filter::rules::replay;
 use combo_webhook_filter::stream::inbound::{Inbound, Stream};
+use envoy_types::ext_authz::v3::pb::{Authorization, AuthorizationServer, CheckRequest, CheckResponse, HttpStatusCode};
+use envoy_types::ext_authz::v3::{CheckResponseExt, DeniedHttpResponseBuilder, OkHttpResponseBuilder};
 
 /// One authorization request as the host of a stream: the headers to add
 /// upstream are collected, a local reply becomes the denial.
@@ -102,42 +100,68 @@ impl Host for AuthzHost<'_> {
     }
 }
 
-fn serve(stream: TcpStream, plan: &Arc<InboundPlan>, store: &MemoryStore) -> std::io::Result<()> {
-    let _ = stream.set_nodelay(true);
-    let mut w = stream.try_clone()?;
-    let mut r = BufReader::new(stream);
-    while let Some(head) = http1::read_head(&mut r)? {
-        let body = http1::read_body(&mut r, &head)?;
+/// The service: one plan, one in-process replay store, as the filter's
+/// local store is one per Envoy.
+struct Authz {
+    plan: Arc<InboundPlan>,
+    store: Arc<MemoryStore>,
+}
+
+impl Authz {
+    fn check(&self, req: CheckRequest) -> CheckResponse {
+        let http = req.attributes.and_then(|a| a.request).and_then(|r| r.http).unwrap_or_default();
         let mut headers =
-            vec![(":method".to_string(), head.method.into_bytes()), (":path".to_string(), head.path.into_bytes())];
-        headers.extend(head.headers.into_iter().map(|(k, v)| (k, v.into_bytes())));
+            vec![(":method".to_string(), http.method.into_bytes()), (":path".to_string(), http.path.into_bytes())];
+        headers.extend(http.headers.into_iter().filter(|(k, _)| !k.starts_with(':')).map(|(k, v)| (k, v.into_bytes())));
+        let body = http.raw_body;
         let len = body.len();
-        let host = AuthzHost { store, headers, body, added: Vec::new(), reply: None };
-        let mut s = Stream::new(host, Inbound::new(Arc::clone(plan)));
+        let host = AuthzHost { store: &self.store, headers, body, added: Vec::new(), reply: None };
+        let mut s = Stream::new(host, Inbound::new(Arc::clone(&self.plan)));
         s.on_request_headers(false);
         s.on_request_body(len, true);
         s.on_response_headers();
         s.on_done();
         let host = s.into_host();
-        let (status, body) = host.reply.unwrap_or((200, Vec::new()));
-        let mut out = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", body.len());
-        for (k, v) in &host.added {
-            out.push_str(&format!("{k}: {v}\r\n"));
+        let mut resp = CheckResponse::new();
+        match host.reply {
+            None => {
+                let mut ok = OkHttpResponseBuilder::new();
+                for (k, v) in host.added {
+                    ok.add_header(k, v, None, false);
+                }
+                resp.set_status(tonic::Status::ok("")).set_http_response(ok);
+            }
+            Some((status, body)) => {
+                let mut denied = DeniedHttpResponseBuilder::new();
+                let code = HttpStatusCode::try_from(status as i32).unwrap_or(HttpStatusCode::Forbidden);
+                denied
+                    .set_http_status(code)
+                    .add_header("content-type", "application/json", None, false)
+                    .set_body(String::from_utf8_lossy(&body).into_owned());
+                resp.set_status(tonic::Status::permission_denied("refused")).set_http_response(denied);
+            }
         }
-        out.push_str("\r\n");
-        let mut bytes = out.into_bytes();
-        bytes.extend_from_slice(&body);
-        w.write_all(&bytes)?;
+        resp
     }
-    Ok(())
+}
+
+#[tonic::async_trait]
+impl Authorization for Authz {
+    async fn check(
+        &self,
+        request: tonic::Request<CheckRequest>,
+    ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
+        Ok(tonic::Response::new(Authz::check(self, request.into_inner())))
+    }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(addr), Some(config)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: authz_server ADDR PLUGIN_CONFIG.json");
+        eprintln!("usage: authz_server ADDR PLUGIN_CONFIG.json [THREADS]");
         std::process::exit(2);
     };
+    let threads: usize = args.get(3).and_then(|t| t.parse().ok()).unwrap_or(1);
     let text = std::fs::read_to_string(config).unwrap_or_default();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let plan = match plan::from_json(&text, &|k| std::env::var(k).ok(), now) {
@@ -147,20 +171,29 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let Ok(addr) = addr.parse::<std::net::SocketAddr>() else {
+        eprintln!("authz_server: {addr} is not an address");
+        std::process::exit(2);
+    };
+    if !addr.ip().is_loopback() {
+        eprintln!("authz_server: loopback addresses only");
+        std::process::exit(2);
+    }
     let store = Arc::new(MemoryStore::default());
     replay::create_buckets(store.as_ref());
-    let listener = match TcpListener::bind(addr) {
-        Ok(l) => l,
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build() {
+        Ok(r) => r,
         Err(e) => {
-            eprintln!("authz_server: bind {addr}: {e}");
+            eprintln!("authz_server: {e}");
             std::process::exit(1);
         }
     };
     println!("authz_server listening on {addr}");
-    for stream in listener.incoming().flatten() {
-        let (plan, store) = (Arc::clone(&plan), Arc::clone(&store));
-        std::thread::spawn(move || {
-            let _ = serve(stream, &plan, &store);
-        });
+    let served = runtime.block_on(
+        tonic::transport::Server::builder().add_service(AuthorizationServer::new(Authz { plan, store })).serve(addr),
+    );
+    if let Err(e) = served {
+        eprintln!("authz_server: {e}");
+        std::process::exit(1);
     }
 }
