@@ -27,6 +27,12 @@ UPSTREAM = REPO / "target/release/examples/upstream"
 AUTHZ = REPO / "target/release/examples/authz_server"
 HMAC_NATIVE = REPO / "target/release/examples/hmac_rate"
 HMAC_SOFT = REPO / "target/soft/release/examples/hmac_rate"
+STAGES_WASM = REPO / "target/bench-stages/wasm32-wasip1/release/combo_webhook_filter.wasm"
+# The per-feature table: the bench build stops after each stage in turn.
+STAGES = [("headers", "headers only"), ("signature", "+ body buffered, signature verified"),
+          ("body_hash", "+ body digest (audit, replay key)"), ("mapping", "+ JSON, match, inputs"),
+          ("annotate", "+ annotations"), ("audit", "+ audit record"), ("metrics", "+ metrics"),
+          ("full", "+ replay protection (everything)")]
 SECRET = "bench-secret"
 DURATION = float(os.environ.get("BENCH_SECONDS", "4"))
 # This machine is noisy: every throughput row is run ROUNDS times, interleaved
@@ -132,6 +138,27 @@ def run(name: str, filters: list, body_size: int = 1024, count: int = 200_000, c
     return r
 
 
+def stage_filter(stage: str) -> dict:
+    f = h.wasm_filter(plugin_config(), env={"COMBO_BENCH_STAGE": stage})
+    f["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = str(STAGES_WASM)
+    return f
+
+
+def stage_scenario(stage: str) -> dict:
+    """One stage of the bench build; its host calls from the `bench_hostcalls` line."""
+    port = h.free_port()
+    envoy = h.Envoy(bootstrap(port, [stage_filter(stage)]), concurrency=1, log_level="warn",
+                    wasm_log_level="warn", cpus=ENVOY_CPU).wait_ready(60)
+    try:
+        r = loadgen(port)
+    finally:
+        envoy.stop()
+    lines = [l.split("bench_hostcalls ", 1)[1] for l in envoy.logs().splitlines() if "bench_hostcalls {" in l]
+    r["hostcalls"] = json.loads(lines[-1]) if lines else None
+    print(f"  stage {stage:<28} {r['rps']:>9.0f} req/s  p50 {r['p50_us']:>6} us  p99 {r['p99_us']:>6} us", flush=True)
+    return r
+
+
 def filter_scenario(name: str, body_size: int = 1024, count: int = 200_000, triggers: int = 1, **kw) -> dict:
     return run(name, [h.wasm_filter(plugin_config(triggers))], body_size, count, **kw)
 
@@ -228,7 +255,7 @@ def verdict(ok: bool) -> str:
 
 
 def main():
-    for f in (h.wasm_file(), NOOP_WASM, LOADGEN, UPSTREAM, AUTHZ, HMAC_NATIVE, HMAC_SOFT):
+    for f in (h.wasm_file(), NOOP_WASM, LOADGEN, UPSTREAM, AUTHZ, HMAC_NATIVE, HMAC_SOFT, STAGES_WASM):
         if not Path(f).is_file():
             sys.exit(f"bench: {f} is missing (run through `make bench`)")
     pin = ["taskset", "-c", CLIENT_CPU] if CLIENT_CPU else []
@@ -255,6 +282,7 @@ def measure():
         "k64": lambda: filter_scenario("filter, 64 KiB", body_size=64 << 10, count=20_000, connections=8),
         "m1": lambda: filter_scenario("filter, 1 MiB", body_size=1 << 20, count=1_200, connections=4),
         "t10k": lambda: filter_scenario("filter, 10,000 triggers", triggers=10_000),
+        **{f"stage_{st}": (lambda st=st: stage_scenario(st)) for st, _ in STAGES},
         "get_plain": lambda: run("GET /api, no filter", [], get="/api/status"),
         "get_shipped": lambda: run("GET /api, filter off on the route", [h.wasm_filter(plugin_config())],
                                    routes=ROUTE_FILTER_OFF_ELSEWHERE, get="/api/status"),
@@ -288,6 +316,24 @@ def measure():
     for n, r, size in (("1 KiB, 1 trigger", combo, 1 << 10), ("64 KiB", k64, 64 << 10), ("1 MiB", m1, 1 << 20),
                        ("1 KiB, 10,000 triggers", t10k, 1 << 10)):
         lines.append(f"| {n} | {r['rps']:.0f} | {r['p50_us']} | {r['p99_us']} | {r['rps'] * size / 1e6:.1f} |")
+    lines += ["", "| cost per feature (1 KiB, bench build stopping after each stage) | req/s | µs per request | step µs |",
+              "|---|---:|---:|---:|",
+              f"| no-op wasm filter (buffers the body) | {noop['rps']:.0f} | {1e6 / noop['rps']:.1f} | |"]
+    prev = 1e6 / noop["rps"]
+    for st, label in STAGES:
+        r = med[f"stage_{st}"]
+        us = 1e6 / r["rps"]
+        lines.append(f"| {label} | {r['rps']:.0f} | {us:.1f} | {us - prev:+.1f} |")
+        prev = us
+    calls = med["stage_full"].get("hostcalls")
+    if calls:
+        n = calls["streams"]
+        lines += ["", f"| host calls per delivery (everything on; {n} deliveries) | calls | bytes |", "|---|---:|---:|"]
+        for kind, (c, b) in sorted(calls["calls"].items(), key=lambda kv: -kv[1][0]):
+            lines.append(f"| {kind} | {c / n:.2f} | {b / n:.0f} |")
+        total_c = sum(c for c, _ in calls["calls"].values()) / n
+        total_b = sum(b for _, b in calls["calls"].values()) / n
+        lines.append(f"| **total** | {total_c:.2f} | {total_b:.0f} |")
     lines += ["", "| pass-through GET (not a webhook) | req/s | p50 µs | p99 µs | ratio |", "|---|---:|---:|---:|---:|"]
     for n, r, base, what in (("no filter", g_plain, g_plain, "plain"),
                              ("filter off on the route (shipped configs)", g_shipped, g_plain, "plain"),

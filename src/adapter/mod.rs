@@ -6,5 +6,7 @@
 mod abi;
 #[cfg(target_arch = "wasm32")]
 mod proxy_wasm;
+#[cfg(all(target_arch = "wasm32", feature = "bench-stages"))]
+mod tally;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod wire;

@@ -11,6 +11,7 @@ use proxy_wasm::types::{Action as WasmAction, ContextType, LogLevel};
 use super::abi;
 use crate::contract::metrics::Counter;
 use crate::host::{Action, Callout, CalloutResponse, Host, HostError, Level, Peer, SharedStore, StoreError};
+use crate::plan::inbound::Stage;
 use crate::plan::{self, Compiled, InboundPlan, OutboundPlan};
 use crate::rules::replay;
 use crate::stream::inbound::Inbound;
@@ -114,7 +115,11 @@ impl Root {
     /// A host for one stream (or for configuring): debug lines are formatted
     /// only when Envoy would print them.
     fn host(&self) -> WasmHost {
-        WasmHost { metrics: Rc::clone(&self.metrics), filter_us: self.filter_us, log_level: self.log_level }
+        let stage = match &self.plan {
+            Some(Plan::Inbound(p)) => p.stage,
+            _ => Stage::Full,
+        };
+        WasmHost { metrics: Rc::clone(&self.metrics), filter_us: self.filter_us, log_level: self.log_level, stage }
     }
 }
 
@@ -178,6 +183,10 @@ impl<M: Mode> HttpContext for Filter<M> {
     fn on_log(&mut self) {
         self.0.on_done();
         record_memory(self.1);
+        #[cfg(feature = "bench-stages")]
+        if let Some(totals) = super::tally::stream_done(1000) {
+            abi::log(3, &format!("bench_hostcalls {totals}"));
+        }
     }
 }
 
@@ -186,9 +195,24 @@ struct WasmHost {
     metrics: Rc<Vec<Option<u32>>>,
     filter_us: Option<u32>,
     log_level: u32,
+    /// Always `Full` outside bench builds.
+    #[cfg_attr(not(feature = "bench-stages"), allow(dead_code))]
+    stage: Stage,
 }
 
 impl WasmHost {
+    /// Bench builds leave out the stages after `stage` (`make bench`'s
+    /// per-feature table); other builds skip nothing.
+    #[cfg(feature = "bench-stages")]
+    fn skips(&self, stage: Stage) -> bool {
+        self.stage < stage
+    }
+
+    #[cfg(not(feature = "bench-stages"))]
+    fn skips(&self, _stage: Stage) -> bool {
+        false
+    }
+
     fn property_string(&self, path: &[&str]) -> Option<String> {
         abi::property(path).ok().flatten().and_then(|b| String::from_utf8(b).ok()).filter(|s| !s.is_empty())
     }
@@ -285,23 +309,32 @@ impl Host for WasmHost {
     }
 
     fn count(&mut self, counter: Counter) {
+        if self.skips(Stage::Metrics) {
+            return;
+        }
         if let Some(Some(id)) = self.metrics.get(counter.index()) {
             let _ = abi::increment_metric(*id, 1);
         }
     }
 
     fn observe_filter_us(&mut self, us: u64) {
+        if self.skips(Stage::Metrics) {
+            return;
+        }
         if let Some(id) = self.filter_us {
             let _ = abi::record_metric(id, us);
         }
     }
 
     fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError> {
+        if self.skips(Stage::Audit) {
+            return Ok(());
+        }
         abi::set_property(&[key], value).map_err(|_| HostError)
     }
 
     fn log_enabled(&self, level: Level) -> bool {
-        wasm_level(level) >= self.log_level
+        wasm_level(level) >= self.log_level && !self.skips(Stage::Audit)
     }
 
     fn log(&mut self, level: Level, message: &str) {

@@ -39,6 +39,49 @@ pub struct InboundPlan {
     pub warnings: Vec<String>,
     /// Triggers whose last secret expires within 7 days.
     pub expiring: u64,
+    /// Where the pipeline stops: always `Full`, except in bench builds.
+    pub stage: Stage,
+}
+
+/// The pipeline's stages, in order, for `make bench`'s per-feature cost
+/// table: a bench build (`--features bench-stages`) stops after the stage
+/// named by `COMBO_BENCH_STAGE` in the VM's environment. Every other build
+/// runs them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Stage {
+    /// Read the headers, run the header checks, continue.
+    Headers,
+    /// + buffer the body and verify the signature.
+    Signature,
+    /// + the body's digest for the audit record and the replay key.
+    BodyHash,
+    /// + JSON, match and inputs.
+    Mapping,
+    /// + the x-combo-* annotations.
+    Annotate,
+    /// + the audit record (filter state, log line).
+    Audit,
+    /// + counters and the histogram.
+    Metrics,
+    /// + replay protection: everything.
+    #[default]
+    Full,
+}
+
+impl Stage {
+    pub fn parse(name: &str) -> Option<Stage> {
+        Some(match name {
+            "headers" => Stage::Headers,
+            "signature" => Stage::Signature,
+            "body_hash" => Stage::BodyHash,
+            "mapping" => Stage::Mapping,
+            "annotate" => Stage::Annotate,
+            "audit" => Stage::Audit,
+            "metrics" => Stage::Metrics,
+            "full" => Stage::Full,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -155,7 +198,18 @@ pub(super) fn compile(raw: RawConfig, c: &mut Compiler) -> Option<InboundPlan> {
         templates,
         warnings: std::mem::take(&mut c.warnings),
         expiring: c.expiring,
+        stage: bench_stage(c),
     })
+}
+
+#[cfg(feature = "bench-stages")]
+fn bench_stage(c: &mut Compiler) -> Stage {
+    (c.env)("COMBO_BENCH_STAGE").and_then(|s| Stage::parse(&s)).unwrap_or_default()
+}
+
+#[cfg(not(feature = "bench-stages"))]
+fn bench_stage(_: &mut Compiler) -> Stage {
+    Stage::Full
 }
 
 fn replay_policy(r: RawReplay, c: &mut Compiler) -> ReplayPolicy {

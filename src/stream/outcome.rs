@@ -47,6 +47,13 @@ pub struct Forward<F> {
     pub held: F,
 }
 
+impl<F: Default> Forward<F> {
+    /// Forward the request as it came.
+    pub fn bare(verdict: Verdict, counter: Counter) -> Self {
+        Forward { remove_headers: &[], set_headers: Vec::new(), body: None, verdict, counter, held: F::default() }
+    }
+}
+
 /// A local reply.
 pub struct Reply {
     pub status: u32,

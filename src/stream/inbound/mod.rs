@@ -14,7 +14,7 @@ use crate::contract::error::Reject;
 use crate::contract::metrics::Counter;
 use crate::contract::names::*;
 use crate::host::{CalloutResponse, Headers, Host, Level};
-use crate::plan::inbound::{InboundPlan, Trigger};
+use crate::plan::inbound::{InboundPlan, Stage, Trigger};
 use crate::plan::raw::InputsDelivery;
 use crate::rules::replay::ReplayKey;
 use crate::rules::scheme::{Credentials, Request};
@@ -106,6 +106,7 @@ impl Mode for Inbound {
             return Head::Reject(Reject::NonCanonicalPath);
         }
         match checks::check_head(plan, host, segment, &headers, now, audit) {
+            Ok(HeadCheck::Body(..)) if plan.stage == Stage::Headers => Head::PassThrough,
             Ok(HeadCheck::Body(trigger, credentials)) => Head::ReadBody(Pending { trigger, credentials, headers }),
             Ok(HeadCheck::Handshake(answer)) => Head::Handshake(answer),
             Err(r) => Head::Reject(r),
@@ -120,7 +121,8 @@ impl Mode for Inbound {
         now: i64,
         audit: &mut AuditRecord,
     ) -> Step<Held, Waiting> {
-        let body_sha256 = audit.body(&body);
+        let stage = self.plan.stage;
+        let body_sha256 = if stage >= Stage::BodyHash { audit.body(&body) } else { [0; 32] };
         let mut p = p;
         let trigger = Arc::clone(&p.trigger);
         let scheme = &trigger.scheme;
@@ -143,6 +145,9 @@ impl Mode for Inbound {
                 return Step::Done(answer.map_or_else(Outcome::Reject, Outcome::Handshake));
             }
         }
+        if stage < Stage::Mapping {
+            return Step::Done(Outcome::Forward(Forward::bare(Verdict::Accepted, Counter::Accepted)));
+        }
         let key = ReplayKey::new(&trigger.id, &scheme.replay_content(&p.credentials, &req, &body_sha256));
         let delivery_id =
             scheme.signed_id(&p.credentials).filter(|id| valid_delivery_id(id)).unwrap_or_else(|| key.hex());
@@ -150,7 +155,7 @@ impl Mode for Inbound {
         let expires = self.remember_until(&p, now);
         let v = Verified { pending: p, body, key, expires, key_id, delivery_id };
         let policy = &self.plan.replay;
-        if !policy.enabled {
+        if !policy.enabled || stage < Stage::Full {
             return self.after_reserve(host, v, Held::Nothing, now);
         }
         match &policy.etcd {
@@ -230,6 +235,9 @@ impl Inbound {
                 m.failed.join(", ")
             );
             host.log(Level::Warn, &msg);
+        }
+        if plan.stage < Stage::Annotate {
+            return Ok(Forward::bare(Verdict::Accepted, Counter::Accepted));
         }
         let mut set_headers = vec![
             (TRIGGER_ID, trigger.id.clone()),

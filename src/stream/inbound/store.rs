@@ -13,9 +13,10 @@ use crate::rules::replay_etcd::{self as etcd, Lease};
 use crate::stream::Outcome;
 
 /// What a forwarded delivery holds until its backend answers.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub enum Held {
     /// Replay protection is off.
+    #[default]
     Nothing,
     Local {
         key: ReplayKey,
