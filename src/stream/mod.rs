@@ -377,9 +377,12 @@ impl<H: Host, M: Mode> Stream<H, M> {
         out
     }
 
+    /// One clock read: a clock read is a host call in the VM.
     fn settle_time(&mut self) {
-        if let Some(started) = self.callback_started.replace(Instant::now()) {
-            self.work += started.elapsed();
+        if let Some(started) = self.callback_started {
+            let now = Instant::now();
+            self.work += now.saturating_duration_since(started);
+            self.callback_started = Some(now);
         }
     }
 }
