@@ -28,6 +28,9 @@ struct Args {
     bad_signature: bool,
     /// Plain `GET {path}` requests: pass-through traffic.
     get: bool,
+    /// Offered load in requests per second over all connections (0: as fast
+    /// as the proxy answers): latency at a given load, not at saturation.
+    rate: f64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -42,6 +45,7 @@ fn parse_args() -> Result<Args, String> {
         warmup: 1.0,
         bad_signature: false,
         get: false,
+        rate: 0.0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -65,6 +69,7 @@ fn parse_args() -> Result<Args, String> {
             "--connections" => a.connections = v.parse().map_err(bad)?,
             "--duration" => a.duration = v.parse().map_err(|_| format!("bad --duration {v}"))?,
             "--warmup" => a.warmup = v.parse().map_err(|_| format!("bad --warmup {v}"))?,
+            "--rate" => a.rate = v.parse().map_err(|_| format!("bad --rate {v}"))?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -138,9 +143,12 @@ fn main() {
     let start = Instant::now();
     let warm_until = start + Duration::from_secs_f64(a.warmup);
     let stop_at = warm_until + Duration::from_secs_f64(a.duration);
+    // Paced: each connection sends on its own schedule, staggered.
+    let interval = (a.rate > 0.0).then(|| Duration::from_secs_f64(a.connections as f64 / a.rate));
     let handles: Vec<_> = (0..a.connections)
-        .map(|_| {
+        .map(|c| {
             let (requests, next, addr) = (Arc::clone(&requests), Arc::clone(&next), a.addr);
+            let offset = interval.map(|i| i.mul_f64(c as f64 / a.connections as f64));
             std::thread::spawn(move || {
                 let mut lat = Vec::new();
                 let mut statuses = BTreeMap::new();
@@ -149,7 +157,15 @@ fn main() {
                 let _ = stream.set_nodelay(true);
                 let Ok(mut w) = stream.try_clone() else { return (lat, statuses, last) };
                 let mut r = BufReader::with_capacity(64 * 1024, stream);
+                let mut slot = start + offset.unwrap_or_default();
                 loop {
+                    if let Some(i) = interval {
+                        let now = Instant::now();
+                        if slot > now {
+                            std::thread::sleep(slot - now);
+                        }
+                        slot += i;
+                    }
                     let now = Instant::now();
                     if now >= stop_at {
                         break;
