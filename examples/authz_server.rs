@@ -70,8 +70,8 @@ impl Host for AuthzHost<'_> {
         // authorization time.
         Some(200)
     }
-    fn unix_now(&mut self) -> i64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    fn clock_nanos(&mut self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
     }
     fn source_address(&mut self) -> Option<String> {
         None

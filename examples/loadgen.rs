@@ -205,8 +205,9 @@ fn main() {
         |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
     let statuses: Vec<String> = statuses.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
     println!(
-        "{{\"requests\":{},\"seconds\":{:.3},\"rps\":{:.1},\"p50_us\":{},\"p99_us\":{},\"statuses\":{{{}}},\"exhausted\":{}}}",
+        "{{\"requests\":{},\"sent\":{},\"seconds\":{:.3},\"rps\":{:.1},\"p50_us\":{},\"p99_us\":{},\"statuses\":{{{}}},\"exhausted\":{}}}",
         lat.len(),
+        next.load(Ordering::Relaxed).min(requests.len()),
         measured,
         lat.len() as f64 / measured,
         pct(0.50),

@@ -95,8 +95,11 @@ pub trait Host: SharedStore {
     ) -> Result<(), HostError>;
     /// The upstream response's `:status`.
     fn response_status(&mut self) -> Option<u32>;
-    /// Unix seconds. Read once per phase, so every check of a phase agrees.
-    fn unix_now(&mut self) -> i64;
+    /// Unix time in nanoseconds. The stream reads it at the start and at the
+    /// end of each callback only: the start gives the second every check of
+    /// the phase agrees on, the two give the filter's own time. (In the VM a
+    /// clock read is a host call.)
+    fn clock_nanos(&mut self) -> u64;
     /// The downstream address (`ip:port`) after the proxy's XFF handling.
     fn source_address(&mut self) -> Option<String>;
     /// The verified peer certificate, when the client presented one.

@@ -56,7 +56,7 @@ impl RootContext for Root {
                 return false;
             }
         };
-        let now = host.unix_now();
+        let now = (host.clock_nanos() / 1_000_000_000) as i64;
         let compiled = match plan::from_plugin_bytes(&bytes, &|name| std::env::var(name).ok(), now) {
             Ok(c) => c,
             Err(errors) => {
@@ -282,13 +282,10 @@ impl Host for WasmHost {
         std::str::from_utf8(&value).ok()?.parse().ok()
     }
 
-    fn unix_now(&mut self) -> i64 {
-        match abi::now_nanos() {
-            Ok(n) => (n / 1_000_000_000) as i64,
-            Err(_) => {
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-            }
-        }
+    fn clock_nanos(&mut self) -> u64 {
+        abi::now_nanos().unwrap_or_else(|_| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+        })
     }
 
     fn source_address(&mut self) -> Option<String> {

@@ -15,8 +15,6 @@ pub use outcome::{Forward, Outcome, Reply, Step};
 #[cfg(test)]
 mod tests;
 
-use std::time::{Duration, Instant};
-
 use crate::contract::audit::{AuditRecord, Direction, FILTER_STATE_KEY};
 use crate::contract::error::Reject;
 use crate::host::{Action, CalloutResponse, Headers, Host, Level};
@@ -100,8 +98,12 @@ pub struct Stream<H: Host, M: Mode> {
     logged: bool,
     /// Start of the running callback: the audit counts the filter's own
     /// work, never the time spent waiting for the client or the upstream.
-    callback_started: Option<Instant>,
-    work: Duration,
+    callback_started: Option<u64>,
+    /// Unix seconds of the current callback's start: every check of a phase
+    /// agrees on it.
+    now: i64,
+    /// The filter's own time so far, in nanoseconds.
+    work: u64,
 }
 
 impl<H: Host, M: Mode> Stream<H, M> {
@@ -114,7 +116,8 @@ impl<H: Host, M: Mode> Stream<H, M> {
             published: false,
             logged: false,
             callback_started: None,
-            work: Duration::ZERO,
+            now: 0,
+            work: 0,
         }
     }
 
@@ -142,7 +145,7 @@ impl<H: Host, M: Mode> Stream<H, M> {
                     return s.answer(Outcome::Reject(Reject::HostError));
                 }
             };
-            let now = s.host.unix_now();
+            let now = s.now;
             let mut audit = AuditRecord::new(s.mode.direction());
             match s.mode.head(&mut s.host, headers, now, &mut audit) {
                 Head::PassThrough => {
@@ -172,6 +175,13 @@ impl<H: Host, M: Mode> Stream<H, M> {
 
     /// `size` is everything buffered so far.
     pub fn on_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        // A chunk that only grows the buffer is not worth two clock reads.
+        if let State::Buffering { buffered, .. } = &mut self.state {
+            if !end_of_stream && size as u64 <= self.mode.max_body_bytes() {
+                *buffered = size;
+                return Action::Pause;
+            }
+        }
         self.timed(|s| match &mut s.state {
             State::Buffering { buffered, .. } => {
                 *buffered = size;
@@ -208,7 +218,7 @@ impl<H: Host, M: Mode> Stream<H, M> {
                 return;
             };
             let response = s.host.callout_response(body_size);
-            let now = s.host.unix_now();
+            let now = s.now;
             let Some(audit) = s.audit.as_mut() else {
                 // Cannot happen (a stream that calls out has a record); never hang.
                 s.answer(Outcome::Reject(Reject::HostError));
@@ -259,7 +269,7 @@ impl<H: Host, M: Mode> Stream<H, M> {
 
     fn settle(&mut self, status: Option<u32>) {
         if let State::Forwarded(held) = std::mem::replace(&mut self.state, State::Done) {
-            let now = self.host.unix_now();
+            let now = self.now;
             self.mode.settle(&mut self.host, held, status, now);
             if let Some(a) = &mut self.audit {
                 a.backend_status = status;
@@ -275,7 +285,7 @@ impl<H: Host, M: Mode> Stream<H, M> {
         let Ok(body) = self.host.request_body(buffered) else {
             return self.answer(Outcome::Reject(Reject::HostError));
         };
-        let now = self.host.unix_now();
+        let now = self.now;
         let Some(audit) = self.audit.as_mut() else {
             return self.answer(Outcome::Reject(Reject::HostError));
         };
@@ -298,7 +308,7 @@ impl<H: Host, M: Mode> Stream<H, M> {
                     Err(_) => {
                         // The proxy would not send it (no such cluster): the
                         // same as a store that does not answer.
-                        let now = self.host.unix_now();
+                        let now = self.now;
                         let Some(audit) = self.audit.as_mut() else {
                             return self.answer(Outcome::Reject(Reject::HostError));
                         };
@@ -354,13 +364,13 @@ impl<H: Host, M: Mode> Stream<H, M> {
 
     /// Sets the audit record as filter state, once.
     fn publish(&mut self) {
-        self.settle_time();
         if self.published {
             return;
         }
+        self.settle_time();
         if let Some(a) = &mut self.audit {
             self.published = true;
-            a.verify_us = self.work.as_micros() as u64;
+            a.verify_us = self.work / 1_000;
             self.host.observe_filter_us(a.verify_us);
             let json = a.to_json();
             if self.host.set_filter_state(FILTER_STATE_KEY, json.as_bytes()).is_err() {
@@ -370,7 +380,9 @@ impl<H: Host, M: Mode> Stream<H, M> {
     }
 
     fn timed<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
-        self.callback_started = Some(Instant::now());
+        let started = self.host.clock_nanos();
+        self.now = (started / 1_000_000_000) as i64;
+        self.callback_started = Some(started);
         let out = f(self);
         self.settle_time();
         self.callback_started = None;
@@ -380,8 +392,8 @@ impl<H: Host, M: Mode> Stream<H, M> {
     /// One clock read: a clock read is a host call in the VM.
     fn settle_time(&mut self) {
         if let Some(started) = self.callback_started {
-            let now = Instant::now();
-            self.work += now.saturating_duration_since(started);
+            let now = self.host.clock_nanos();
+            self.work += now.saturating_sub(started);
             self.callback_started = Some(now);
         }
     }
