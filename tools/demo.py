@@ -42,7 +42,8 @@ def main():
         body = json.dumps({"action": "escalated", "ticket": {"id": 4711, "priority": "high", "customer": "ACME"}}).encode()
         out = subprocess.run([CLI, "sign", "--secret-env", "DEMO_SECRET"], input=body, capture_output=True, check=True,
                              env=dict(os.environ, DEMO_SECRET=SECRET)).stdout.decode()
-        headers = dict(line.split(": ", 1) for line in out.strip().splitlines())
+        # Header names are case-insensitive; the CLI prints them lowercase.
+        headers = {k.lower(): v for k, v in (line.split(": ", 1) for line in out.strip().splitlines())}
         headers["content-type"] = "application/json"
         port, path = 10000, URL.split("10000", 1)[1]
 
@@ -50,7 +51,7 @@ def main():
         r = h.request(port, path, body, headers)
         print(f"   -> {r.status} {r.body.decode()}")
 
-        forged = dict(headers, **{"X-Combo-Signature": "sha256=" + "0" * 64})
+        forged = dict(headers, **{"x-combo-signature": "sha256=" + "0" * 64})
         print(f"\n2) forged delivery (wrong signature):\n   POST {URL}")
         r = h.request(port, path, body, forged)
         print(f"   -> {r.status} {r.body.decode()}  (the backend received nothing)")
