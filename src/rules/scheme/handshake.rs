@@ -159,6 +159,22 @@ impl Handshake {
         run().transpose()
     }
 
+    /// Whether a verified delivery may be this handshake, without parsing
+    /// it: every other delivery of the trigger skips a second JSON parse.
+    pub fn may_be_in(self, headers: &Headers, body: &[u8]) -> bool {
+        let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+        match self {
+            Handshake::SlackUrlVerification => contains(b"url_verification"),
+            Handshake::ZoomUrlValidation => contains(b"endpoint.url_validation"),
+            Handshake::TwitchCallbackVerification => {
+                headers.first("twitch-eventsub-message-type") == Some("webhook_callback_verification")
+            }
+            // A PING is `{"type":1,...}`; interactions are small.
+            Handshake::DiscordPing => true,
+            _ => false,
+        }
+    }
+
     /// Handshakes answered from a verified body; `key` verified it.
     /// `None`: this delivery is not the handshake.
     pub fn answer_body(
@@ -191,5 +207,33 @@ impl Handshake {
             }
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_possible_handshakes_are_parsed() {
+        let none = Headers::default();
+        let twitch = Headers::from_pairs([("twitch-eventsub-message-type", "webhook_callback_verification")]);
+        let slack = br#"{"type":"url_verification","challenge":"c"}"#;
+        assert!(Handshake::SlackUrlVerification.may_be_in(&none, slack));
+        assert!(!Handshake::SlackUrlVerification.may_be_in(&none, br#"{"type":"event_callback"}"#));
+        assert!(Handshake::ZoomUrlValidation.may_be_in(&none, br#"{"event":"endpoint.url_validation"}"#));
+        assert!(!Handshake::ZoomUrlValidation.may_be_in(&none, br#"{"event":"meeting.started"}"#));
+        assert!(Handshake::TwitchCallbackVerification.may_be_in(&twitch, b"{}"));
+        assert!(!Handshake::TwitchCallbackVerification.may_be_in(&none, br#"{"challenge":"x"}"#));
+        assert!(!Handshake::XCrc.may_be_in(&none, b"{}"), "GET handshakes never come with a body");
+    }
+
+    #[test]
+    fn challenges_are_bounded_printable_ascii() {
+        assert_eq!(challenge("abc 123").as_deref(), Ok("abc 123"));
+        for bad in ["", "<\u{1}>", "\u{e9}t\u{e9}"] {
+            assert_eq!(challenge(bad), Err(Reject::InvalidHandshake), "{bad:?}");
+        }
+        assert_eq!(challenge(&"x".repeat(1025)), Err(Reject::InvalidHandshake));
     }
 }

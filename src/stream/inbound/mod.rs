@@ -138,7 +138,7 @@ impl Mode for Inbound {
         };
         let key_id = verified_by.key_id.clone();
         audit.key_id = Some(key_id.clone());
-        if let Some(h) = scheme.handshake {
+        if let Some(h) = scheme.handshake.filter(|h| h.may_be_in(&p.headers, &body)) {
             // Answered before replay protection: a provider may repeat it.
             let payload: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
             if let Some(answer) = h.answer_body(&p.headers, payload.as_ref(), verified_by) {
