@@ -8,6 +8,7 @@
 //! [`Scheme`]; `read_head` reads what the headers claim before the body is
 //! buffered; `verify` checks the body against the trigger's keys.
 
+mod claims;
 mod compile;
 pub mod form;
 pub mod handshake;
@@ -22,12 +23,12 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+pub use claims::{parse_stamp, Credentials, Stamp};
 pub use compile::{compile, SchemeError};
 pub use handshake::Handshake;
 pub use keys::{Key, KeyMaterial};
 pub use wire::{decode_signature, Query};
 
-use crate::contract::error::Reject;
 use crate::host::Headers;
 
 /// Most signatures one delivery may carry (rotation lists); more are ignored.
@@ -195,22 +196,6 @@ pub struct Scheme {
     pub audit_headers: Vec<String>,
 }
 
-/// A timestamp as sent (the signed template uses the text) and as unix seconds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stamp {
-    pub text: String,
-    pub unix: i64,
-}
-
-/// What a request claims about itself, read from the request line, headers
-/// and (for JSON-located fields) the body.
-#[derive(Debug, Clone, Default)]
-pub struct Credentials {
-    candidates: Vec<Vec<u8>>,
-    pub timestamp: Option<Stamp>,
-    id: Option<String>,
-}
-
 /// The request line and headers, as the signed template may need them.
 pub struct Request<'a> {
     pub headers: &'a Headers,
@@ -218,111 +203,6 @@ pub struct Request<'a> {
 }
 
 impl Scheme {
-    /// Whether any field lives in the body (read after buffering).
-    fn reads_json(&self) -> bool {
-        let json = |l: &Location| matches!(l, Location::Json(_));
-        json(&self.signature_at)
-            || matches!(&self.timestamp, Some(TimestampSpec { at: TimestampAt::At(l), .. }) if json(l))
-            || self.id.as_ref().is_some_and(|i| json(&i.at))
-    }
-
-    /// Reads the claims the request line and headers carry: presence of
-    /// signature and timestamp first, then their form (README order).
-    pub fn read_head(&self, headers: &Headers) -> Result<Credentials, Reject> {
-        let query = Query::of(headers);
-        let sig = match &self.signature_at {
-            Location::Json(_) => None,
-            at => Some(wire::values(at, headers, &query)),
-        };
-        if matches!(&sig, Some(Ok(v)) if v.is_empty()) {
-            return Err(Reject::MissingSignature);
-        }
-        let ts_spec = self.timestamp.as_ref();
-        let ts = ts_spec.and_then(|t| match &t.at {
-            TimestampAt::At(Location::Json(_)) | TimestampAt::Kv => None,
-            TimestampAt::At(at) => Some(wire::single(at, headers, &query)),
-        });
-        if matches!(ts, Some(Ok(None))) {
-            return Err(Reject::MissingTimestamp);
-        }
-        let mut creds = Credentials::default();
-        let mut stamp_text = match ts {
-            Some(Ok(text)) => text,
-            Some(Err(_)) => return Err(Reject::MalformedTimestamp),
-            None => None,
-        };
-        if let Some(values) = sig {
-            let values = values.map_err(|_| Reject::MalformedSignature)?;
-            let parsed = wire::split(&self.format, &values)?;
-            if parsed.signatures.is_empty() {
-                return Err(Reject::MissingSignature);
-            }
-            if ts_spec.is_some_and(|t| t.at == TimestampAt::Kv) {
-                stamp_text = Some(parsed.timestamp.ok_or(Reject::MissingTimestamp)?);
-            }
-            creds.candidates = self.decode_all(&parsed.signatures)?;
-        }
-        if let (Some(spec), Some(text)) = (ts_spec, stamp_text) {
-            creds.timestamp = Some(parse_stamp(&text, spec.unit)?);
-        }
-        if let Some(id) = &self.id {
-            if !matches!(id.at, Location::Json(_)) {
-                creds.id = wire::single(&id.at, headers, &query).map_err(|_| Reject::MalformedSignature)?;
-                if creds.id.is_none() && self.signed.contains(&Token::Id) {
-                    return Err(Reject::MissingSignature);
-                }
-            }
-        }
-        Ok(creds)
-    }
-
-    fn decode_all(&self, texts: &[String]) -> Result<Vec<Vec<u8>>, Reject> {
-        let len = self.algorithm.signature_len();
-        let usable: Vec<Vec<u8>> = texts
-            .iter()
-            .filter_map(|t| decode_signature(t, self.encoding))
-            .filter(|b| len.is_none_or(|n| b.len() == n) && !b.is_empty())
-            .take(MAX_CANDIDATES)
-            .collect();
-        if usable.is_empty() {
-            return Err(Reject::MalformedSignature);
-        }
-        Ok(usable)
-    }
-
-    /// Completes the claims from a JSON body (schemes that sign inside it).
-    pub fn read_body(&self, creds: &mut Credentials, body: &[u8]) -> Result<(), Reject> {
-        if !self.reads_json() {
-            return Ok(());
-        }
-        let doc: serde_json::Value = serde_json::from_slice(body).map_err(|_| Reject::MalformedSignature)?;
-        if let Location::Json(ptr) = &self.signature_at {
-            let text = json_text(&doc, ptr).ok_or(Reject::MissingSignature)?;
-            creds.candidates = self.decode_all(&[text])?;
-        }
-        if let Some(TimestampSpec { at: TimestampAt::At(Location::Json(ptr)), unit, .. }) = &self.timestamp {
-            let text = json_text(&doc, ptr).ok_or(Reject::MissingTimestamp)?;
-            creds.timestamp = Some(parse_stamp(&text, *unit)?);
-        }
-        if let Some(IdSpec { at: Location::Json(ptr), .. }) = &self.id {
-            creds.id = json_text(&doc, ptr);
-            if creds.id.is_none() && self.signed.contains(&Token::Id) {
-                return Err(Reject::MissingSignature);
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether the timestamp lies in `[now - max_age, now + max_future]`.
-    pub fn timestamp_holds(&self, creds: &Credentials, now: i64) -> bool {
-        match (&self.timestamp, &creds.timestamp) {
-            (Some(spec), Some(stamp)) => {
-                stamp.unix >= now.saturating_sub(spec.max_age) && stamp.unix <= now.saturating_add(spec.max_future)
-            }
-            _ => true,
-        }
-    }
-
     /// The signed content, in pieces; the body is borrowed, never copied.
     pub fn message<'a>(&self, creds: &'a Credentials, req: &Request<'a>) -> Vec<Cow<'a, [u8]>> {
         let h = req.headers;
@@ -390,34 +270,6 @@ pub fn sign_generic(key: &Key, timestamp: i64, body: &[u8]) -> Option<String> {
     let ts = timestamp.to_string();
     let tag = key.material.tag(&[ts.as_bytes().into(), b".".as_slice().into(), body.into()])?;
     Some(format!("sha256={}", hex::encode(tag)))
-}
-
-/// A JSON string or integer at `ptr`, as text.
-fn json_text(doc: &serde_json::Value, ptr: &str) -> Option<String> {
-    match doc.pointer(ptr)? {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) if n.is_u64() => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// A timestamp in its unit; anything else is `malformed_timestamp`.
-pub fn parse_stamp(text: &str, unit: TimeUnit) -> Result<Stamp, Reject> {
-    let digits = |max: usize| {
-        (!text.is_empty() && text.len() <= max && text.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| text.parse::<i64>().ok())
-            .flatten()
-    };
-    let unix = match unit {
-        TimeUnit::S => digits(12),
-        TimeUnit::Ms => digits(15).map(|ms| ms / 1000),
-        TimeUnit::Rfc3339 => (text.len() <= 40)
-            .then(|| humantime::parse_rfc3339(text).ok())
-            .flatten()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs() as i64),
-    };
-    unix.map(|unix| Stamp { text: text.to_string(), unix }).ok_or(Reject::MalformedTimestamp)
 }
 
 #[cfg(test)]

@@ -109,10 +109,10 @@ pub fn sign(
     // Fields the scheme reads from the body (Mailgun, Linear): as given.
     if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(body) {
         if let Some(TimestampSpec { at: TimestampAt::At(Location::Json(p)), unit, .. }) = &scheme.timestamp {
-            creds.timestamp = super::json_text(&doc, p).and_then(|t| super::parse_stamp(&t, *unit).ok());
+            creds.timestamp = super::claims::json_text(&doc, p).and_then(|t| super::parse_stamp(&t, *unit).ok());
         }
         if let Some(IdSpec { at: Location::Json(p), .. }) = &scheme.id {
-            creds.id = super::json_text(&doc, p);
+            creds.id = super::claims::json_text(&doc, p);
         }
     }
     let message = scheme.message(&creds, &Request { headers: request, body });

@@ -1,5 +1,6 @@
 use super::sign::{sign, Signer};
 use super::*;
+use crate::contract::error::Reject;
 use crate::plan::inbound::resolve_scheme;
 
 const NOW: i64 = 1_800_000_000;
