@@ -236,8 +236,19 @@ impl Scheme {
 
     /// The first key valid at `now` that verifies one of the candidates.
     pub fn verify<'k>(&self, creds: &Credentials, req: &Request<'_>, keys: &'k [Key], now: i64) -> Option<&'k Key> {
-        let message = self.message(creds, req);
-        keys.iter().filter(|k| k.valid_at(now)).find(|k| k.material.verifies(&message, &creds.candidates))
+        self.verify_message(creds, &self.message(creds, req), keys, now)
+    }
+
+    /// `verify` over a signed content already built (the stream builds it
+    /// once, for the signature and the replay key).
+    pub fn verify_message<'k>(
+        &self,
+        creds: &Credentials,
+        message: &[Cow<'_, [u8]>],
+        keys: &'k [Key],
+        now: i64,
+    ) -> Option<&'k Key> {
+        keys.iter().filter(|k| k.valid_at(now)).find(|k| k.material.verifies(message, &creds.candidates))
     }
 
     /// The id the signature covers, if any (`x-combo-delivery-id`).
@@ -248,10 +259,11 @@ impl Scheme {
     /// What the replay key covers: the signed content exactly as the
     /// signature covers it, with the body standing in as its SHA-256 digest.
     /// Never how the signature is spelled, never an unsigned header.
-    pub fn replay_content(&self, creds: &Credentials, req: &Request<'_>, body_sha256: &[u8; 32]) -> Vec<u8> {
+    /// `message` is `Scheme::message` of the delivery.
+    pub fn replay_content(&self, message: &[Cow<'_, [u8]>], body_sha256: &[u8; 32]) -> Vec<u8> {
         let mut content = Vec::new();
-        for (bytes, token) in self.message(creds, req).into_iter().zip(&self.signed) {
-            content.extend_from_slice(if *token == Token::Body { body_sha256.as_slice() } else { &bytes });
+        for (bytes, token) in message.iter().zip(&self.signed) {
+            content.extend_from_slice(if *token == Token::Body { body_sha256.as_slice() } else { bytes });
         }
         // A token scheme signs nothing: the body it authorises is the delivery.
         if self.algorithm == Algorithm::Token && !self.signed.contains(&Token::Body) {

@@ -132,8 +132,9 @@ impl Mode for Inbound {
         {
             return Step::Done(Outcome::Reject(r));
         }
-        let req = Request { headers: &p.headers, body: &body };
-        let Some(verified_by) = scheme.verify(&p.credentials, &req, &trigger.keys, now) else {
+        // The signed content, built once: for the signature and the replay key.
+        let message = scheme.message(&p.credentials, &Request { headers: &p.headers, body: &body });
+        let Some(verified_by) = scheme.verify_message(&p.credentials, &message, &trigger.keys, now) else {
             return Step::Done(Outcome::Reject(Reject::SignatureMismatch));
         };
         let key_id = verified_by.key_id.clone();
@@ -148,7 +149,8 @@ impl Mode for Inbound {
         if stage < Stage::Mapping {
             return Step::Done(Outcome::Forward(Forward::bare(Verdict::Accepted, Counter::Accepted)));
         }
-        let key = ReplayKey::new(&trigger.id, &scheme.replay_content(&p.credentials, &req, &body_sha256));
+        let key = ReplayKey::new(&trigger.id, &scheme.replay_content(&message, &body_sha256));
+        drop(message); // it borrows the body and the headers, which move on below
         let delivery_id =
             scheme.signed_id(&p.credentials).filter(|id| valid_delivery_id(id)).unwrap_or_else(|| key.hex());
         audit.delivery_id = Some(delivery_id.clone());
