@@ -130,16 +130,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def measured_load(envoy, port: int, *args, **kw) -> dict:
+    """The load generator's result plus Envoy's CPU per request sent: far
+    steadier on this noisy VM than req/s."""
+    before = cpu_seconds(envoy.proc.pid)
+    r = loadgen(port, *args, **kw)
+    r["cpu_us"] = (cpu_seconds(envoy.proc.pid) - before) * 1e6 / max(r.get("sent", r["requests"]), 1)
+    return r
+
+
 def run(name: str, filters: list, body_size: int = 1024, count: int = 200_000, clusters=None,
         log_level: str = "warn", routes: list | None = None, **kw) -> dict:
     port = h.free_port()
     envoy = h.Envoy(bootstrap(port, filters, clusters, routes), concurrency=1, log_level=log_level,
                     wasm_log_level=log_level, cpus=ENVOY_CPU).wait_ready(60)
     try:
-        before = cpu_seconds(envoy.proc.pid)
-        r = loadgen(port, body_size, count, **kw)
-        # Envoy's CPU per request: far steadier on this noisy VM than req/s.
-        r["cpu_us"] = (cpu_seconds(envoy.proc.pid) - before) * 1e6 / max(r.get("sent", r["requests"]), 1)
+        r = measured_load(envoy, port, body_size, count, **kw)
     finally:
         envoy.stop()
     bad = {k: v for k, v in r["statuses"].items() if k != "200"}
@@ -162,9 +168,7 @@ def stage_scenario(stage: str) -> dict:
     envoy = h.Envoy(bootstrap(port, [stage_filter(stage)]), concurrency=1, log_level="warn",
                     wasm_log_level="warn", cpus=ENVOY_CPU).wait_ready(60)
     try:
-        before = cpu_seconds(envoy.proc.pid)
-        r = loadgen(port)
-        r["cpu_us"] = (cpu_seconds(envoy.proc.pid) - before) * 1e6 / max(r.get("sent", r["requests"]), 1)
+        r = measured_load(envoy, port)
     finally:
         envoy.stop()
     lines = [l.split("bench_hostcalls ", 1)[1] for l in envoy.logs().splitlines() if "bench_hostcalls {" in l]

@@ -117,12 +117,13 @@ impl Handshake {
         signing_key: Option<&Key>,
         verify_token: Option<&str>,
     ) -> Option<Result<Answer, Reject>> {
-        let query = Query::of(headers);
-        let param = |name: &str| query.single(name).map_err(|_| Reject::InvalidHandshake);
-        let method = headers.first(":method").unwrap_or("");
-        if method != self.method() {
+        // Every delivery of the trigger comes through here: decide on the
+        // method before parsing the query.
+        if headers.first(":method").unwrap_or("") != self.method() {
             return None;
         }
+        let query = Query::of(headers);
+        let param = |name: &str| query.single(name).map_err(|_| Reject::InvalidHandshake);
         let run = || -> Result<Option<Answer>, Reject> {
             Ok(match self {
                 Handshake::XCrc => match param("crc_token")? {
