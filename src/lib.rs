@@ -22,4 +22,4 @@ pub mod plan;
 pub mod rules;
 pub mod stream;
 
-mod adapter;
+pub mod adapter;

@@ -1,7 +1,12 @@
-"""Test harness: a real Envoy running the built .wasm, real HTTP backends that
+"""Test harness: a real Envoy running the built filter, real HTTP backends that
 record every request, certificates made on the fly, and a raw HTTP client.
 
-Nothing here skips: a missing Envoy binary or .wasm raises, and the test fails.
+`COMBO_BUILD` picks the artifact every Envoy of the run loads: `wasm` (the
+.wasm in V8, the default) or `native` (the dynamic module .so). The whole
+suite runs against each (`make integration` runs it twice).
+
+Nothing here skips: a missing Envoy binary, .wasm or .so raises, and the
+test fails.
 """
 import base64
 import hashlib
@@ -22,6 +27,13 @@ from combo_edge.backend import Recorder
 
 REPO = Path(__file__).resolve().parents[2]
 WASM = Path(os.environ.get("COMBO_WASM", REPO / "target/wasm32-wasip1/release/combo_webhook_filter.wasm"))
+NATIVE = Path(os.environ.get("COMBO_NATIVE", REPO / "target/native/libcombo_webhook_filter.so"))
+BUILD = os.environ.get("COMBO_BUILD", "wasm")
+if BUILD not in ("wasm", "native"):
+    raise RuntimeError(f"COMBO_BUILD must be wasm or native, not {BUILD!r}")
+# A filter's process environment rides in the bootstrap under this key until
+# Envoy() takes it out (the native module reads Envoy's own environment).
+PROCESS_ENV = "_combo_process_env"
 PREFIX = "/v1/webhook/generic/"
 HOST = "127.0.0.1"  # where Envoy listens; conftest sets it from ENVOY_URL
 
@@ -39,6 +51,12 @@ def wasm_file() -> Path:
     if not WASM.is_file():
         raise RuntimeError(f"{WASM} is missing: run `make build`")
     return WASM
+
+
+def native_file() -> Path:
+    if not NATIVE.is_file():
+        raise RuntimeError(f"{NATIVE} is missing: run `make build`")
+    return NATIVE
 
 
 def free_port() -> int:
@@ -172,6 +190,48 @@ def cluster(name: str, port: int) -> dict:
     }
 
 
+def edge_filter(plugin_config: dict, *, struct: bool = False, env: dict | None = None) -> dict:
+    """The filter as the run's build (`COMBO_BUILD`) loads it; `env` is the
+    environment its secrets may name."""
+    if BUILD == "native":
+        return native_filter(plugin_config, struct=struct, env=env)
+    return wasm_filter(plugin_config, struct=struct, env=env)
+
+
+def native_filter(plugin_config: dict, *, struct: bool = False, env: dict | None = None) -> dict:
+    if struct:
+        config = {"@type": "type.googleapis.com/google.protobuf.Struct", "value": plugin_config}
+    else:
+        config = {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": json.dumps(plugin_config)}
+    native_file()
+    out = {
+        "name": "envoy.filters.http.dynamic_modules",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            # Found as lib<name>.so in ENVOY_DYNAMIC_MODULES_SEARCH_PATH (Envoy() sets it).
+            "dynamic_module_config": {"name": "combo_webhook_filter"},
+            "filter_name": "combo_webhook",
+            "filter_config": config,
+        },
+    }
+    if env:
+        out[PROCESS_ENV] = env
+    return out
+
+
+def take_process_env(node) -> dict:
+    """Removes every filter's process environment from the bootstrap."""
+    found = {}
+    if isinstance(node, dict):
+        found.update(node.pop(PROCESS_ENV, None) or {})
+        for v in node.values():
+            found.update(take_process_env(v))
+    elif isinstance(node, list):
+        for item in node:
+            found.update(take_process_env(item))
+    return found
+
+
 def wasm_filter(plugin_config: dict, *, struct: bool = False, env: dict | None = None) -> dict:
     if struct:
         configuration = {"@type": "type.googleapis.com/google.protobuf.Struct", "value": plugin_config}
@@ -269,7 +329,7 @@ def single_upstream(plugin_config: dict, upstream_port: int, port: int, extra_cl
     every path reaches: the catch-all route an attacker hopes for."""
     routes = [{"match": {"prefix": "/"}, "route": {"cluster": "agent", "timeout": "10s"}}]
     return {"static_resources": {
-        "listeners": [listener("ingress", port, http_connection_manager([wasm_filter(plugin_config)], routes))],
+        "listeners": [listener("ingress", port, http_connection_manager([edge_filter(plugin_config)], routes))],
         "clusters": [cluster("agent", upstream_port), *(extra_clusters or [])],
     }}
 
@@ -284,7 +344,9 @@ class Envoy:
         self.dir = Path(tempfile.mkdtemp(prefix="combo-envoy-"))
         self.config = self.dir / "envoy.json"
         self.admin_port = free_port()
-        bootstrap = dict(bootstrap)
+        bootstrap = json.loads(json.dumps(bootstrap))
+        process_env = dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=str(NATIVE.parent))
+        process_env.update(take_process_env(bootstrap))
         bootstrap["admin"] = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": self.admin_port}}}
         self.config.write_text(json.dumps(bootstrap, indent=1))
         self.log = self.dir / "envoy.log"
@@ -293,9 +355,9 @@ class Envoy:
         self.proc = subprocess.Popen(
             pin + [envoy_binary(), "-c", str(self.config), "--concurrency", str(concurrency),
                    "--base-id", str(Envoy._next_base_id), "-l", log_level,
-                   "--component-log-level", f"wasm:{wasm_log_level}", "--log-path", str(self.log),
-                   "--file-flush-interval-msec", "50"],
-            stdout=open(self.dir / "stdout.log", "ab"), stderr=subprocess.STDOUT,
+                   "--component-log-level", f"wasm:{wasm_log_level},dynamic_modules:{wasm_log_level}",
+                   "--log-path", str(self.log), "--file-flush-interval-msec", "50"],
+            stdout=open(self.dir / "stdout.log", "ab"), stderr=subprocess.STDOUT, env=process_env,
         )
 
     def wait_ready(self, timeout: float = 30.0):
@@ -427,7 +489,34 @@ def shipped_config(name: str, ports: dict[int, int], files: dict[str, str] | Non
 
     walk(cfg)
     cfg.pop("admin", None)  # Envoy() sets its own admin port
-    return cfg
+    return for_build(cfg)
+
+
+WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
+
+
+def for_build(cfg):
+    """A config written for the .wasm, with the run's build in its place: in a
+    native run every wasm filter becomes the dynamic module with the same
+    plugin configuration and environment, and per-route settings follow it."""
+    if BUILD == "wasm":
+        return cfg
+    if isinstance(cfg, list):
+        return [for_build(v) for v in cfg]
+    if not isinstance(cfg, dict):
+        return cfg
+    typed = cfg.get("typed_config", {})
+    if typed.get("@type") == WASM_TYPE:
+        plugin = typed["config"]
+        env = plugin.get("vm_config", {}).get("environment_variables", {}).get("key_values")
+        configuration = plugin["configuration"]
+        if configuration["@type"].endswith("StringValue"):
+            return native_filter(json.loads(configuration["value"]), env=env)
+        return native_filter(configuration["value"], struct=True, env=env)
+    out = {}
+    for k, v in cfg.items():
+        out["envoy.filters.http.dynamic_modules" if k == "envoy.filters.http.wasm" else k] = for_build(v)
+    return out
 
 
 # ---------------------------------------------------------------- etcd

@@ -204,7 +204,7 @@ pub(super) fn compile(raw: RawConfig, c: &mut Compiler) -> Option<InboundPlan> {
 
 #[cfg(feature = "bench-stages")]
 fn bench_stage(c: &mut Compiler) -> Stage {
-    (c.env)("COMBO_BENCH_STAGE").and_then(|s| Stage::parse(&s)).unwrap_or_default()
+    (c.sources.env)("COMBO_BENCH_STAGE").and_then(|s| Stage::parse(&s)).unwrap_or_default()
 }
 
 #[cfg(not(feature = "bench-stages"))]

@@ -6,17 +6,19 @@
 //! this module holds what both modes share (errors, secrets, ids).
 
 pub mod inbound;
+mod keys;
 pub mod outbound;
 mod pbstruct;
 pub mod raw;
 
 use crate::contract::error::ConfigError;
 use crate::rules::allowlist::Allowlist;
-use crate::rules::scheme::{Algorithm, Key, KeyMaterial, SecretEncoding};
 
 pub use inbound::InboundPlan;
+pub(crate) use keys::KeyKind;
+pub use keys::{SdsLookup, SdsValue};
 pub use outbound::OutboundPlan;
-use raw::{Mode, RawConfig, RawSecret, RawText};
+use raw::{Mode, RawConfig};
 
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1_048_576;
 /// Upper bound of `max_body_bytes`: Envoy buffers the body in memory.
@@ -54,21 +56,42 @@ impl Compiled {
     }
 }
 
+/// Where a configuration's secrets come from: the environment, and (native
+/// module only) Envoy's SDS generic secrets.
+#[derive(Clone, Copy)]
+pub struct Sources<'a> {
+    pub env: EnvLookup<'a>,
+    /// `None`: this build cannot read SDS (the .wasm); `sds:` is an error.
+    pub sds: Option<SdsLookup<'a>>,
+}
+
+impl<'a> Sources<'a> {
+    /// The environment only (the .wasm, the CLI, tests).
+    pub fn env(env: EnvLookup<'a>) -> Self {
+        Sources { env, sds: None }
+    }
+}
+
 /// Parses and compiles a JSON configuration; returns every error found.
 pub fn from_json(text: &str, env: EnvLookup, now: i64) -> Result<Compiled, Vec<ConfigError>> {
     let raw = raw::parse_json(text).map_err(|e| vec![e])?;
-    compile(raw, env, now)
+    compile(raw, Sources::env(env), now)
 }
 
 /// Parses and compiles the plugin configuration bytes Envoy hands over.
 pub fn from_plugin_bytes(bytes: &[u8], env: EnvLookup, now: i64) -> Result<Compiled, Vec<ConfigError>> {
+    from_plugin_bytes_with(bytes, Sources::env(env), now)
+}
+
+/// The same, with every secret source of the build.
+pub fn from_plugin_bytes_with(bytes: &[u8], sources: Sources, now: i64) -> Result<Compiled, Vec<ConfigError>> {
     let raw = raw::parse_plugin_bytes(bytes).map_err(|e| vec![e])?;
-    compile(raw, env, now)
+    compile(raw, sources, now)
 }
 
 /// `now` (unix seconds) decides which secrets have already expired.
-pub fn compile(raw: RawConfig, env: EnvLookup, now: i64) -> Result<Compiled, Vec<ConfigError>> {
-    let mut ctx = Compiler { errors: Vec::new(), warnings: Vec::new(), expiring: 0, env, now };
+pub fn compile(raw: RawConfig, sources: Sources, now: i64) -> Result<Compiled, Vec<ConfigError>> {
+    let mut ctx = Compiler { errors: Vec::new(), warnings: Vec::new(), expiring: 0, sources, now };
     let compiled = match raw.mode {
         Mode::Inbound => inbound::compile(raw, &mut ctx).map(Compiled::Inbound),
         Mode::Outbound => outbound::compile(raw, &mut ctx).map(Compiled::Outbound),
@@ -86,7 +109,7 @@ pub(crate) struct Compiler<'a> {
     pub(crate) warnings: Vec<String>,
     /// How many secret lists run out within 7 days.
     pub(crate) expiring: u64,
-    env: EnvLookup<'a>,
+    sources: Sources<'a>,
     now: i64,
 }
 
@@ -117,159 +140,6 @@ impl Compiler<'_> {
             self.error(path, format!("must be between 1 and {max}, got {value}"));
         }
         value
-    }
-
-    /// Resolves `secret` / `secrets` (exactly one of them) into keys of
-    /// `kind`; `names` are the two fields (`secret`, `secrets` or
-    /// `public_key`, `public_keys`).
-    pub(crate) fn keys(
-        &mut self,
-        one: Option<String>,
-        list: Option<Vec<RawSecret>>,
-        kind: KeyKind,
-        at: &str,
-        names: (&str, &str),
-    ) -> Vec<Key> {
-        let (single, plural) = names;
-        let list = match (one, list) {
-            (Some(_), Some(_)) => {
-                self.error(format!("{at}.{single}"), format!("give either {single} or {plural}, not both"));
-                return vec![];
-            }
-            (None, None) => {
-                self.error(format!("{at}.{plural}"), format!("{} is required", kind.noun()));
-                return vec![];
-            }
-            (Some(value), None) => {
-                vec![RawSecret { id: None, value: Some(value), env: None, not_before: None, not_after: None }]
-            }
-            (None, Some(list)) if list.is_empty() => {
-                self.error(format!("{at}.{plural}"), format!("must hold at least one {}", kind.noun()));
-                return vec![];
-            }
-            (None, Some(list)) => list,
-        };
-        let mut out = Vec::with_capacity(list.len());
-        for (k, s) in list.into_iter().enumerate() {
-            if let Some(key) = self.key(s, k, kind, &format!("{at}.{plural}[{k}]")) {
-                out.push(key);
-            }
-        }
-        self.expiry_checks(&out, at, plural);
-        out
-    }
-
-    /// A value given inline or by environment variable; `None` after an error.
-    pub(crate) fn text(
-        &mut self,
-        value: Option<String>,
-        env: Option<String>,
-        at: &str,
-        warn_inline: bool,
-    ) -> Option<String> {
-        let text = match (value, env) {
-            (Some(v), None) => {
-                if warn_inline {
-                    self.warn(format!("{at}: secret given inline; prefer env (from the proxy's environment)"));
-                }
-                v
-            }
-            (None, Some(var)) => match (self.env)(&var) {
-                Some(v) => v,
-                None => {
-                    self.error(format!("{at}.env"), format!("environment variable {var:?} is not set"));
-                    return None;
-                }
-            },
-            _ => {
-                self.error(at, "needs exactly one of value or env");
-                return None;
-            }
-        };
-        if text.is_empty() {
-            self.error(at, "secret is empty");
-            return None;
-        }
-        Some(text)
-    }
-
-    /// `verify_token` and the like: a value, never echoed.
-    pub(crate) fn raw_text(&mut self, t: RawText, at: &str) -> Option<String> {
-        self.text(t.value, t.env, at, true)
-    }
-
-    fn key(&mut self, s: RawSecret, index: usize, kind: KeyKind, at: &str) -> Option<Key> {
-        let text = self.text(s.value, s.env, at, matches!(kind, KeyKind::Secret(..)))?;
-        let material = match kind {
-            KeyKind::Secret(alg, enc) => KeyMaterial::secret(alg, &text, enc),
-            KeyKind::Public(alg) => KeyMaterial::public(alg, &text),
-        };
-        let material = match material {
-            Ok(m) => m,
-            Err(msg) => {
-                self.error(at, msg);
-                return None;
-            }
-        };
-        let mut window = |field: &str, v: Option<u64>| {
-            v.map(|v| {
-                if v > MAX_UNIX_SECONDS {
-                    self.error(
-                        format!("{at}.{field}"),
-                        format!("must be unix seconds up to {MAX_UNIX_SECONDS} (year 9999)"),
-                    );
-                }
-                v.min(MAX_UNIX_SECONDS) as i64
-            })
-        };
-        let not_before = window("not_before", s.not_before);
-        let not_after = window("not_after", s.not_after);
-        if let (Some(nb), Some(na)) = (not_before, not_after) {
-            if nb > na {
-                self.error(format!("{at}.not_after"), "must not be before not_before");
-            }
-        }
-        let key_id = s.id.unwrap_or_else(|| index.to_string());
-        if !valid_id(&key_id) {
-            self.error(format!("{at}.id"), "must be non-empty visible ASCII");
-        }
-        Some(Key::new(key_id, material, not_before, not_after))
-    }
-
-    /// Every secret already expired is an error; a last one expiring within
-    /// 7 days is a warning (the rotation overlap is running out).
-    fn expiry_checks(&mut self, secrets: &[Key], at: &str, plural: &str) {
-        if secrets.is_empty() {
-            return;
-        }
-        let now = self.now;
-        if secrets.iter().all(|s| s.not_after.is_some_and(|na| na < now)) {
-            let noun = if plural == "secrets" { "secret" } else { "key" };
-            self.error(format!("{at}.{plural}"), format!("every {noun} has expired (not_after is in the past)"));
-        } else if let Some(last) = secrets.iter().map(|s| s.not_after.unwrap_or(i64::MAX)).max() {
-            if last < now.saturating_add(ROTATION_WARNING_SECONDS) {
-                self.expiring += 1;
-                self.warn(format!("{at}: the last secret expires within 7 days (not_after {last}); add its successor"));
-            }
-        }
-    }
-}
-
-/// What a configured key text is.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum KeyKind {
-    /// An HMAC secret or token, in its encoding.
-    Secret(Algorithm, SecretEncoding),
-    /// A public key of an asymmetric scheme.
-    Public(Algorithm),
-}
-
-impl KeyKind {
-    fn noun(self) -> &'static str {
-        match self {
-            KeyKind::Secret(..) => "a secret",
-            KeyKind::Public(_) => "a public key",
-        }
     }
 }
 

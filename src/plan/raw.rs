@@ -78,6 +78,9 @@ pub struct RawConfig {
     pub event_jsonpath: Option<String>,
     #[serde(default)]
     pub subscriptions: Vec<RawSubscription>,
+    /// Native module: the `ConfigSource` (Envoy's JSON) of `sds:` secrets;
+    /// absent, they are static bootstrap secrets. The adapter reads it.
+    pub sds_config: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,12 +156,14 @@ pub struct RawTrigger {
     pub action: RawAction,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSecret {
     pub id: Option<String>,
     pub value: Option<String>,
     pub env: Option<String>,
+    /// An Envoy SDS generic secret by name (native module only).
+    pub sds: Option<String>,
     #[serde(default, deserialize_with = "opt_uint")]
     pub not_before: Option<u64>,
     #[serde(default, deserialize_with = "opt_uint")]

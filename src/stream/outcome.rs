@@ -102,7 +102,7 @@ impl<F> Outcome<F> {
     }
 
     /// The one place an outcome becomes a reply (`None`: forward).
-    pub(super) fn reply(&self) -> Option<Reply> {
+    pub(crate) fn reply(&self) -> Option<Reply> {
         const JSON: (&str, &str) = (CONTENT_TYPE, "application/json");
         let details = format!("combo_webhook_{}", self.detail());
         let fixed = |status, body: &'static [u8]| Reply {

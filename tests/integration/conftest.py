@@ -112,7 +112,7 @@ def edge(backends, certs):
         yield Edge(None, url.port or 80, None)
         return
     port, tls_port = h.free_port(), h.free_port()
-    wasm = h.wasm_filter(edge_plugin_config(), env={"COMBO_SECRET_OLD": "old-secret"})
+    wasm = h.edge_filter(edge_plugin_config(), env={"COMBO_SECRET_OLD": "old-secret"})
     routes = h.agent_routes({"ticket-triage": "agent_ticket_triage", "billing": "agent_billing"}, "default_backend")
     cert, key = certs["server"]
     bootstrap = {"static_resources": {

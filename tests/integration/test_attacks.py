@@ -244,7 +244,7 @@ def test_a_misplaced_secret_is_never_echoed_by_envoy(tmp_path):
     cfg = {"triggers": [{"id": "t", "secrets": ["hunter2-very-secret"], "action": {"agent_id": "a"}}]}
     port = h.free_port()
     bootstrap = {"static_resources": {
-        "listeners": [h.listener("ingress", port, h.http_connection_manager([h.wasm_filter(cfg)], []))],
+        "listeners": [h.listener("ingress", port, h.http_connection_manager([h.edge_filter(cfg)], []))],
         "clusters": [],
     }}
     envoy = h.Envoy(bootstrap)

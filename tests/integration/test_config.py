@@ -38,7 +38,7 @@ def plugin_config(**overrides) -> dict:
 def struct_edge(backends):
     """Configured through a google.protobuf.Struct: every number reaches the filter as a double."""
     port = h.free_port()
-    wasm = h.wasm_filter(plugin_config(), struct=True)
+    wasm = h.edge_filter(plugin_config(), struct=True)
     routes = h.agent_routes({"ticket-triage": "agent"}, "default_backend")
     envoy = h.Envoy({"static_resources": {
         "listeners": [h.listener("ingress", port, h.http_connection_manager([wasm], routes))],
@@ -98,7 +98,7 @@ def test_global_allowlist_checked_before_trigger_lookup(struct_edge, backends):
 ])
 def test_envoy_refuses_broken_config(backends, bad, field):
     port = h.free_port()
-    wasm = h.wasm_filter(plugin_config(**bad))
+    wasm = h.edge_filter(plugin_config(**bad))
     envoy = h.Envoy({"static_resources": {
         "listeners": [h.listener("ingress", port, h.http_connection_manager([wasm], [
             {"match": {"prefix": "/"}, "route": {"cluster": "default_backend"}}]))],

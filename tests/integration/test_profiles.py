@@ -43,7 +43,7 @@ def provider_edge(backends):
             trigger("trg_generic", "generic_webhook", "generic-secret"),
         ],
     }
-    wasm = h.wasm_filter(cfg)
+    wasm = h.edge_filter(cfg)
     envoy = h.Envoy({"static_resources": {
         "listeners": [h.listener("ingress", port, h.http_connection_manager(
             [wasm], h.agent_routes({"ticket-triage": "agent"}, "agent")))],

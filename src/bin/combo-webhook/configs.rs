@@ -107,7 +107,9 @@ pub fn compile_all(path: &str, env: Env) -> Result<Option<Vec<(String, Compiled)
     let mut failed = 0;
     for (at, value, vm_env) in configs {
         let lookup = |n: &str| env.lookup(n, &vm_env);
-        let result = raw::from_value(value).map_err(|e| vec![e]).and_then(|raw| plan::compile(raw, &lookup, now()));
+        let result = raw::from_value(value)
+            .map_err(|e| vec![e])
+            .and_then(|raw| plan::compile(raw, plan::Sources::env(&lookup), now()));
         match result {
             Ok(c) => compiled.push((at, c)),
             Err(errors) => {

@@ -1,0 +1,277 @@
+//! One filter configuration (`on_http_filter_config_new`): the compiled plan,
+//! its metric ids and the SDS secrets it reads. Shared by every worker
+//! thread, so everything here is `Sync`; the plan itself is immutable and is
+//! swapped whole when SDS rotates a secret.
+
+use std::cell::RefCell;
+use std::sync::{Arc, RwLock};
+
+use super::ffi::{self, ConfigEnvoy, EnvoyBuffer, FilterEnvoy, ModuleBuffer};
+use super::host::NativeHost;
+use crate::contract::metrics::Counter;
+use crate::host::memory::MemoryStore;
+use crate::host::Level;
+use crate::plan::{self, Compiled, InboundPlan, OutboundPlan, SdsValue, Sources};
+use crate::rules::replay;
+
+/// Each mode's plan, held directly: a stream never re-checks the mode.
+#[derive(Clone)]
+pub(super) enum Plan {
+    Inbound(Arc<InboundPlan>),
+    Outbound(Arc<OutboundPlan>),
+}
+
+pub(super) struct Metrics {
+    /// Counter ids by `Counter::index`.
+    pub(super) counters: Vec<Option<usize>>,
+    /// `combo_webhook_filter_us`.
+    pub(super) filter_us: Option<usize>,
+}
+
+/// The plan streams start from, and the SDS values it was compiled with.
+struct Current {
+    seen: Vec<Vec<u8>>,
+    plan: Plan,
+}
+
+pub(super) struct FilterConfig {
+    /// The configuration as Envoy gave it: recompiled when a secret rotates.
+    bytes: Vec<u8>,
+    pub(super) metrics: Metrics,
+    /// SDS secret names; Envoy's index of `sds[i]` is `i + 1`.
+    sds: Vec<String>,
+    current: RwLock<Current>,
+}
+
+/// The replay store every worker shares (Envoy's shared data, for the .wasm).
+pub(super) fn store() -> &'static MemoryStore {
+    static STORE: std::sync::OnceLock<MemoryStore> = std::sync::OnceLock::new();
+    STORE.get_or_init(MemoryStore::default)
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// SDS text as the compiler wants it (empty: not delivered yet).
+fn sds_value(bytes: &[u8]) -> SdsValue {
+    match std::str::from_utf8(bytes) {
+        Ok("") => SdsValue::Pending,
+        Ok(text) => SdsValue::Value(text.to_string()),
+        // Not text: no key can come of it; the compiler warns and fails closed.
+        Err(_) => SdsValue::Value(String::new()),
+    }
+}
+
+fn log_outcome(compiled: &Result<Compiled, Vec<crate::contract::error::ConfigError>>) {
+    match compiled {
+        Ok(c) => {
+            for w in c.warnings() {
+                NativeHost::log_at(Level::Warn, &format!("combo_webhook: {w}"));
+            }
+        }
+        Err(errors) => {
+            for e in errors {
+                NativeHost::log_at(Level::Error, &format!("combo_webhook: invalid configuration: {e}"));
+            }
+        }
+    }
+}
+
+impl FilterConfig {
+    /// Compiles the configuration, subscribing to the SDS secrets it names
+    /// (Envoy allows that only now). `None` makes Envoy refuse the config;
+    /// the reasons are in its log.
+    pub(super) fn new(envoy: ConfigEnvoy, bytes: &[u8]) -> Option<FilterConfig> {
+        let started = std::time::Instant::now();
+        let sds_config = sds_config_source(bytes);
+        let subscribed: RefCell<Vec<String>> = RefCell::new(Vec::new());
+        let lookup = |name: &str| -> SdsValue {
+            let mut names = subscribed.borrow_mut();
+            let index = match names.iter().position(|n| n == name) {
+                Some(i) => i + 1,
+                None => {
+                    // SAFETY: `envoy` is the config being created; buffers outlive the call.
+                    let index = unsafe {
+                        ffi::envoy_dynamic_module_callback_http_filter_config_generic_secret_subscribe(
+                            envoy,
+                            ModuleBuffer::of(name.as_bytes()),
+                            ModuleBuffer::of(sds_config.as_bytes()),
+                        )
+                    };
+                    if index != names.len() + 1 {
+                        return SdsValue::Refused;
+                    }
+                    names.push(name.to_string());
+                    index
+                }
+            };
+            let mut out = EnvoyBuffer { ptr: std::ptr::null(), length: 0 };
+            // SAFETY: as above; `out` is lent for this hook and copied at once.
+            let ok = unsafe {
+                ffi::envoy_dynamic_module_callback_http_filter_config_get_generic_secret(envoy, index, &mut out)
+            };
+            if !ok || out.ptr.is_null() {
+                return SdsValue::Pending;
+            }
+            sds_value(unsafe { std::slice::from_raw_parts(out.ptr, out.length) })
+        };
+        let compiled = plan::from_plugin_bytes_with(bytes, Sources { env: &env, sds: Some(&lookup) }, now());
+        log_outcome(&compiled);
+        let compiled = compiled.ok()?;
+        let sds = subscribed.into_inner();
+        let metrics = define_metrics(envoy, compiled.expiring());
+        let (plan, summary) = match compiled {
+            Compiled::Inbound(p) => {
+                if p.replay.enabled {
+                    replay::create_buckets(store());
+                }
+                let summary = format!("inbound, {} trigger(s)", p.triggers.len());
+                (Plan::Inbound(Arc::new(p)), summary)
+            }
+            Compiled::Outbound(p) => {
+                let summary = format!("outbound, {} subscription(s)", p.subscriptions.len());
+                (Plan::Outbound(Arc::new(p)), summary)
+            }
+        };
+        let us = started.elapsed().as_micros();
+        NativeHost::log_at(Level::Info, &format!("combo_webhook: {summary}, native module, configured in {us} us"));
+        // What SDS held at configure time is what the plan was compiled with.
+        let seen = sds.iter().map(|_| Vec::new()).collect();
+        let config = FilterConfig { bytes: bytes.to_vec(), metrics, sds, current: RwLock::new(Current { seen, plan }) };
+        Some(config)
+    }
+
+    /// The plan a new stream runs: recompiled first when SDS delivered or
+    /// rotated a secret since the last stream (a few pointer reads and a
+    /// compare per stream; the compile runs once per rotation).
+    pub(super) fn plan(&self, filter: FilterEnvoy) -> Plan {
+        if self.sds.is_empty() {
+            return self.read().plan.clone();
+        }
+        let values: Vec<&[u8]> = (1..=self.sds.len()).map(|i| secret(filter, i)).collect();
+        {
+            let current = self.read();
+            if current.seen.iter().map(Vec::as_slice).eq(values.iter().copied()) {
+                return current.plan.clone();
+            }
+        }
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        if !current.seen.iter().map(Vec::as_slice).eq(values.iter().copied()) {
+            let lookup = |name: &str| match self.sds.iter().position(|n| n == name) {
+                Some(i) => sds_value(values.get(i).copied().unwrap_or_default()),
+                None => SdsValue::Refused,
+            };
+            let compiled = plan::from_plugin_bytes_with(&self.bytes, Sources { env: &env, sds: Some(&lookup) }, now());
+            log_outcome(&compiled);
+            match compiled {
+                Ok(Compiled::Inbound(p)) => current.plan = Plan::Inbound(Arc::new(p)),
+                Ok(Compiled::Outbound(p)) => current.plan = Plan::Outbound(Arc::new(p)),
+                // Only a non-SDS field can fail here (an inline secret that
+                // expired since): the last plan stays, and the log says why.
+                Err(_) => {}
+            }
+            NativeHost::log_at(Level::Info, "combo_webhook: SDS secrets changed; keys recompiled");
+            current.seen = values.iter().map(|v| v.to_vec()).collect();
+        }
+        current.plan.clone()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Current> {
+        // A panic while holding the lock leaves a usable plan.
+        self.current.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The current value of SDS secret `index` (empty until delivered).
+fn secret<'a>(filter: FilterEnvoy, index: usize) -> &'a [u8] {
+    let mut out = EnvoyBuffer { ptr: std::ptr::null(), length: 0 };
+    // SAFETY: `filter` is live for this hook; the bytes are compared and
+    // copied before it returns.
+    unsafe {
+        if !ffi::envoy_dynamic_module_callback_http_filter_get_generic_secret(filter, index, &mut out)
+            || out.ptr.is_null()
+        {
+            return &[];
+        }
+        std::slice::from_raw_parts(out.ptr, out.length)
+    }
+}
+
+/// `sds_config` of the plugin configuration, as JSON for Envoy (a
+/// `ConfigSource`); empty when absent: the secrets are then static
+/// bootstrap secrets.
+fn sds_config_source(bytes: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v.get("sds_config").map(|c| c.to_string()))
+        .unwrap_or_default()
+}
+
+fn define(envoy: ConfigEnvoy, name: &str, kind: Kind) -> Option<usize> {
+    let mut id = 0usize;
+    let name = ModuleBuffer::of(name.as_bytes());
+    // SAFETY: `envoy` is the config being created; `id` is a valid pointer.
+    let result = unsafe {
+        match kind {
+            Kind::Counter => ffi::envoy_dynamic_module_callback_http_filter_config_define_counter(
+                envoy,
+                name,
+                std::ptr::null(),
+                0,
+                &mut id,
+            ),
+            Kind::Histogram => ffi::envoy_dynamic_module_callback_http_filter_config_define_histogram(
+                envoy,
+                name,
+                std::ptr::null(),
+                0,
+                &mut id,
+            ),
+            Kind::Gauge => ffi::envoy_dynamic_module_callback_http_filter_config_define_gauge(
+                envoy,
+                name,
+                std::ptr::null(),
+                0,
+                &mut id,
+            ),
+        }
+    };
+    (result == ffi::METRICS_SUCCESS).then_some(id)
+}
+
+enum Kind {
+    Counter,
+    Histogram,
+    Gauge,
+}
+
+fn define_metrics(envoy: ConfigEnvoy, expiring: u64) -> Metrics {
+    let counters = Counter::all()
+        .map(|c| {
+            let id = define(envoy, &c.name(), Kind::Counter);
+            if id.is_none() {
+                NativeHost::log_at(Level::Warn, &format!("combo_webhook: cannot define metric {}", c.name()));
+            }
+            id
+        })
+        .collect();
+    // A gauge, so an alert can fire before a rotation overlap runs out.
+    if let Some(id) = define(envoy, "combo_webhook_secrets_expiring", Kind::Gauge) {
+        // SAFETY: as in `define`.
+        unsafe {
+            ffi::envoy_dynamic_module_callback_http_filter_config_set_gauge(envoy, id, std::ptr::null(), 0, expiring)
+        };
+    }
+    Metrics { counters, filter_us: define(envoy, "combo_webhook_filter_us", Kind::Histogram) }
+}
+
+// Envoy runs streams of one config on every worker thread.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<FilterConfig>();
+};
