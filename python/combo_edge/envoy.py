@@ -347,6 +347,8 @@ class Envoy:
         bootstrap = json.loads(json.dumps(bootstrap))
         process_env = dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=str(NATIVE.parent))
         process_env.update(take_process_env(bootstrap))
+        # SDS subscriptions (the native module's `sds:` secrets) need a node.
+        bootstrap.setdefault("node", {"id": "combo-edge", "cluster": "combo-edge"})
         bootstrap["admin"] = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": self.admin_port}}}
         self.config.write_text(json.dumps(bootstrap, indent=1))
         self.log = self.dir / "envoy.log"
@@ -368,6 +370,9 @@ class Envoy:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/ready", timeout=1) as r:
                     if r.status == 200:
+                        # A module built against another ABI only warns; the suite fails.
+                        if "is deprecated. Please recompile" in self.logs():
+                            raise RuntimeError("Envoy warned that the dynamic module's ABI is deprecated")
                         return self
             except OSError:
                 pass

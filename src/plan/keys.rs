@@ -115,7 +115,7 @@ impl Compiler<'_> {
             }
             let id = s.id.unwrap_or_else(|| name.clone());
             self.check_id(&id, at);
-            for (n, material) in self.sds_materials(&name, kind, at).into_iter().enumerate() {
+            for (n, material) in self.sds_materials(&name, kind, at) {
                 // Line 0 keeps the id: a one-key secret reads like any other.
                 let key_id = if n == 0 { id.clone() } else { format!("{id}.{n}") };
                 out.push(Key::new(key_id, material, not_before, not_after));
@@ -160,7 +160,9 @@ impl Compiler<'_> {
     /// SDS has not delivered yet, or a line that is not a key, leaves no key
     /// (deliveries fail closed) and a warning: Envoy delivers SDS after the
     /// config is accepted, and a rotation must never crash the config.
-    fn sds_materials(&mut self, name: &str, kind: KeyKind, at: &str) -> Vec<KeyMaterial> {
+    /// Each key comes with its position among the secret's keys (what its
+    /// id says, whether or not an earlier line compiled).
+    fn sds_materials(&mut self, name: &str, kind: KeyKind, at: &str) -> Vec<(usize, KeyMaterial)> {
         let Some(lookup) = self.sources.sds else {
             self.error(format!("{at}.sds"), "SDS secrets need the native module (the .wasm reads value or env)");
             return vec![];
@@ -181,12 +183,10 @@ impl Compiler<'_> {
             SdsValue::Value(text) => text,
         };
         let mut out = Vec::new();
-        for (line, part) in text.split('\n').map(|l| l.trim_end_matches('\r')).enumerate() {
-            if part.is_empty() {
-                continue;
-            }
+        let lines = text.split('\n').map(|l| l.trim_end_matches('\r')).enumerate().filter(|(_, l)| !l.is_empty());
+        for (n, (line, part)) in lines.enumerate() {
             match kind.material(part) {
-                Ok(m) => out.push(m),
+                Ok(m) => out.push((n, m)),
                 // The text never quotes the line: it is a secret.
                 Err(msg) => self.warn(format!("{at}.sds: line {} of secret {name:?} {msg}; skipped", line + 1)),
             }

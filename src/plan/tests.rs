@@ -182,3 +182,61 @@ fn mtls_peers_must_be_typed() {
     assert_eq!(e.len(), 1);
     assert!(e[0].starts_with("triggers[0].mtls.allowed_peers[0]: must be typed"), "{e:?}");
 }
+
+const SDS: &str = r#"{"triggers": [{"id": "t", "secrets": [{"sds": "combo_hmac", "not_after": 4102444800}],
+    "action": {"agent_id": "a"}}]}"#;
+
+fn with_sds(json: &str, value: SdsValue) -> Result<Compiled, Vec<ConfigError>> {
+    let lookup = |name: &str| if name == "combo_hmac" { value.clone() } else { SdsValue::Refused };
+    compile(raw::parse_json(json).unwrap(), Sources { env: &no_env, sds: Some(&lookup) }, NOW)
+}
+
+fn sds_keys(value: SdsValue) -> (Vec<String>, Vec<String>) {
+    match with_sds(SDS, value).unwrap() {
+        Compiled::Inbound(p) => (p.triggers["t"].keys.iter().map(|k| k.key_id.clone()).collect(), p.warnings),
+        Compiled::Outbound(_) => panic!("not inbound"),
+    }
+}
+
+#[test]
+fn an_sds_secret_holds_one_key_per_line_newest_first() {
+    let (ids, warnings) = sds_keys(SdsValue::Value("new\r\n\nold\n".into()));
+    assert_eq!(ids, ["combo_hmac", "combo_hmac.1"]);
+    assert!(warnings.is_empty(), "{warnings:?}");
+}
+
+#[test]
+fn an_sds_secret_not_delivered_yet_leaves_no_key_and_a_warning() {
+    let (ids, warnings) = sds_keys(SdsValue::Pending);
+    assert!(ids.is_empty());
+    assert_eq!(
+        warnings,
+        ["triggers[0].secrets[0].sds: secret \"combo_hmac\" not delivered yet; deliveries fail closed until it is"]
+    );
+}
+
+#[test]
+fn a_bad_sds_line_is_skipped_without_quoting_it() {
+    let json = SDS.replace(r#""id": "t","#, r#""id": "t", "source": "github", "scheme": {"secret_encoding": "hex"},"#);
+    let Compiled::Inbound(p) = with_sds(&json, SdsValue::Value("zz-not-hex\n6b6579\n".into())).unwrap() else {
+        panic!("not inbound")
+    };
+    assert_eq!(p.triggers["t"].keys.len(), 1);
+    assert_eq!(p.triggers["t"].keys[0].key_id, "combo_hmac.1");
+    assert!(p.warnings.iter().any(|w| w.contains("line 1 of secret \"combo_hmac\"")), "{:?}", p.warnings);
+    assert!(!p.warnings.iter().any(|w| w.contains("zz-not-hex")));
+}
+
+#[test]
+fn sds_without_the_native_module_names_the_field() {
+    assert_eq!(
+        errors(SDS),
+        ["triggers[0].secrets[0].sds: SDS secrets need the native module (the .wasm reads value or env)"]
+    );
+}
+
+#[test]
+fn a_refused_subscription_names_the_field() {
+    let errors: Vec<String> = with_sds(SDS, SdsValue::Refused).unwrap_err().iter().map(|e| e.to_string()).collect();
+    assert_eq!(errors, ["triggers[0].secrets[0].sds: Envoy refused the SDS subscription to \"combo_hmac\""]);
+}

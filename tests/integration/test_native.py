@@ -1,0 +1,153 @@
+"""What only one build has: the native module's SDS secrets (rotated by
+rewriting a file SDS watches, no restart), its pinned ABI as Envoy sees it,
+and the .wasm refusing `sds:` by field. These tests name their build
+explicitly, so they run the same in the wasm and the native pass."""
+import json
+import os
+import time
+import uuid
+
+import pytest
+
+from combo_edge import envoy as h
+
+PATH = h.PREFIX + "trg_sds"
+NEW, OLD = "sds-new-key-2026", "sds-old-key-2025"
+
+
+def sds_file(path, text: str):
+    """An SDS DiscoveryResponse with one generic secret, replaced atomically
+    (Envoy's watched_directory sees the rename)."""
+    doc = {"resources": [{"@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+                          "name": "combo_hmac", "generic_secret": {"secret": {"inline_string": text}}}]}
+    tmp = path.parent / f".{uuid.uuid4().hex}.tmp"
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, path)
+
+
+def trigger() -> dict:
+    return {"id": "trg_sds", "source": "generic_webhook", "secrets": [{"sds": "combo_hmac"}],
+            "action": {"agent_id": "ticket-triage"}}
+
+
+def native_edge(cfg: dict, upstream: int, **bootstrap_extra) -> tuple[int, h.Envoy]:
+    port = h.free_port()
+    hcm = h.http_connection_manager([h.native_filter(cfg)], [{"match": {"prefix": "/"}, "route": {"cluster": "agent"}}])
+    bootstrap = {"static_resources": {"listeners": [h.listener("ingress", port, hcm)],
+                                      "clusters": [h.cluster("agent", upstream)], **bootstrap_extra}}
+    return port, h.Envoy(bootstrap).wait_ready()
+
+
+def deliver(port, secret) -> h.Response:
+    body = json.dumps({"id": uuid.uuid4().hex}).encode()
+    return h.request(port, PATH, body, h.signed_headers(secret, body))
+
+
+def until(port, secret, status, timeout=10.0) -> h.Response:
+    """Delivers until the answer is `status` (SDS applies a rewrite within
+    a moment), then returns that answer."""
+    deadline = time.time() + timeout
+    while True:
+        r = deliver(port, secret)
+        if r.status == status or time.time() > deadline:
+            return r
+        time.sleep(0.1)
+
+
+def test_sds_rotation_without_restart(backends, tmp_path):
+    path = tmp_path / "sds.json"
+    sds_file(path, OLD + "\n")
+    cfg = {"sds_config": {"path_config_source": {"path": str(path), "watched_directory": {"path": str(tmp_path)}}},
+           "triggers": [trigger()]}
+    port, envoy = native_edge(cfg, backends["ticket-triage"].port)
+    try:
+        assert until(port, OLD, 200).status == 200
+        assert deliver(port, NEW).status == 401
+        # The overlap: the new key first, the old one still valid.
+        sds_file(path, f"{NEW}\n{OLD}\n")
+        assert until(port, NEW, 200).status == 200
+        assert deliver(port, OLD).status == 200
+        # The old key removed: it stops, the new one stays.
+        sds_file(path, NEW + "\n")
+        r = until(port, OLD, 401)
+        assert (r.status, r.error_code()) == (401, "signature_mismatch")
+        assert deliver(port, NEW).status == 200
+        assert envoy.proc.poll() is None, "no restart"
+        time.sleep(0.3)
+        logs = envoy.logs()
+        key_ids = [json.loads(line.split("webhook_audit ", 1)[1])["key_id"]
+                   for line in logs.splitlines() if "webhook_audit {" in line]
+        assert "combo_hmac" in key_ids and "combo_hmac.1" in key_ids, key_ids
+        assert NEW not in logs and OLD not in logs, "a secret reached the log"
+    finally:
+        envoy.stop()
+
+
+def test_a_secret_sds_has_not_delivered_fails_closed(backends, tmp_path):
+    path = tmp_path / "sds.json"
+    path.write_text(json.dumps({"resources": []}))
+    cfg = {"sds_config": {"path_config_source": {"path": str(path), "watched_directory": {"path": str(tmp_path)}}},
+           "triggers": [trigger()]}
+    port, envoy = native_edge(cfg, backends["ticket-triage"].port)
+    try:
+        r = deliver(port, OLD)
+        assert (r.status, r.error_code()) == (401, "signature_mismatch")
+        assert backends["ticket-triage"].received() == []
+        assert 'secret "combo_hmac" not delivered yet' in envoy.logs()
+        sds_file(path, OLD)
+        assert until(port, OLD, 200).status == 200
+    finally:
+        envoy.stop()
+
+
+def test_a_static_bootstrap_secret_without_sds_config(backends):
+    secret = {"name": "combo_hmac", "generic_secret": {"secret": {"inline_string": OLD}}}
+    port, envoy = native_edge({"triggers": [trigger()]}, backends["ticket-triage"].port, secrets=[secret])
+    try:
+        assert deliver(port, OLD).status == 200
+        assert deliver(port, NEW).status == 401
+    finally:
+        envoy.stop()
+
+
+def refused(filter_config: dict, backends) -> str:
+    port = h.free_port()
+    hcm = h.http_connection_manager([filter_config], [{"match": {"prefix": "/"}, "route": {"cluster": "agent"}}])
+    envoy = h.Envoy({"static_resources": {"listeners": [h.listener("ingress", port, hcm)],
+                                          "clusters": [h.cluster("agent", backends["default"].port)]}})
+    try:
+        assert envoy.wait_exit(timeout=30) != 0
+        return envoy.logs()
+    finally:
+        envoy.stop()
+
+
+def test_the_wasm_refuses_sds_by_field(backends):
+    logs = refused(h.wasm_filter({"triggers": [trigger()]}), backends)
+    assert ("combo_webhook: invalid configuration: triggers[0].secrets[0].sds: "
+            "SDS secrets need the native module") in logs, logs[-3000:]
+
+
+@pytest.mark.parametrize("cfg, field", [
+    ({"sds_config": {"no_such_source": {}}, "triggers": [trigger()]},
+     'triggers[0].secrets[0].sds: Envoy refused the SDS subscription to "combo_hmac"'),
+    ({"triggers": [dict(trigger(), secrets=[{"sds": "combo_hmac", "env": "X"}])]},
+     "triggers[0].secrets[0]: needs exactly one of value, env or sds"),
+])
+def test_the_native_module_refuses_a_broken_sds_secret(backends, cfg, field):
+    logs = refused(h.native_filter(cfg), backends)
+    assert "combo_webhook: invalid configuration: " + field in logs, logs[-3000:]
+
+
+def test_envoy_matches_the_pinned_abi_version(backends):
+    port, envoy = native_edge({"triggers": [dict(trigger(), secrets=[{"value": OLD}])]},
+                              backends["ticket-triage"].port)
+    try:
+        deadline = time.time() + 5
+        while "configured in" not in envoy.logs() and time.time() < deadline:
+            time.sleep(0.1)  # the log file is flushed every 50 ms
+        logs = envoy.logs()
+        assert "Dynamic module ABI version v0.2.0 matched." in logs
+        assert "is deprecated" not in logs
+    finally:
+        envoy.stop()
