@@ -61,8 +61,10 @@ lint: target
 
 unit:
 	cargo test
-	@# The native module's exported hooks, driven through a fake Envoy.
+	@# The native module's exported hooks, driven through a fake Envoy, and
+	@# their fuzz corpus.
 	cargo test --lib --features fake-envoy adapter::envoy_module
+	cargo test --features fake-envoy --test fuzz_corpus native_hooks
 
 # The native module's ABI against the pinned Envoy binary, offline (nm -D):
 # every callback it imports exists, every hook Envoy requires is exported,
@@ -100,7 +102,7 @@ bench: build $(TOOLS_STAMP) etcd
 # Bounded fuzz runs (nightly, cargo-fuzz): FUZZ_SECONDS per target. New
 # interesting inputs land in fuzz/corpus/<target>/, which `make test` replays.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := config signature_headers path template inbound
+FUZZ_TARGETS := config signature_headers path template inbound native_hooks
 fuzz:
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal

@@ -160,6 +160,46 @@ pub fn inbound(data: &[u8]) {
     }
 }
 
+/// The native module's exported hooks, called as Envoy calls them (the fake
+/// Envoy of `fake-envoy` on Envoy's side), on the same input as `inbound`:
+/// the body arrives in two chunks, and the same invariants hold.
+#[cfg(feature = "fake-envoy")]
+pub fn native_hooks(data: &[u8]) {
+    use crate::adapter::envoy_module::{fake_envoy::FakeStream, hooks};
+
+    let text = String::from_utf8_lossy(data);
+    let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let path = lines.next().unwrap_or("/");
+    let mut headers: Vec<(String, Vec<u8>)> =
+        vec![(":method".into(), b"POST".to_vec()), (":path".into(), path.as_bytes().to_vec())];
+    headers.extend(
+        lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().as_bytes().to_vec())),
+    );
+    if data.first().is_some_and(|b| b % 2 == 0) {
+        let now = hooks::now();
+        let sig = scheme::sign_generic(&Key::hmac_sha256("k", b"k"), now, body.as_bytes()).unwrap_or_default();
+        headers.push(("content-type".into(), b"application/json".to_vec()));
+        headers.push(("x-combo-timestamp".into(), now.to_string().into_bytes()));
+        headers.push(("x-combo-signature".into(), sig.into_bytes()));
+    }
+    let (config, fake) = hooks::fuzz_config();
+    let mut stream = FakeStream::new(fake);
+    stream.request_headers = headers;
+    stream.response_headers = vec![(":status".into(), b"200".to_vec())];
+    let answers = hooks::run(config, &mut stream, body.as_bytes());
+    if let Some(r) = &stream.reply {
+        assert!(answers.contains(&hooks::STOP), "answered yet continued: {answers:?}");
+        assert!(r.status < 500, "no input gets a 5xx: {}", r.status);
+        assert!(stream.header("x-combo-agent-id").is_none(), "a refused delivery was annotated");
+    } else if answers.last() == Some(&hooks::CONTINUE) && stream.header("x-combo-trigger-id").is_some() {
+        assert!(stream.header("x-combo-agent-id").is_some() && stream.header("x-combo-delivery-id").is_some());
+        assert_eq!(stream.filter_state.len(), 1, "one audit record");
+    }
+}
+
 fn store() -> MemoryStore {
     thread_local! {
         static STORE: MemoryStore = {

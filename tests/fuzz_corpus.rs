@@ -44,3 +44,10 @@ fn template_corpus() {
 fn inbound_corpus() {
     replay("inbound", fuzzing::inbound);
 }
+
+/// The native module's hooks (`cargo test --features fake-envoy`).
+#[cfg(feature = "fake-envoy")]
+#[test]
+fn native_hooks_corpus() {
+    replay("native_hooks", fuzzing::native_hooks);
+}

@@ -180,6 +180,11 @@ impl SharedStore for NativeHost {
 
 impl Host for NativeHost {
     fn request_headers(&mut self) -> Result<Vec<(String, Vec<u8>)>, HostError> {
+        #[cfg(any(test, feature = "fake-envoy"))]
+        #[allow(clippy::panic)]
+        if super::fake_envoy::PANIC_ON_HEADERS.with(|p| p.replace(false)) {
+            panic!("injected by the test");
+        }
         // SAFETY: `filter` is live; the vector holds `n` entries as Envoy asks.
         let n = unsafe { ffi::envoy_dynamic_module_callback_http_get_headers_size(self.filter, ffi::REQUEST_HEADER) };
         let empty =

@@ -9,8 +9,14 @@
 //! left alone after that.
 
 mod config;
+#[cfg(any(test, feature = "fake-envoy"))]
+pub mod fake_envoy;
 mod ffi;
+#[cfg(any(test, feature = "fake-envoy"))]
+pub mod hooks;
 mod host;
+#[cfg(test)]
+mod tests;
 
 use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
