@@ -38,6 +38,16 @@ def native_edge(cfg: dict, upstream: int, **bootstrap_extra) -> tuple[int, h.Env
     return port, h.Envoy(bootstrap).wait_ready()
 
 
+def logged(envoy, text: str, timeout=5.0) -> bool:
+    """Whether Envoy's log shows `text` (it is flushed every 50 ms)."""
+    deadline = time.time() + timeout
+    while text not in envoy.logs():
+        if time.time() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def deliver(port, secret) -> h.Response:
     body = json.dumps({"id": uuid.uuid4().hex}).encode()
     return h.request(port, PATH, body, h.signed_headers(secret, body))
@@ -93,7 +103,7 @@ def test_a_secret_sds_has_not_delivered_fails_closed(backends, tmp_path):
         r = deliver(port, OLD)
         assert (r.status, r.error_code()) == (401, "signature_mismatch")
         assert backends["ticket-triage"].received() == []
-        assert 'secret "combo_hmac" not delivered yet' in envoy.logs()
+        assert logged(envoy, 'secret "combo_hmac" not delivered yet')
         sds_file(path, OLD)
         assert until(port, OLD, 200).status == 200
     finally:
@@ -143,11 +153,27 @@ def test_envoy_matches_the_pinned_abi_version(backends):
     port, envoy = native_edge({"triggers": [dict(trigger(), secrets=[{"value": OLD}])]},
                               backends["ticket-triage"].port)
     try:
-        deadline = time.time() + 5
-        while "configured in" not in envoy.logs() and time.time() < deadline:
-            time.sleep(0.1)  # the log file is flushed every 50 ms
+        assert logged(envoy, "configured in")
         logs = envoy.logs()
         assert "Dynamic module ABI version v0.2.0 matched." in logs
         assert "is deprecated" not in logs
+    finally:
+        envoy.stop()
+
+
+def test_the_shipped_native_config_serves_a_delivery(backends):
+    port = h.free_port()
+    cfg = h.shipped_config("envoy-native.yaml", {10000: port, 9901: h.free_port(),
+                                                 18081: backends["ticket-triage"].port,
+                                                 18082: backends["billing"].port})
+    envoy = h.Envoy(cfg).wait_ready()
+    try:
+        body = json.dumps({"action": "escalated", "ticket": {"id": "T-1", "priority": "high", "customer": "c"}}).encode()
+        r = h.request(port, h.PREFIX + "trg_ticket_escalated", body, h.signed_headers("demo-secret-change-me", body))
+        assert r.status == 200, (r, envoy.logs()[-2000:])
+        [got] = backends["ticket-triage"].received()
+        assert h.header(got, "x-combo-trigger-id") == "trg_ticket_escalated"
+        forged = h.request(port, h.PREFIX + "trg_ticket_escalated", body, h.signed_headers("wrong", body))
+        assert (forged.status, forged.error_code()) == (401, "signature_mismatch")
     finally:
         envoy.stop()
