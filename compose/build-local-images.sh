@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds combo-local/envoy, combo-local/python and combo-local/etcd FROM scratch, with no pull:
 # each binary with exactly the shared libraries `ldd` names and the dynamic
-# loader. Usage: build-local-images.sh ENVOY_BINARY
+# loader. Usage: build-local-images.sh ENVOY_BINARY [NATIVE_MODULE]
+# (the Envoy image then also has the libraries the native module links to).
 set -euo pipefail
 envoy_bin=$1
 work=$(mktemp -d)
@@ -29,8 +30,10 @@ rootfs() {
 mkdir -p "$work/envoy"
 rootfs "$work/envoy/rootfs" /bin/bash /bin/grep
 install -D "$envoy_bin" "$work/envoy/rootfs/usr/local/bin/envoy"
-libs "$envoy_bin" | while read -r lib; do
-  install -D "$(readlink -f "$lib")" "$work/envoy/rootfs$lib"
+for bin in "$envoy_bin" ${2:+"$2"}; do
+  libs "$bin" | while read -r lib; do
+    install -D "$(readlink -f "$lib")" "$work/envoy/rootfs$lib"
+  done
 done
 cat > "$work/envoy/Dockerfile" <<'DOCKERFILE'
 FROM scratch

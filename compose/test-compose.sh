@@ -7,8 +7,13 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 : "${PY:?PY (the venv python) is required}" "${ENVOY:?ENVOY (the Envoy binary) is required}"
+# COMBO_BUILD=native runs the stack with the native module (compose/native.yml).
+build=${COMBO_BUILD:-wasm}
 wasm=target/wasm32-wasip1/release/combo_webhook_filter.wasm
-[ -f "$wasm" ] || { echo "test-compose: $wasm is missing: run make build" >&2; exit 1; }
+native=target/native/libcombo_webhook_filter.so
+for f in "$wasm" $([ "$build" = native ] && echo "$native"); do
+  [ -f "$f" ] || { echo "test-compose: $f is missing: run make build" >&2; exit 1; }
+done
 
 if ! docker info >/dev/null 2>&1; then
   [ "$(id -u)" = 0 ] || { echo "test-compose: no Docker engine, and not root to start one" >&2; exit 1; }
@@ -18,9 +23,10 @@ fi
 if docker compose version >/dev/null 2>&1; then compose=(docker compose); else compose=(docker-compose); fi
 
 files=(-f "$root/docker-compose.yml")
+if [ "$build" = native ]; then files+=(-f "$root/compose/native.yml"); fi
 if ! timeout 30 docker pull -q envoyproxy/envoy:v1.40.0 >/dev/null 2>&1; then
   echo "test-compose: the registry is unreachable; building equivalent local images"
-  compose/build-local-images.sh "$ENVOY"
+  compose/build-local-images.sh "$ENVOY" "$native"
   files+=(-f "$root/compose/local.yml")
 fi
 run() { "${compose[@]}" -p combo-webhook-test --project-directory "$root" "${files[@]}" "$@"; }

@@ -57,7 +57,11 @@ def with_files(node, files: dict):
 @pytest.mark.parametrize("name", ENVOY_CONFIGS)
 def test_envoy_validates_shipped_config(name, tmp_path, certs):
     doc = with_files(with_built_wasm(yaml.safe_load((h.REPO / "envoy" / name).read_text())), etcd_files(certs))
-    out = validate_envoy(doc, tmp_path)
+    env = None
+    if name == "envoy-compose-native.yaml":  # its secret's environment is the container's
+        env = dict(os.environ, **yaml.safe_load((h.REPO / "compose/native.yml").read_text())
+                   ["services"]["envoy"]["environment"])
+    out = validate_envoy(doc, tmp_path, env)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "OK" in out.stdout
 
@@ -77,7 +81,7 @@ def wasm_plugin_configs(doc):
     return [n["config"] for n in find(doc, lambda n: n.get("@type", "").endswith("filters.http.wasm.v3.Wasm"))]
 
 
-WASM_CONFIGS = [n for n in ENVOY_CONFIGS if n != "envoy-native.yaml"]
+WASM_CONFIGS = [n for n in ENVOY_CONFIGS if "native" not in n]
 
 
 @pytest.mark.parametrize("name", WASM_CONFIGS)
@@ -121,6 +125,27 @@ def test_compose_envoy_runs_the_suites_plugin_config():
     # The suite's edge, with replay shared by the stack's two replicas on etcd.
     assert plugin.pop("replay") == {"store": "etcd", "etcd": {"cluster": "etcd"}, "timeout_ms": 500}
     assert plugin == edge_plugin_config()
+
+
+def native_plugin_configs(doc):
+    return [json.loads(n["filter_config"]["value"]) for n in
+            find(doc, lambda n: n.get("@type", "").endswith("DynamicModuleFilter"))]
+
+
+def test_compose_runs_either_artifact_with_one_plugin_config():
+    [wasm] = wasm_plugin_configs(yaml.safe_load((h.REPO / "envoy/envoy-compose.yaml").read_text()))
+    [native] = native_plugin_configs(yaml.safe_load((h.REPO / "envoy/envoy-compose-native.yaml").read_text()))
+    assert native == json.loads(wasm["configuration"]["value"])
+    override = yaml.safe_load((h.REPO / "compose/native.yml").read_text())["services"]
+    for name in ("envoy", "envoy-replica"):
+        svc = override[name]
+        assert svc["environment"]["ENVOY_DYNAMIC_MODULES_SEARCH_PATH"] == "/etc/envoy/modules"
+        # The .wasm's VM environment, as the container's (the native module reads Envoy's).
+        assert {k: v for k, v in svc["environment"].items() if k.startswith("COMBO_")} == \
+            wasm["vm_config"]["environment_variables"]["key_values"]
+        assert "./envoy/envoy-compose-native.yaml:/etc/envoy/envoy.yaml:ro" in svc["volumes"]
+        assert {"type": "bind", "source": "./target/native/libcombo_webhook_filter.so",
+                "target": "/etc/envoy/modules/libcombo_webhook_filter.so", "read_only": True} in svc["volumes"]
 
 
 def test_docker_compose_file():
