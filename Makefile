@@ -93,6 +93,7 @@ bench: build $(TOOLS_STAMP) etcd
 	cargo build --release --examples
 	cargo build --release --example hmac_rate --features bench-soft-sha --target-dir target/soft
 	cargo build --release --target $(TARGET) --lib --features bench-stages --target-dir target/bench-stages
+	cargo build --profile native --lib --features envoy-module,bench-stages --target-dir target/bench-stages-native
 	ENVOY="$(ENVOY_BIN)" $(PY) tools/bench.py
 	@# The worst delivery at max_body_bytes against its 50 ms target (met or not).
 	-ENVOY="$(ENVOY_BIN)" $(PY) tools/worstcase.py
