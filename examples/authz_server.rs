@@ -98,6 +98,10 @@ impl Host for AuthzHost<'_> {
     fn resume_request(&mut self) -> Result<(), HostError> {
         Ok(())
     }
+
+    fn resume_response(&mut self) -> Result<(), HostError> {
+        Ok(())
+    }
 }
 
 /// The service: one plan, one in-process replay store, as the filter's

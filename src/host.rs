@@ -118,4 +118,6 @@ pub trait Host: SharedStore {
     fn callout_response(&mut self, body_size: usize) -> CalloutResponse;
     /// Resumes a request paused while a callout was out.
     fn resume_request(&mut self) -> Result<(), HostError>;
+    /// Resumes a response paused while the replay store settled.
+    fn resume_response(&mut self) -> Result<(), HostError>;
 }

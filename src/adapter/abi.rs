@@ -24,6 +24,7 @@ pub const REQUEST_BODY: u32 = 0;
 pub const CALLOUT_RESPONSE_HEADERS: u32 = 6;
 pub const CALLOUT_RESPONSE_BODY: u32 = 4;
 pub const HTTP_REQUEST_STREAM: u32 = 0;
+pub const HTTP_RESPONSE_STREAM: u32 = 1;
 pub const PLUGIN_CONFIGURATION: u32 = 7;
 pub const COUNTER: u32 = 0;
 pub const GAUGE: u32 = 1;

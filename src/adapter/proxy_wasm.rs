@@ -180,6 +180,14 @@ impl<M: Mode> HttpContext for Filter<M> {
         action(self.0.on_response_headers())
     }
 
+    fn on_http_response_body(&mut self, _body_size: usize, _end_of_stream: bool) -> WasmAction {
+        action(self.0.on_response_data())
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> WasmAction {
+        action(self.0.on_response_data())
+    }
+
     fn on_log(&mut self) {
         self.0.on_done();
         record_memory(self.1);
@@ -369,5 +377,9 @@ impl Host for WasmHost {
 
     fn resume_request(&mut self) -> Result<(), HostError> {
         abi::continue_stream(abi::HTTP_REQUEST_STREAM).map_err(|_| HostError)
+    }
+
+    fn resume_response(&mut self) -> Result<(), HostError> {
+        abi::continue_stream(abi::HTTP_RESPONSE_STREAM).map_err(|_| HostError)
     }
 }

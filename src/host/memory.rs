@@ -113,6 +113,7 @@ pub struct MemoryHost {
     /// The answer `callout_response` gives next.
     pub next_response: CalloutResponse,
     pub resumed: u32,
+    pub resumed_response: u32,
 }
 
 impl MemoryHost {
@@ -251,6 +252,11 @@ impl Host for MemoryHost {
 
     fn resume_request(&mut self) -> Result<(), HostError> {
         self.resumed += 1;
+        Ok(())
+    }
+
+    fn resume_response(&mut self) -> Result<(), HostError> {
+        self.resumed_response += 1;
         Ok(())
     }
 }

@@ -64,8 +64,11 @@ pub trait Mode {
         audit: &mut AuditRecord,
     ) -> Step<Self::Held, Self::Call>;
     /// The upstream answered with `status`, or the stream ended without an
-    /// answer (`None`: reset, client gone, timeout).
-    fn settle<H: Host>(&self, host: &mut H, held: Self::Held, status: Option<u32>, now: i64);
+    /// answer (`None`: reset, client gone, timeout). Returns the token of a
+    /// store callout the answer waits for: the sender sees the answer only
+    /// once the shared store knows the outcome (a copy it sends next is then
+    /// a duplicate, or gets through, never `in_progress`).
+    fn settle<H: Host>(&self, host: &mut H, held: Self::Held, status: Option<u32>, now: i64) -> Option<u32>;
 }
 
 enum State<P, F, C> {
@@ -83,6 +86,10 @@ enum State<P, F, C> {
     },
     /// A local reply was sent; nothing more goes upstream.
     Answered,
+    /// The upstream answered; the answer waits for the store's settle callout.
+    Settling {
+        token: u32,
+    },
     /// Sent upstream; holds the mode's reservation until the answer.
     Forwarded(F),
     Done,
@@ -211,6 +218,16 @@ impl<H: Host, M: Mode> Stream<H, M> {
     /// stream does not wait for (fire-and-forget) are ignored.
     pub fn on_callout_response(&mut self, token: u32, body_size: usize) {
         self.timed(|s| {
+            if matches!(s.state, State::Settling { token: t } if t == token) {
+                s.state = State::Done;
+                if s.host.callout_response(body_size).status.is_none_or(|st| !(200..300).contains(&st)) {
+                    s.host.log(Level::Warn, "combo_webhook: the replay store did not confirm a settle");
+                }
+                if s.host.resume_response().is_err() {
+                    s.host.log(Level::Warn, "combo_webhook: the proxy refused to resume the response");
+                }
+                return;
+            }
             if !matches!(s.state, State::Calling { token: t, .. } if t == token) {
                 return;
             }
@@ -235,11 +252,25 @@ impl<H: Host, M: Mode> Stream<H, M> {
         self.timed(|s| {
             if let State::Forwarded(_) = s.state {
                 let status = s.host.response_status();
-                s.settle(status);
+                let waiting = s.settle(status);
                 s.publish();
+                if let Some(token) = waiting {
+                    s.state = State::Settling { token };
+                    return Action::Pause;
+                }
             }
             Action::Continue
         })
+    }
+
+    /// Response body and trailers: held back while the answer waits for the
+    /// store (a filter that lets data through releases the headers too).
+    pub fn on_response_data(&self) -> Action {
+        if matches!(self.state, State::Settling { .. }) {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
     }
 
     /// The stream is over (Envoy's `on_log`, after `on_done`): whatever the
@@ -267,14 +298,16 @@ impl<H: Host, M: Mode> Stream<H, M> {
         })
     }
 
-    fn settle(&mut self, status: Option<u32>) {
-        if let State::Forwarded(held) = std::mem::replace(&mut self.state, State::Done) {
-            let now = self.now;
-            self.mode.settle(&mut self.host, held, status, now);
-            if let Some(a) = &mut self.audit {
-                a.backend_status = status;
-            }
+    /// Settles what the mode holds; the token of a callout to wait for.
+    fn settle(&mut self, status: Option<u32>) -> Option<u32> {
+        let State::Forwarded(held) = std::mem::replace(&mut self.state, State::Done) else {
+            return None;
+        };
+        let now = self.now;
+        if let Some(a) = &mut self.audit {
+            a.backend_status = status;
         }
+        self.mode.settle(&mut self.host, held, status, now)
     }
 
     /// The whole body is buffered: one body-phase call, then act on its outcome.

@@ -89,7 +89,9 @@ impl Mode for Outbound {
         match call {}
     }
 
-    fn settle<H: Host>(&self, _host: &mut H, _held: (), _status: Option<u32>, _now: i64) {}
+    fn settle<H: Host>(&self, _host: &mut H, _held: (), _status: Option<u32>, _now: i64) -> Option<u32> {
+        None
+    }
 }
 
 /// Skip, or sign with the newest secret valid now.

@@ -336,10 +336,26 @@ fn etcd_reserves_then_forwards_and_commits() {
     assert_eq!(s.host().resumed, 1, "the request resumes");
     assert!(s.host().reply.is_none() && s.host().header("x-combo-agent-id").is_some());
     s.host_mut().response_status = Some(200);
-    s.on_response_headers();
+    assert_eq!(s.on_response_headers(), Action::Pause, "the answer waits for the commit");
     assert_eq!(s.host().callouts.last().unwrap().path, "/v3/kv/put", "committed");
+    assert_eq!(s.host().resumed_response, 0);
+    assert_eq!(s.on_response_data(), Action::Pause, "the body would release the headers");
+    etcd_answer(&mut s, Some(200), "{}");
+    assert_eq!(s.on_response_data(), Action::Continue);
+    assert_eq!(s.host().resumed_response, 1, "the answer leaves once etcd has the commit");
     s.on_done();
     assert_eq!(audit_of(s.host())["replay_store"], "etcd");
+}
+
+#[test]
+fn a_failed_settle_still_lets_the_answer_go() {
+    let mut s = etcd_stream(&etcd_plan("reject"));
+    etcd_answer(&mut s, Some(200), RESERVED);
+    s.host_mut().response_status = Some(200);
+    assert_eq!(s.on_response_headers(), Action::Pause);
+    etcd_answer(&mut s, None, "");
+    assert_eq!(s.host().resumed_response, 1);
+    assert!(s.host().logs.iter().any(|(_, m)| m.contains("did not confirm a settle")));
 }
 
 #[test]
@@ -348,7 +364,7 @@ fn etcd_release_on_failure_and_answers_for_copies() {
     let mut s = etcd_stream(&plan);
     etcd_answer(&mut s, Some(200), RESERVED);
     s.host_mut().response_status = Some(503);
-    s.on_response_headers();
+    assert_eq!(s.on_response_headers(), Action::Pause, "the answer waits for the release");
     assert_eq!(s.host().callouts.last().unwrap().path, "/v3/kv/deleterange", "released");
     for (answer, status) in [(HELD, 409), (DONE, 200)] {
         let mut s = etcd_stream(&plan);

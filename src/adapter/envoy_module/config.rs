@@ -88,7 +88,16 @@ impl FilterConfig {
     /// the reasons are in its log.
     pub(super) fn new(envoy: ConfigEnvoy, bytes: &[u8]) -> Option<FilterConfig> {
         let started = std::time::Instant::now();
-        let sds_config = sds_config_source(bytes);
+        let raw = match plan::raw::parse_plugin_bytes(bytes) {
+            Ok(raw) => raw,
+            Err(e) => {
+                log_outcome(&Err(vec![e]));
+                return None;
+            }
+        };
+        // The ConfigSource of `sds:` secrets, as Envoy's JSON; empty: the
+        // bootstrap's static secrets.
+        let sds_config = raw.sds_config.as_ref().map(|c| c.to_string()).unwrap_or_default();
         let subscribed: RefCell<Vec<String>> = RefCell::new(Vec::new());
         let lookup = |name: &str| -> SdsValue {
             let mut names = subscribed.borrow_mut();
@@ -120,7 +129,7 @@ impl FilterConfig {
             }
             sds_value(unsafe { std::slice::from_raw_parts(out.ptr, out.length) })
         };
-        let compiled = plan::from_plugin_bytes_with(bytes, Sources { env: &env, sds: Some(&lookup) }, now());
+        let compiled = plan::compile(raw, Sources { env: &env, sds: Some(&lookup) }, now());
         log_outcome(&compiled);
         let compiled = compiled.ok()?;
         let sds = subscribed.into_inner();
@@ -200,16 +209,6 @@ fn secret<'a>(filter: FilterEnvoy, index: usize) -> &'a [u8] {
         }
         std::slice::from_raw_parts(out.ptr, out.length)
     }
-}
-
-/// `sds_config` of the plugin configuration, as JSON for Envoy (a
-/// `ConfigSource`); empty when absent: the secrets are then static
-/// bootstrap secrets.
-fn sds_config_source(bytes: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(bytes)
-        .ok()
-        .and_then(|v| v.get("sds_config").map(|c| c.to_string()))
-        .unwrap_or_default()
 }
 
 fn define(envoy: ConfigEnvoy, name: &str, kind: Kind) -> Option<usize> {

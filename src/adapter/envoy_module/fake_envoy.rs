@@ -44,6 +44,7 @@ pub struct FakeStream {
     pub histograms: Vec<(usize, u64)>,
     pub route_cleared: u32,
     pub continued: u32,
+    pub continued_response: u32,
     pub callouts: Vec<(String, Vec<u8>)>,
     pub attributes: Vec<(u32, String)>,
     pub mtls: bool,
@@ -386,6 +387,11 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_filter_http_callout(
 #[no_mangle]
 pub unsafe extern "C" fn envoy_dynamic_module_callback_http_filter_continue_decoding(f: *mut c_void) {
     stream(f).continued += 1;
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_callback_http_filter_continue_encoding(f: *mut c_void) {
+    stream(f).continued_response += 1;
 }
 
 #[no_mangle]

@@ -79,6 +79,8 @@ pub const LOG_ERROR: u32 = 4;
 // name only (StopIteration, StopIterationAndBuffer), never in value.
 pub const CONTINUE: u32 = 0;
 pub const STOP: u32 = 1;
+/// Headers hooks only: StopAllIterationAndBuffer.
+pub const STOP_ALL_AND_BUFFER: u32 = 3;
 // envoy_dynamic_module_type_metrics_result
 pub const METRICS_SUCCESS: u32 = 0;
 // envoy_dynamic_module_type_http_callout_init_result
@@ -119,6 +121,7 @@ pub const IMPORTED: &[&str] = &[
     "envoy_dynamic_module_callback_http_filter_get_attribute_bool",
     "envoy_dynamic_module_callback_http_filter_http_callout",
     "envoy_dynamic_module_callback_http_filter_continue_decoding",
+    "envoy_dynamic_module_callback_http_filter_continue_encoding",
     "envoy_dynamic_module_callback_http_clear_route_cache",
     "envoy_dynamic_module_callback_http_filter_config_generic_secret_subscribe",
     "envoy_dynamic_module_callback_http_filter_config_get_generic_secret",
@@ -268,6 +271,7 @@ extern "C" {
         timeout_ms: u64,
     ) -> u32;
     pub fn envoy_dynamic_module_callback_http_filter_continue_decoding(filter: FilterEnvoy);
+    pub fn envoy_dynamic_module_callback_http_filter_continue_encoding(filter: FilterEnvoy);
     pub fn envoy_dynamic_module_callback_http_clear_route_cache(filter: FilterEnvoy);
 
     /// Subscribes to an SDS generic secret (only while the config is being

@@ -454,4 +454,10 @@ impl Host for NativeHost {
         unsafe { ffi::envoy_dynamic_module_callback_http_filter_continue_decoding(self.filter) };
         Ok(())
     }
+
+    fn resume_response(&mut self) -> Result<(), HostError> {
+        // SAFETY: `filter` is live.
+        unsafe { ffi::envoy_dynamic_module_callback_http_filter_continue_encoding(self.filter) };
+        Ok(())
+    }
 }

@@ -250,7 +250,15 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
     filter: *const c_void,
     _end_of_stream: bool,
 ) -> u32 {
-    stream_hook(envoy, filter, |f| each!(f, s => status(s.on_response_headers()), ffi::CONTINUE))
+    // A pause holds the whole response (headers and body) until the store
+    // settled: Envoy 1.40 let a response through past a plain StopIteration
+    // (seen in the etcd suite), not past StopAllIterationAndBuffer.
+    stream_hook(envoy, filter, |f| {
+        each!(f, s => match s.on_response_headers() {
+            Action::Continue => ffi::CONTINUE,
+            Action::Pause => ffi::STOP_ALL_AND_BUFFER,
+        }, ffi::CONTINUE)
+    })
 }
 
 #[no_mangle]

@@ -194,8 +194,8 @@ impl Mode for Inbound {
         }
     }
 
-    fn settle<H: Host>(&self, host: &mut H, held: Held, status: Option<u32>, now: i64) {
-        store::settle(host, &self.plan.replay, held, status, now);
+    fn settle<H: Host>(&self, host: &mut H, held: Held, status: Option<u32>, now: i64) -> Option<u32> {
+        store::settle(host, &self.plan.replay, held, status, now)
     }
 }
 
@@ -218,7 +218,8 @@ impl Inbound {
                 Step::Done(Outcome::Forward(forward))
             }
             Err(outcome) => {
-                // Not forwarded: the sender's next copy must get through.
+                // Not forwarded: the sender's next copy must get through. The
+                // edge's answer leaves at once (nothing to hold it on).
                 self.settle(host, held, None, now);
                 Step::Done(outcome)
             }

@@ -143,10 +143,12 @@ fn store_fault<H: Host>(
 
 /// Commits on a 2xx, releases on anything else. etcd updates are sent and
 /// not waited for: a lost release ends with the in-flight lease.
-pub fn settle<H: Host>(host: &mut H, policy: &ReplayPolicy, held: Held, status: Option<u32>, now: i64) {
+/// Commits (2xx) or releases the delivery; for etcd, the token of the
+/// callout the answer should wait for.
+pub fn settle<H: Host>(host: &mut H, policy: &ReplayPolicy, held: Held, status: Option<u32>, now: i64) -> Option<u32> {
     let delivered = status.is_some_and(|s| (200..300).contains(&s));
     match held {
-        Held::Nothing => {}
+        Held::Nothing => None,
         Held::Local { key, expires } => {
             if delivered {
                 if !replay::commit(host, &key, expires, now, replay::per_bucket(policy.max_entries)) {
@@ -160,17 +162,20 @@ pub fn settle<H: Host>(host: &mut H, policy: &ReplayPolicy, held: Held, status: 
                 // ends after `replay.inflight_seconds`.
                 host.log(Level::Debug, "combo_webhook: no reservation to release");
             }
+            None
         }
         Held::Etcd { key, window } => {
-            let Some(store) = &policy.etcd else { return };
+            let store = policy.etcd.as_ref()?;
             let call = if delivered {
                 callout(store, policy, etcd::PUT_PATH, etcd::commit_body(&store.prefix, &key, window))
             } else {
                 callout(store, policy, etcd::DELETE_PATH, etcd::release_body(&store.prefix, &key))
             };
-            if host.http_call(&call).is_err() {
+            let token = host.http_call(&call);
+            if token.is_err() {
                 host.log(Level::Warn, "combo_webhook: cannot reach the etcd cluster to settle a delivery");
             }
+            token.ok()
         }
     }
 }
