@@ -165,7 +165,7 @@ pub fn inbound(data: &[u8]) {
 /// the body arrives in two chunks, and the same invariants hold.
 #[cfg(feature = "fake-envoy")]
 pub fn native_hooks(data: &[u8]) {
-    use crate::adapter::envoy_module::{fake_envoy::FakeStream, hooks};
+    use crate::adapter::envoy_module::{drive as hooks, fake_envoy::FakeStream};
 
     let text = String::from_utf8_lossy(data);
     let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));

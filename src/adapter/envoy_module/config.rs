@@ -6,7 +6,8 @@
 use std::cell::RefCell;
 use std::sync::{Arc, RwLock};
 
-use super::ffi::{self, ConfigEnvoy, EnvoyBuffer, FilterEnvoy, ModuleBuffer};
+use super::abi::{self, Metric};
+use super::ffi::{ConfigEnvoy, FilterEnvoy};
 use super::host::NativeHost;
 use crate::contract::metrics::Counter;
 use crate::host::memory::MemoryStore;
@@ -104,14 +105,7 @@ impl FilterConfig {
             let index = match names.iter().position(|n| n == name) {
                 Some(i) => i + 1,
                 None => {
-                    // SAFETY: `envoy` is the config being created; buffers outlive the call.
-                    let index = unsafe {
-                        ffi::envoy_dynamic_module_callback_http_filter_config_generic_secret_subscribe(
-                            envoy,
-                            ModuleBuffer::of(name.as_bytes()),
-                            ModuleBuffer::of(sds_config.as_bytes()),
-                        )
-                    };
+                    let index = abi::subscribe_secret(envoy, name, &sds_config);
                     if index != names.len() + 1 {
                         return SdsValue::Refused;
                     }
@@ -119,15 +113,10 @@ impl FilterConfig {
                     index
                 }
             };
-            let mut out = EnvoyBuffer { ptr: std::ptr::null(), length: 0 };
-            // SAFETY: as above; `out` is lent for this hook and copied at once.
-            let ok = unsafe {
-                ffi::envoy_dynamic_module_callback_http_filter_config_get_generic_secret(envoy, index, &mut out)
-            };
-            if !ok || out.ptr.is_null() {
-                return SdsValue::Pending;
+            match abi::config_secret(envoy, index) {
+                Some(bytes) => sds_value(bytes),
+                None => SdsValue::Pending,
             }
-            sds_value(unsafe { std::slice::from_raw_parts(out.ptr, out.length) })
         };
         let compiled = plan::compile(raw, Sources { env: &env, sds: Some(&lookup) }, now());
         log_outcome(&compiled);
@@ -162,7 +151,7 @@ impl FilterConfig {
         if self.sds.is_empty() {
             return self.read().plan.clone();
         }
-        let values: Vec<&[u8]> = (1..=self.sds.len()).map(|i| secret(filter, i)).collect();
+        let values: Vec<&[u8]> = (1..=self.sds.len()).map(|i| abi::secret(filter, i)).collect();
         {
             let current = self.read();
             if current.seen.iter().map(Vec::as_slice).eq(values.iter().copied()) {
@@ -196,63 +185,10 @@ impl FilterConfig {
     }
 }
 
-/// The current value of SDS secret `index` (empty until delivered).
-fn secret<'a>(filter: FilterEnvoy, index: usize) -> &'a [u8] {
-    let mut out = EnvoyBuffer { ptr: std::ptr::null(), length: 0 };
-    // SAFETY: `filter` is live for this hook; the bytes are compared and
-    // copied before it returns.
-    unsafe {
-        if !ffi::envoy_dynamic_module_callback_http_filter_get_generic_secret(filter, index, &mut out)
-            || out.ptr.is_null()
-        {
-            return &[];
-        }
-        std::slice::from_raw_parts(out.ptr, out.length)
-    }
-}
-
-fn define(envoy: ConfigEnvoy, name: &str, kind: Kind) -> Option<usize> {
-    let mut id = 0usize;
-    let name = ModuleBuffer::of(name.as_bytes());
-    // SAFETY: `envoy` is the config being created; `id` is a valid pointer.
-    let result = unsafe {
-        match kind {
-            Kind::Counter => ffi::envoy_dynamic_module_callback_http_filter_config_define_counter(
-                envoy,
-                name,
-                std::ptr::null(),
-                0,
-                &mut id,
-            ),
-            Kind::Histogram => ffi::envoy_dynamic_module_callback_http_filter_config_define_histogram(
-                envoy,
-                name,
-                std::ptr::null(),
-                0,
-                &mut id,
-            ),
-            Kind::Gauge => ffi::envoy_dynamic_module_callback_http_filter_config_define_gauge(
-                envoy,
-                name,
-                std::ptr::null(),
-                0,
-                &mut id,
-            ),
-        }
-    };
-    (result == ffi::METRICS_SUCCESS).then_some(id)
-}
-
-enum Kind {
-    Counter,
-    Histogram,
-    Gauge,
-}
-
 fn define_metrics(envoy: ConfigEnvoy, expiring: u64) -> Metrics {
     let counters = Counter::all()
         .map(|c| {
-            let id = define(envoy, &c.name(), Kind::Counter);
+            let id = abi::define_metric(envoy, Metric::Counter, &c.name());
             if id.is_none() {
                 NativeHost::log_at(Level::Warn, &format!("combo_webhook: cannot define metric {}", c.name()));
             }
@@ -260,13 +196,10 @@ fn define_metrics(envoy: ConfigEnvoy, expiring: u64) -> Metrics {
         })
         .collect();
     // A gauge, so an alert can fire before a rotation overlap runs out.
-    if let Some(id) = define(envoy, "combo_webhook_secrets_expiring", Kind::Gauge) {
-        // SAFETY: as in `define`.
-        unsafe {
-            ffi::envoy_dynamic_module_callback_http_filter_config_set_gauge(envoy, id, std::ptr::null(), 0, expiring)
-        };
+    if let Some(id) = abi::define_metric(envoy, Metric::Gauge, "combo_webhook_secrets_expiring") {
+        abi::set_gauge(envoy, id, expiring);
     }
-    Metrics { counters, filter_us: define(envoy, "combo_webhook_filter_us", Kind::Histogram) }
+    Metrics { counters, filter_us: abi::define_metric(envoy, Metric::Histogram, "combo_webhook_filter_us") }
 }
 
 // Envoy runs streams of one config on every worker thread.

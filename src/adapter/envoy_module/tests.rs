@@ -1,5 +1,6 @@
 //! The exported hooks, called as Envoy calls them, against the fake Envoy.
 
+use super::exports::*;
 use super::fake_envoy::{FakeConfig, FakeStream, LOGS, PANIC_ON_HEADERS};
 use super::*;
 use crate::rules::scheme::{sign_generic, Key};
@@ -8,11 +9,11 @@ const CONFIG: &str = r#"{"max_body_bytes": 64, "triggers": [{"id": "t1", "secret
     "action": {"agent_id": "agent-a", "inputs": {"id": "{{ payload.id }}"}}}]}"#;
 
 fn configure(fake: &mut FakeConfig, json: &str) -> *const c_void {
-    hooks::configure(fake, json)
+    drive::configure(fake, json)
 }
 
 fn now() -> i64 {
-    hooks::now()
+    drive::now()
 }
 
 fn request(stream: &mut FakeStream, secret: &[u8], body: &str) {
@@ -30,7 +31,7 @@ fn request(stream: &mut FakeStream, secret: &[u8], body: &str) {
 }
 
 fn run(config: *const c_void, stream: &mut FakeStream, body: &str) -> Vec<u32> {
-    hooks::run(config, stream, body.as_bytes())
+    drive::run(config, stream, body.as_bytes())
 }
 
 #[test]

@@ -23,7 +23,7 @@ fn buf(b: &[u8]) -> EnvoyBuffer {
 pub fn configure(fake: &mut FakeConfig, json: &str) -> *const c_void {
     // SAFETY: `fake` is a live FakeConfig, the buffers outlive the call.
     unsafe {
-        super::envoy_dynamic_module_on_http_filter_config_new(
+        super::exports::envoy_dynamic_module_on_http_filter_config_new(
             (fake as *mut FakeConfig).cast(),
             buf(b"combo_webhook"),
             buf(json.as_bytes()),
@@ -57,9 +57,13 @@ pub fn run(config: *const c_void, stream: &mut FakeStream, body: &[u8]) -> Vec<u
     // SAFETY: `envoy` is the live FakeStream for every call; `filter` lives
     // until the destroy hook.
     unsafe {
-        let filter = super::envoy_dynamic_module_on_http_filter_new(config, envoy);
+        let filter = super::exports::envoy_dynamic_module_on_http_filter_new(config, envoy);
         assert!(!filter.is_null());
-        answers.push(super::envoy_dynamic_module_on_http_filter_request_headers(envoy, filter, body.is_empty()));
+        answers.push(super::exports::envoy_dynamic_module_on_http_filter_request_headers(
+            envoy,
+            filter,
+            body.is_empty(),
+        ));
         if !body.is_empty() {
             let (first, second) = body.split_at(body.len() / 2);
             for (chunk, end) in [(first, false), (second, true)] {
@@ -67,14 +71,14 @@ pub fn run(config: *const c_void, stream: &mut FakeStream, body: &[u8]) -> Vec<u
                 let received = std::mem::take(&mut s.received);
                 s.buffered.extend(received);
                 s.received = chunk.to_vec();
-                answers.push(super::envoy_dynamic_module_on_http_filter_request_body(envoy, filter, end));
+                answers.push(super::exports::envoy_dynamic_module_on_http_filter_request_body(envoy, filter, end));
             }
         }
         if answers.last() == Some(&CONTINUE) {
-            super::envoy_dynamic_module_on_http_filter_response_headers(envoy, filter, false);
+            super::exports::envoy_dynamic_module_on_http_filter_response_headers(envoy, filter, false);
         }
-        super::envoy_dynamic_module_on_http_filter_stream_complete(envoy, filter);
-        super::envoy_dynamic_module_on_http_filter_destroy(filter);
+        super::exports::envoy_dynamic_module_on_http_filter_stream_complete(envoy, filter);
+        super::exports::envoy_dynamic_module_on_http_filter_destroy(filter);
     }
     answers
 }

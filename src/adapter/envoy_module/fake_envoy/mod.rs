@@ -1,0 +1,73 @@
+//! Envoy's side of the dynamic-module ABI, in Rust, for unit tests and the
+//! `native_hooks` fuzz target only (`cfg(test)` / `fake-envoy`; never in a
+//! shipped build, where these symbols come from Envoy). The pointers Envoy
+//! would pass are `FakeConfig` and `FakeStream` values; the exported hooks run
+//! unchanged against them (`callbacks.rs` answers their calls).
+
+mod callbacks;
+
+use std::ffi::c_void;
+
+/// The filter config Envoy owns: SDS secrets and defined metrics.
+#[derive(Debug, Default)]
+pub struct FakeConfig {
+    /// Generic secrets by name; `subscribed` lists names in index order.
+    pub secrets: Vec<(String, Vec<u8>)>,
+    pub subscribed: Vec<String>,
+    pub refuse_subscriptions: bool,
+    pub metrics: Vec<String>,
+    pub gauges: Vec<(usize, u64)>,
+}
+
+/// A local reply the module sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentReply {
+    pub status: u32,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub details: String,
+}
+
+/// One HTTP stream as Envoy holds it.
+#[derive(Debug, Default)]
+pub struct FakeStream {
+    pub config: *const FakeConfig,
+    pub request_headers: Vec<(String, Vec<u8>)>,
+    pub response_headers: Vec<(String, Vec<u8>)>,
+    /// What earlier body hooks buffered, and the chunk of the running hook.
+    pub buffered: Vec<u8>,
+    pub received: Vec<u8>,
+    pub reply: Option<SentReply>,
+    pub filter_state: Vec<(String, Vec<u8>)>,
+    pub counters: Vec<(usize, u64)>,
+    pub histograms: Vec<(usize, u64)>,
+    pub route_cleared: u32,
+    pub continued: u32,
+    pub continued_response: u32,
+    pub callouts: Vec<(String, Vec<u8>)>,
+    pub attributes: Vec<(u32, String)>,
+    pub mtls: bool,
+    /// Hooks refuse (return false) every header write.
+    pub refuse_writes: bool,
+}
+
+impl FakeStream {
+    pub fn new(config: &FakeConfig) -> Self {
+        FakeStream { config, ..FakeStream::default() }
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.request_headers.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
+    pub fn ptr(&mut self) -> *mut c_void {
+        (self as *mut FakeStream).cast()
+    }
+}
+
+thread_local! {
+    /// The next `request_headers` read panics inside the module (the
+    /// catch_unwind test): a bug, which no input may cause.
+    pub static PANIC_ON_HEADERS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    pub static LOGS: std::cell::RefCell<Vec<(u32, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
