@@ -20,6 +20,19 @@ from benchlib import (AUTHZ, CLIENT_CPU, DURATION, ENVOY_CPU, HMAC_NATIVE, HMAC_
                       authz_scenario, configure_time, filter_off_elsewhere, filter_scenario, h, hmac_in_v8,
                       native_rate, noop_filter, plugin_config, run, stage_scenario, verify_us_in_v8)
 
+def stage_table(title: str, prefix: str, base: tuple[str, str], med: dict, cpu_med: dict) -> list[str]:
+    """One per-feature table: each stage's row and its step over the one before."""
+    label, key = base
+    lines = ["", f"| {title} | req/s | Envoy CPU µs/req | step µs |", "|---|---:|---:|---:|",
+             f"| {label} | {med[key]['rps']:.0f} | {cpu_med[key]:.1f} | |"]
+    prev = cpu_med[key]
+    for st, name in STAGES:
+        us = cpu_med[prefix + st]
+        lines.append(f"| {name} | {med[prefix + st]['rps']:.0f} | {us:.1f} | {us - prev:+.1f} |")
+        prev = us
+    return lines
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
@@ -109,24 +122,10 @@ def measure():
               "|---|---:|---:|---:|",
               f"| no filter | {lat_plain['rps']:.0f} | {lat_plain['p50_us']} | {lat_plain['p99_us']} |",
               f"| combo-webhook-filter | {lat_filter['rps']:.0f} | {lat_filter['p50_us']} | {lat_filter['p99_us']} |"]
-    lines += ["", "| cost per feature (1 KiB, bench build stopping after each stage) | req/s | Envoy CPU µs/req | step µs |",
-              "|---|---:|---:|---:|",
-              f"| no-op wasm filter (buffers the body) | {noop['rps']:.0f} | {cpu_med['noop']:.1f} | |"]
-    prev = cpu_med["noop"]
-    for st, label in STAGES:
-        r = med[f"stage_{st}"]
-        us = cpu_med[f"stage_{st}"]
-        lines.append(f"| {label} | {r['rps']:.0f} | {us:.1f} | {us - prev:+.1f} |")
-        prev = us
-    lines += ["", "| cost per feature, native module (same stages) | req/s | Envoy CPU µs/req | step µs |",
-              "|---|---:|---:|---:|",
-              f"| no filter | {plain['rps']:.0f} | {cpu_med['plain']:.1f} | |"]
-    prev = cpu_med["plain"]
-    for st, label in STAGES:
-        r = med[f"native_stage_{st}"]
-        us = cpu_med[f"native_stage_{st}"]
-        lines.append(f"| {label} | {r['rps']:.0f} | {us:.1f} | {us - prev:+.1f} |")
-        prev = us
+    lines += stage_table("cost per feature (1 KiB, bench build stopping after each stage)", "stage_",
+                         ("no-op wasm filter (buffers the body)", "noop"), med, cpu_med)
+    lines += stage_table("cost per feature, native module (same stages)", "native_stage_", ("no filter", "plain"),
+                         med, cpu_med)
     calls = med["stage_full"].get("hostcalls")
     if calls:
         n = calls["streams"]

@@ -204,21 +204,14 @@ struct WasmHost {
     filter_us: Option<u32>,
     log_level: u32,
     /// Always `Full` outside bench builds.
-    #[cfg_attr(not(feature = "bench-stages"), allow(dead_code))]
     stage: Stage,
 }
 
 impl WasmHost {
     /// Bench builds leave out the stages after `stage` (`make bench`'s
-    /// per-feature table); other builds skip nothing.
-    #[cfg(feature = "bench-stages")]
+    /// per-feature table); in other builds `stage` is `Full`.
     fn skips(&self, stage: Stage) -> bool {
-        self.stage < stage
-    }
-
-    #[cfg(not(feature = "bench-stages"))]
-    fn skips(&self, _stage: Stage) -> bool {
-        false
+        self.stage.leaves_out(stage)
     }
 
     fn property_string(&self, path: &[&str]) -> Option<String> {

@@ -82,6 +82,13 @@ impl Stage {
             _ => return None,
         })
     }
+
+    /// Whether a pipeline stopping after `self` leaves out `stage` (the
+    /// adapters gate the audit record and the metrics on it). Outside bench
+    /// builds `self` is always `Full`.
+    pub fn leaves_out(self, stage: Stage) -> bool {
+        self < stage
+    }
 }
 
 #[derive(Debug, Clone)]
