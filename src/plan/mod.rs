@@ -10,6 +10,7 @@ mod keys;
 pub mod outbound;
 mod pbstruct;
 pub mod raw;
+mod stage;
 
 use crate::contract::error::ConfigError;
 use crate::rules::allowlist::Allowlist;
