@@ -99,29 +99,31 @@ impl FilterConfig {
         // The ConfigSource of `sds:` secrets, as Envoy's JSON; empty: the
         // bootstrap's static secrets.
         let sds_config = raw.sds_config.as_ref().map(|c| c.to_string()).unwrap_or_default();
-        let subscribed: RefCell<Vec<String>> = RefCell::new(Vec::new());
+        // Names in Envoy's index order, and the values the plan is compiled from.
+        let subscribed: RefCell<Vec<(String, Vec<u8>)>> = RefCell::new(Vec::new());
         let lookup = |name: &str| -> SdsValue {
             let mut names = subscribed.borrow_mut();
-            let index = match names.iter().position(|n| n == name) {
+            let index = match names.iter().position(|(n, _)| n == name) {
                 Some(i) => i + 1,
                 None => {
                     let index = abi::subscribe_secret(envoy, name, &sds_config);
                     if index != names.len() + 1 {
                         return SdsValue::Refused;
                     }
-                    names.push(name.to_string());
+                    names.push((name.to_string(), Vec::new()));
                     index
                 }
             };
-            match abi::config_secret(envoy, index) {
-                Some(bytes) => sds_value(bytes),
-                None => SdsValue::Pending,
+            let bytes = abi::config_secret(envoy, index).unwrap_or_default();
+            if let Some((_, seen)) = names.get_mut(index - 1) {
+                *seen = bytes.to_vec();
             }
+            sds_value(bytes)
         };
         let compiled = plan::compile(raw, Sources { env: &env, sds: Some(&lookup) }, now());
         log_outcome(&compiled);
         let compiled = compiled.ok()?;
-        let sds = subscribed.into_inner();
+        let (sds, seen): (Vec<String>, Vec<Vec<u8>>) = subscribed.into_inner().into_iter().unzip();
         let metrics = define_metrics(envoy, compiled.expiring());
         let (plan, summary) = match compiled {
             Compiled::Inbound(p) => {
@@ -138,8 +140,6 @@ impl FilterConfig {
         };
         let us = started.elapsed().as_micros();
         NativeHost::log_at(Level::Info, &format!("combo_webhook: {summary}, native module, configured in {us} us"));
-        // What SDS held at configure time is what the plan was compiled with.
-        let seen = sds.iter().map(|_| Vec::new()).collect();
         let config = FilterConfig { bytes: bytes.to_vec(), metrics, sds, current: RwLock::new(Current { seen, plan }) };
         Some(config)
     }

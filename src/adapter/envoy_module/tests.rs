@@ -130,10 +130,13 @@ fn sds_secrets_are_subscribed_once_and_a_rotation_recompiles() {
         stream.reply.map_or(200, |r| r.status)
     };
     assert_eq!((deliver(&fake, b"old"), deliver(&fake, b"new")), (200, 401));
+    let recompiles = || LOGS.with(|l| l.borrow().iter().filter(|(_, m)| m.contains("SDS secrets changed")).count());
+    assert_eq!(recompiles(), 0, "the plan was compiled with what SDS held");
     fake.secrets[0].1 = b"new\nold\n".to_vec();
     assert_eq!((deliver(&fake, b"old"), deliver(&fake, b"new")), (200, 200));
     fake.secrets[0].1 = b"new".to_vec();
     assert_eq!((deliver(&fake, b"old"), deliver(&fake, b"new")), (401, 200));
+    assert_eq!(recompiles(), 2, "once per rotation");
     unsafe { envoy_dynamic_module_on_http_filter_config_destroy(config) };
 }
 
