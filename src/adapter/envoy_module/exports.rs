@@ -92,13 +92,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     filter: *const c_void,
     end_of_stream: bool,
 ) -> u32 {
-    stream_hook(envoy, filter, |f| {
-        each!(f, s => {
-            let action = s.on_request_headers(end_of_stream);
-            s.host_mut().refresh_route();
-            status(action)
-        }, ffi::STOP)
-    })
+    stream_hook(envoy, filter, |f| each!(f, s => status(s.on_request_headers(end_of_stream)), ffi::STOP))
 }
 
 /// # Safety
@@ -115,7 +109,6 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
             let size = s.host().buffered_len();
             let action = s.on_request_body(size, end_of_stream);
             s.host_mut().in_body_hook = false;
-            s.host_mut().refresh_route();
             status(action)
         }, ffi::STOP)
     })
@@ -128,13 +121,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
     envoy: FilterEnvoy,
     filter: *const c_void,
 ) -> u32 {
-    stream_hook(envoy, filter, |f| {
-        each!(f, s => {
-            let action = s.on_request_trailers();
-            s.host_mut().refresh_route();
-            status(action)
-        }, ffi::STOP)
-    })
+    stream_hook(envoy, filter, |f| each!(f, s => status(s.on_request_trailers()), ffi::STOP))
 }
 
 /// # Safety
@@ -209,7 +196,6 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
             if let Some(token) = s.host().callout_token(callout_id) {
                 s.host_mut().callout = Some(response);
                 s.on_callout_response(token, 0);
-                s.host_mut().refresh_route();
             }
         }, ());
         ffi::CONTINUE

@@ -68,6 +68,7 @@ fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
 }
 
 /// Runs a stream hook; a panic poisons the filter and answers 500 once.
+/// When the hook changed request headers, Envoy picks the route again.
 ///
 /// # Safety
 /// `filter` is a pointer `on_http_filter_new` returned, not yet destroyed.
@@ -75,7 +76,12 @@ unsafe fn stream_hook(envoy: FilterEnvoy, filter: *const c_void, f: impl FnOnce(
     let Some(filter) = (filter as *mut Filter).as_mut() else {
         return ffi::CONTINUE;
     };
-    match catch_unwind(AssertUnwindSafe(|| f(filter))) {
+    let run = |filter: &mut Filter| {
+        let status = f(filter);
+        each!(filter, s => s.host_mut().refresh_route(), ());
+        status
+    };
+    match catch_unwind(AssertUnwindSafe(|| run(filter))) {
         Ok(status) => status,
         Err(_) => {
             *filter = Filter::Poisoned;
