@@ -201,15 +201,18 @@ impl<H: Host, M: Mode> Stream<H, M> {
     }
 
     pub fn on_response_headers(&mut self) -> Action {
+        // Only a forwarded delivery has anything to settle: every other
+        // stream (pass-through traffic above all) costs no clock read here.
+        if !matches!(self.state, State::Forwarded(_)) {
+            return Action::Continue;
+        }
         self.timed(|s| {
-            if let State::Forwarded(_) = s.state {
-                let status = s.host.response_status();
-                let waiting = s.settle(status);
-                s.publish();
-                if let Some(token) = waiting {
-                    s.state = State::Settling { token };
-                    return Action::Pause;
-                }
+            let status = s.host.response_status();
+            let waiting = s.settle(status);
+            s.publish();
+            if let Some(token) = waiting {
+                s.state = State::Settling { token };
+                return Action::Pause;
             }
             Action::Continue
         })

@@ -117,8 +117,10 @@ fn pass_through_continues_every_callback() {
     assert_eq!(s.on_request_headers(false), Action::Continue);
     assert_eq!(s.on_request_body(5, false), Action::Continue);
     assert_eq!(s.on_request_trailers(), Action::Continue);
+    let reads = s.host().clock_reads;
     assert_eq!(s.on_response_headers(), Action::Continue);
     s.on_done();
+    assert_eq!(s.host().clock_reads, reads, "no clock read after the request phase");
     assert!(s.host().counters.is_empty() && s.host().filter_state.is_empty() && s.host().logs.is_empty());
 }
 
