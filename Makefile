@@ -58,6 +58,7 @@ lint: target
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --lib --tests --features fake-envoy -- -D warnings
 	cargo clippy --release --target $(TARGET) --lib -- -D warnings
+	cargo clippy --release --target $(TARGET) --lib --features bench-stages -- -D warnings
 
 unit:
 	cargo test

@@ -23,3 +23,4 @@ pub mod rules;
 pub mod stream;
 
 pub mod adapter;
+pub mod bench_probe;

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from benchlib import (AUTHZ, CLIENT_CPU, DURATION, ENVOY_CPU, HMAC_NATIVE, HMAC_SOFT, LOADGEN, NATIVE_NAME,
                       NOOP_WASM, REPO, ROUNDS, STAGES, STAGES_NATIVE, STAGES_WASM, UPSTREAM, UPSTREAM_PORT,
-                      authz_scenario, configure_time, filter_off_elsewhere, filter_scenario, h, hmac_in_v8,
-                      native_rate, noop_filter, plugin_config, run, stage_scenario, verify_us_in_v8)
+                      PIPELINE_COST, authz_scenario, configure_time, filter_off_elsewhere, filter_scenario, h,
+                      hmac_in_v8, native_pipeline, native_rate, noop_filter, plugin_config, probe_in_v8, run,
+                      stage_scenario, verify_us_in_v8)
 
 def stage_table(title: str, prefix: str, base: tuple[str, str], med: dict, cpu_med: dict) -> list[str]:
     """One per-feature table: each stage's row and its step over the one before."""
@@ -33,13 +34,49 @@ def stage_table(title: str, prefix: str, base: tuple[str, str], med: dict, cpu_m
     return lines
 
 
+def cost_model(calls: dict | None, probe: dict, native: dict, cpu_med: dict) -> list[str]:
+    """Where a delivery's cost goes: the host calls (counted per delivery,
+    each kind timed inside V8), the pipeline's compute inside V8 and natively
+    (per stage), and what Envoy's CPU shows beyond both."""
+    if not calls:
+        raise RuntimeError("bench: the bench build counted no host calls")
+    n = calls["streams"]
+    ns = probe["hostcall_ns"]
+    lines = ["", f"| host calls per delivery (everything on; {n} deliveries) | calls | bytes | ns per call (in V8) "
+             "| µs per delivery |", "|---|---:|---:|---:|---:|"]
+    total_c = total_b = total_us = 0.0
+    for kind, (c, b) in sorted(calls["calls"].items(), key=lambda kv: -kv[1][0]):
+        per = ns.get(kind)
+        us = c / n * per / 1000 if per is not None else 0.0
+        total_c, total_b, total_us = total_c + c / n, total_b + b / n, total_us + us
+        lines.append(f"| {kind} | {c / n:.2f} | {b / n:.0f} | {per if per is not None else '–'} | {us:.2f} |")
+    lines.append(f"| **total** | {total_c:.2f} | {total_b:.0f} | | **{total_us:.1f}** |")
+    v8 = probe["pipeline_ns"]
+    lines += ["", "| pipeline compute per delivery, hot, no host call (in-memory host) | inside V8 µs | native µs "
+              "| V8 / native |", "|---|---:|---:|---:|"]
+    for st, name in STAGES:
+        lines.append(f"| {name} | {v8[st] / 1000:.1f} | {native[st] / 1000:.1f} | {v8[st] / max(native[st], 1):.1f}x |")
+    lines.append(f"| everything, caches cold before each delivery (median) | {v8['full_cold'] / 1000:.1f} | "
+                 f"{native['full_cold'] / 1000:.1f} | {v8['full_cold'] / max(native['full_cold'], 1):.1f}x |")
+    compute, cold = v8["full"] / 1000, v8["full_cold"] / 1000
+    measured = cpu_med["combo"] - cpu_med["noop"]
+    lines += ["", "| a 1 KiB delivery, µs of Envoy CPU | µs |", "|---|---:|",
+              f"| pipeline compute inside V8, hot | {compute:.1f} |",
+              f"| + the same with caches cold, as between requests in Envoy | +{cold - compute:.1f} |",
+              f"| + host calls (timed hot) | +{total_us:.1f} |",
+              f"| measured: the filter's Envoy CPU over the no-op wasm filter | {measured:.1f} |",
+              f"| the rest: Envoy's side of its calls into the VM, host calls cold, larger upstream requests | "
+              f"{measured - cold - total_us:.1f} |"]
+    return lines
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
 def main():
     for f in (h.wasm_file(), h.native_file(), NOOP_WASM, LOADGEN, UPSTREAM, AUTHZ, HMAC_NATIVE, HMAC_SOFT,
-              STAGES_WASM, STAGES_NATIVE):
+              STAGES_WASM, STAGES_NATIVE, PIPELINE_COST):
         if not Path(f).is_file():
             sys.exit(f"bench: {f} is missing (run through `make bench`)")
     pin = ["taskset", "-c", CLIENT_CPU] if CLIENT_CPU else []
@@ -102,6 +139,8 @@ def measure():
     sha_ni = native_rate(HMAC_NATIVE)
     soft = native_rate(HMAC_SOFT)
     per_scheme = verify_us_in_v8()
+    probe = probe_in_v8()
+    pipeline_native = native_pipeline()
 
     rows = [
         ("Envoy, no filter (ceiling)", plain, plain["rps"] / plain["rps"]),
@@ -126,15 +165,7 @@ def measure():
                          ("no-op wasm filter (buffers the body)", "noop"), med, cpu_med)
     lines += stage_table("cost per feature, native module (same stages)", "native_stage_", ("no filter", "plain"),
                          med, cpu_med)
-    calls = med["stage_full"].get("hostcalls")
-    if calls:
-        n = calls["streams"]
-        lines += ["", f"| host calls per delivery (everything on; {n} deliveries) | calls | bytes |", "|---|---:|---:|"]
-        for kind, (c, b) in sorted(calls["calls"].items(), key=lambda kv: -kv[1][0]):
-            lines.append(f"| {kind} | {c / n:.2f} | {b / n:.0f} |")
-        total_c = sum(c for c, _ in calls["calls"].values()) / n
-        total_b = sum(b for _, b in calls["calls"].values()) / n
-        lines.append(f"| **total** | {total_c:.2f} | {total_b:.0f} |")
+    lines += cost_model(med["stage_full"].get("hostcalls"), probe, pipeline_native, cpu_med)
     lines += ["", "| pass-through GET (not a webhook) | req/s | p50 µs | p99 µs | ratio |", "|---|---:|---:|---:|---:|"]
     for n, r, base, what in (("no filter", g_plain, g_plain, "plain"),
                              ("filter off on the route (shipped configs)", g_shipped, g_plain, "plain"),

@@ -274,3 +274,40 @@ def native_rate(binary: Path) -> float:
     return json.loads(out.stdout)["mb_per_s"]
 
 
+
+
+PIPELINE_COST = REPO / "target/release/examples/pipeline_cost"
+
+
+def probe_in_v8(runs: int = 3) -> dict:
+    """The bench build's `bench_probe` line (src/adapter/probe.rs): each host
+    call kind's ns per call and the pipeline's compute per stage, both
+    measured inside Envoy's V8 on a live stream; the fastest of `runs` Envoys
+    for each figure (noise only ever adds)."""
+    best: dict = {}
+    for _ in range(runs):
+        f = stage_filter("full")
+        f["typed_config"]["config"]["vm_config"]["environment_variables"]["key_values"]["COMBO_BENCH_PROBE"] = "1"
+        port = h.free_port()
+        envoy = h.Envoy(bootstrap(port, [f]), concurrency=1, log_level="warn", wasm_log_level="warn",
+                        cpus=ENVOY_CPU).wait_ready(60)
+        try:
+            loadgen(port, count=3, connections=1, duration=30)
+            time.sleep(0.3)
+            lines = [l.split("bench_probe ", 1)[1] for l in envoy.logs().splitlines() if "bench_probe {" in l]
+        finally:
+            envoy.stop()
+        if not lines:
+            raise RuntimeError("bench: no bench_probe line in Envoy's log")
+        got = json.loads(lines[-1])
+        for group in ("hostcall_ns", "pipeline_ns"):
+            for k, v in got[group].items():
+                best.setdefault(group, {})[k] = min(v, best.get(group, {}).get(k, v))
+    return best
+
+
+def native_pipeline() -> dict:
+    """The same pipeline natively, per stage (examples/pipeline_cost.rs)."""
+    pin = ["taskset", "-c", CLIENT_CPU] if CLIENT_CPU else []
+    out = subprocess.run(pin + [str(PIPELINE_COST)], capture_output=True, text=True, check=True, timeout=300)
+    return json.loads(out.stdout)["stages_ns"]

@@ -7,6 +7,8 @@
 mod abi;
 #[cfg(all(not(target_arch = "wasm32"), feature = "envoy-module"))]
 pub mod envoy_module;
+#[cfg(all(target_arch = "wasm32", feature = "bench-stages"))]
+mod probe;
 #[cfg(target_arch = "wasm32")]
 mod proxy_wasm;
 #[cfg(all(target_arch = "wasm32", feature = "bench-stages"))]

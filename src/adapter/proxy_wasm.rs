@@ -165,10 +165,16 @@ impl<M: Mode> Context for Filter<M> {
 
 impl<M: Mode> HttpContext for Filter<M> {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> WasmAction {
+        #[cfg(feature = "bench-stages")]
+        super::probe::on_request_headers();
         action(self.0.on_request_headers(end_of_stream))
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> WasmAction {
+        #[cfg(feature = "bench-stages")]
+        if end_of_stream {
+            super::probe::on_request_body(body_size);
+        }
         action(self.0.on_request_body(body_size, end_of_stream))
     }
 
