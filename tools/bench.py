@@ -34,7 +34,7 @@ def stage_table(title: str, prefix: str, base: tuple[str, str], med: dict, cpu_m
     return lines
 
 
-def cost_model(calls: dict | None, probe: dict, native: dict, cpu_med: dict) -> list[str]:
+def cost_model(calls: dict | None, probe: dict, pipeline: dict, cpu_med: dict) -> list[str]:
     """Where a delivery's cost goes: the host calls (counted per delivery,
     each kind timed inside V8), the pipeline's compute inside V8 and natively
     (per stage), and what Envoy's CPU shows beyond both."""
@@ -51,7 +51,7 @@ def cost_model(calls: dict | None, probe: dict, native: dict, cpu_med: dict) -> 
         total_c, total_b, total_us = total_c + c / n, total_b + b / n, total_us + us
         lines.append(f"| {kind} | {c / n:.2f} | {b / n:.0f} | {per if per is not None else '–'} | {us:.2f} |")
     lines.append(f"| **total** | {total_c:.2f} | {total_b:.0f} | | **{total_us:.1f}** |")
-    v8 = probe["pipeline_ns"]
+    v8, native = probe["pipeline_ns"], pipeline["stages_ns"]
     lines += ["", "| pipeline compute per delivery, hot, no host call (in-memory host) | inside V8 µs | native µs "
               "| V8 / native |", "|---|---:|---:|---:|"]
     for st, name in STAGES:
@@ -67,6 +67,14 @@ def cost_model(calls: dict | None, probe: dict, native: dict, cpu_med: dict) -> 
               f"| measured: the filter's Envoy CPU over the no-op wasm filter | {measured:.1f} |",
               f"| the rest: Envoy's side of its calls into the VM, host calls cold, larger upstream requests | "
               f"{measured - cold - total_us:.1f} |"]
+    allocs = pipeline["allocations_per_delivery"]
+    lines += ["", "| what two directions could save at most (in V8, hot) | value |", "|---|---:|",
+              f"| heap allocations per delivery (counted natively) | {allocs:.0f} |",
+              f"| one 64-byte allocation and its free inside V8 | {ns['alloc_free_64_bytes']} ns |",
+              f"| so an arena per request saves at most | {allocs * ns['alloc_free_64_bytes'] / 1000:.1f} µs |",
+              f"| a replay bucket read, 2 entries (this bench) | {ns['get_shared_data']} ns |",
+              f"| a replay bucket read, 146 entries (3.6 KiB: a long window at a high rate) | "
+              f"{ns['get_shared_data_3650_bytes']} ns |"]
     return lines
 
 

@@ -307,7 +307,8 @@ def probe_in_v8(runs: int = 3) -> dict:
 
 
 def native_pipeline() -> dict:
-    """The same pipeline natively, per stage (examples/pipeline_cost.rs)."""
+    """The same pipeline natively, per stage, and its heap allocations per
+    delivery (examples/pipeline_cost.rs)."""
     pin = ["taskset", "-c", CLIENT_CPU] if CLIENT_CPU else []
     out = subprocess.run(pin + [str(PIPELINE_COST)], capture_output=True, text=True, check=True, timeout=300)
-    return json.loads(out.stdout)["stages_ns"]
+    return json.loads(out.stdout)

@@ -47,6 +47,8 @@ pub fn on_request_headers() {
     let counter = abi::define_metric(abi::COUNTER, "combo_webhook_probe_total").unwrap_or(0);
     let histogram = abi::define_metric(abi::HISTOGRAM, "combo_webhook_probe_us").unwrap_or(0);
     let _ = abi::set_shared_data("combo_probe", &value, None);
+    // A replay bucket after a long window at a high rate: 146 entries of 25 bytes.
+    let _ = abi::set_shared_data("combo_probe_full_bucket", &[7u8; 146 * 25], None);
     let rows = [
         ("get_current_time", per_call(|| ignore(abi::now_nanos()))),
         ("get_header_map_pairs", per_call(|| ignore(abi::header_pairs(abi::REQUEST_HEADERS)))),
@@ -60,6 +62,10 @@ pub fn on_request_headers() {
         ("increment_metric", per_call(|| ignore(abi::increment_metric(counter, 1)))),
         ("record_metric", per_call(|| ignore(abi::record_metric(histogram, 5)))),
         ("get_log_level", per_call(|| ignore(abi::log_level()))),
+        ("get_shared_data_3650_bytes", per_call(|| ignore(abi::shared_data("combo_probe_full_bucket")))),
+        // Not a host call: one small allocation and its free inside the VM,
+        // what an arena per request would save per allocation.
+        ("alloc_free_64_bytes", per_call(|| ignore(Vec::<u8>::with_capacity(std::hint::black_box(64))))),
     ];
     let fields: Vec<String> = rows.iter().map(|(k, ns)| format!("\"{k}\":{ns}")).collect();
     HEADS.with(|h| h.set(fields.join(",")));
