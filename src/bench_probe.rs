@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use crate::host::memory::{MemoryHost, MemoryStore};
-use crate::plan::inbound::Stage;
+use crate::plan::inbound::{InboundPlan, Stage};
 use crate::plan::{self, Compiled};
 use crate::rules::replay;
 use crate::rules::scheme::{sign_generic, Key};
@@ -53,6 +53,17 @@ pub fn deliveries(n: usize, store: &MemoryStore) -> Vec<MemoryHost> {
         .collect()
 }
 
+/// One delivery through the inbound stream, answered 200 by the backend;
+/// whether it was forwarded.
+fn deliver(plan: &Arc<InboundPlan>, host: MemoryHost) -> bool {
+    let mut s = Stream::new(host, Inbound::new(Arc::clone(plan)));
+    s.on_request_headers(false);
+    s.on_request_body(1024, true);
+    s.on_response_headers();
+    s.on_done();
+    s.host().reply.is_none()
+}
+
 /// Nanoseconds per delivery of the pipeline stopping after `stage`: the
 /// fastest of `rounds` rounds of `n` deliveries (noise only ever adds), and
 /// how many of the last round were forwarded.
@@ -68,12 +79,7 @@ pub fn pipeline_ns(stage: Stage, n: usize, rounds: usize, clock: &mut dyn FnMut(
         let started = clock();
         forwarded = 0;
         for h in hosts {
-            let mut s = Stream::new(h, Inbound::new(Arc::clone(&plan)));
-            s.on_request_headers(false);
-            s.on_request_body(1024, true);
-            s.on_response_headers();
-            s.on_done();
-            forwarded += usize::from(s.host().reply.is_none());
+            forwarded += usize::from(deliver(&plan, h));
         }
         best = best.min(clock().saturating_sub(started) / n.max(1) as u64);
     }
@@ -99,11 +105,7 @@ pub fn cold_pipeline_ns(n: usize, clock: &mut dyn FnMut() -> u64) -> u64 {
             }
             std::hint::black_box(&evict);
             let started = clock();
-            let mut s = Stream::new(h, Inbound::new(Arc::clone(&plan)));
-            s.on_request_headers(false);
-            s.on_request_body(1024, true);
-            s.on_response_headers();
-            s.on_done();
+            deliver(&plan, h);
             clock().saturating_sub(started)
         })
         .collect();
