@@ -12,7 +12,9 @@
 //!   proxy, and an in-memory host;
 //! - `stream`: the per-request state machines, generic over the port;
 //! - `adapter`: proxy-wasm callbacks forwarded to a stream, and `impl Host`
-//!   (wasm32 only).
+//!   (wasm32 only);
+//! - `bench_probe`: the pipeline over the in-memory host, timed (benchmarks
+//!   only; the shipped builds never call it).
 
 pub mod contract;
 #[cfg(not(target_arch = "wasm32"))]

@@ -9,7 +9,8 @@ use std::cell::Cell;
 use super::abi;
 
 thread_local! {
-    static DONE: Cell<bool> = const { Cell::new(false) };
+    /// Whether the probe still has to run: read from the environment once.
+    static PENDING: Cell<Option<bool>> = const { Cell::new(None) };
     static HEADS: Cell<String> = const { Cell::new(String::new()) };
 }
 
@@ -17,7 +18,11 @@ const CALLS: u64 = 200;
 const ROUNDS: usize = 5;
 
 fn enabled() -> bool {
-    !DONE.with(Cell::get) && std::env::var("COMBO_BENCH_PROBE").is_ok_and(|v| v == "1")
+    PENDING.with(|p| {
+        let pending = p.get().unwrap_or_else(|| std::env::var("COMBO_BENCH_PROBE").is_ok_and(|v| v == "1"));
+        p.set(Some(pending));
+        pending
+    })
 }
 
 fn clock() -> u64 {
@@ -76,7 +81,7 @@ pub fn on_request_body(size: usize) {
     if !enabled() {
         return;
     }
-    DONE.with(|d| d.set(true));
+    PENDING.with(|p| p.set(Some(false)));
     let body = per_call(|| ignore(abi::buffer(abi::REQUEST_BODY, 0, size)));
     let mut clock = clock;
     let stages = crate::bench_probe::stages_json(500, ROUNDS, &mut clock);
