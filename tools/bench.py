@@ -100,7 +100,8 @@ def main():
 def measure():
     wasm_size = h.wasm_file().stat().st_size
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; Envoy pinned to CPU {ENVOY_CPU}, "
-          f"load generator and backend to CPU {CLIENT_CPU}")
+          f"load generator and backend to CPU {CLIENT_CPU}; the gRPC ext_authz service shares Envoy's CPU "
+          f"(no core is left for it of its own)")
     print(f"1 KiB signed JSON deliveries (16 connections) and larger bodies; {ROUNDS} interleaved rounds of "
           f"{DURATION:.0f} s per row after 1 s warm-up; the table shows each row's median round.", flush=True)
     scenarios = {
