@@ -38,7 +38,10 @@ static GLOBAL: Counting = Counting;
 fn main() {
     let epoch = Instant::now();
     let mut clock = || epoch.elapsed().as_nanos() as u64;
-    let (full, forwarded) = bench_probe::pipeline_ns(Stage::Full, 2_000, 5, &mut clock);
+    let Some((full, forwarded)) = bench_probe::pipeline_ns(Stage::Full, 2_000, 5, &mut clock) else {
+        eprintln!("pipeline_cost: the bench configuration does not compile");
+        std::process::exit(1);
+    };
     let stages = bench_probe::stages_json(2_000, 5, &mut clock);
     // Allocations per delivery: a run of n deliveries minus a run of none
     // (building the hosts and the plan allocates too).

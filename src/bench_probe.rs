@@ -64,13 +64,19 @@ fn deliver(plan: &Arc<InboundPlan>, host: MemoryHost) -> bool {
     s.host().reply.is_none()
 }
 
+/// The bench trigger's plan, stopping after `stage`; `None` (a bench that
+/// reports nothing rather than a made-up figure) if it does not compile.
+fn bench_plan(stage: Stage) -> Option<Arc<InboundPlan>> {
+    let Ok(Compiled::Inbound(mut plan)) = plan::from_json(CONFIG, &|_| None, NOW) else { return None };
+    plan.stage = stage;
+    Some(Arc::new(plan))
+}
+
 /// Nanoseconds per delivery of the pipeline stopping after `stage`: the
 /// fastest of `rounds` rounds of `n` deliveries (noise only ever adds), and
 /// how many of the last round were forwarded.
-pub fn pipeline_ns(stage: Stage, n: usize, rounds: usize, clock: &mut dyn FnMut() -> u64) -> (u64, usize) {
-    let Ok(Compiled::Inbound(mut plan)) = plan::from_json(CONFIG, &|_| None, NOW) else { return (0, 0) };
-    plan.stage = stage;
-    let plan = Arc::new(plan);
+pub fn pipeline_ns(stage: Stage, n: usize, rounds: usize, clock: &mut dyn FnMut() -> u64) -> Option<(u64, usize)> {
+    let plan = bench_plan(stage)?;
     let (mut best, mut forwarded) = (u64::MAX, 0);
     for _ in 0..rounds {
         let store = MemoryStore::default();
@@ -83,16 +89,15 @@ pub fn pipeline_ns(stage: Stage, n: usize, rounds: usize, clock: &mut dyn FnMut(
         }
         best = best.min(clock().saturating_sub(started) / n.max(1) as u64);
     }
-    (best, forwarded)
+    Some((best, forwarded))
 }
 
 /// Nanoseconds per delivery of the whole pipeline with the caches cold: a
 /// 16 MiB buffer is rewritten before each delivery (as Envoy's own work and
 /// the kernel's evict the filter's code and data between requests), and only
 /// the deliveries themselves are timed. The median of `n`.
-pub fn cold_pipeline_ns(n: usize, clock: &mut dyn FnMut() -> u64) -> u64 {
-    let Ok(Compiled::Inbound(plan)) = plan::from_json(CONFIG, &|_| None, NOW) else { return 0 };
-    let plan = Arc::new(plan);
+pub fn cold_pipeline_ns(n: usize, clock: &mut dyn FnMut() -> u64) -> Option<u64> {
+    let plan = bench_plan(Stage::Full)?;
     let store = MemoryStore::default();
     replay::create_buckets(&store);
     let mut evict = vec![0u8; 16 << 20];
@@ -110,23 +115,17 @@ pub fn cold_pipeline_ns(n: usize, clock: &mut dyn FnMut() -> u64) -> u64 {
         })
         .collect();
     times.sort_unstable();
-    times.get(times.len() / 2).copied().unwrap_or(0)
+    times.get(times.len() / 2).copied()
 }
 
-/// Every stage's cost, as JSON: `{"headers": ns, ..., "full": ns}`.
+/// Every stage's cost, as JSON: `{"headers": ns, ..., "full": ns,
+/// "full_cold": ns}`, `null` where nothing was measured.
 pub fn stages_json(n: usize, rounds: usize, clock: &mut dyn FnMut() -> u64) -> String {
-    let stages = [
-        ("headers", Stage::Headers),
-        ("signature", Stage::Signature),
-        ("body_hash", Stage::BodyHash),
-        ("mapping", Stage::Mapping),
-        ("annotate", Stage::Annotate),
-        ("audit", Stage::Audit),
-        ("metrics", Stage::Metrics),
-        ("full", Stage::Full),
-    ];
-    let fields: Vec<String> =
-        stages.iter().map(|(name, st)| format!("\"{name}\":{}", pipeline_ns(*st, n, rounds, clock).0)).collect();
-    let cold = cold_pipeline_ns(n / 2, clock);
-    format!("{{{},\"full_cold\":{cold}}}", fields.join(","))
+    let ns = |v: Option<u64>| v.map_or_else(|| "null".to_string(), |v| v.to_string());
+    let mut fields: Vec<String> = Stage::ALL
+        .iter()
+        .map(|(name, stage)| format!("\"{name}\":{}", ns(pipeline_ns(*stage, n, rounds, clock).map(|(t, _)| t))))
+        .collect();
+    fields.push(format!("\"full_cold\":{}", ns(cold_pipeline_ns(n / 2, clock))));
+    format!("{{{}}}", fields.join(","))
 }

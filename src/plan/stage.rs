@@ -26,18 +26,20 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// Every stage in order, by the name `COMBO_BENCH_STAGE` gives it.
+    pub const ALL: [(&'static str, Stage); 8] = [
+        ("headers", Stage::Headers),
+        ("signature", Stage::Signature),
+        ("body_hash", Stage::BodyHash),
+        ("mapping", Stage::Mapping),
+        ("annotate", Stage::Annotate),
+        ("audit", Stage::Audit),
+        ("metrics", Stage::Metrics),
+        ("full", Stage::Full),
+    ];
+
     pub fn parse(name: &str) -> Option<Stage> {
-        Some(match name {
-            "headers" => Stage::Headers,
-            "signature" => Stage::Signature,
-            "body_hash" => Stage::BodyHash,
-            "mapping" => Stage::Mapping,
-            "annotate" => Stage::Annotate,
-            "audit" => Stage::Audit,
-            "metrics" => Stage::Metrics,
-            "full" => Stage::Full,
-            _ => return None,
-        })
+        Stage::ALL.iter().find(|(n, _)| *n == name).map(|(_, stage)| *stage)
     }
 
     /// Whether a pipeline stopping after `self` leaves out `stage` (the
