@@ -95,6 +95,9 @@ pub trait Host: SharedStore {
     ) -> Result<(), HostError>;
     /// The upstream response's `:status`.
     fn response_status(&mut self) -> Option<u32>;
+    /// Envoy's response code details (`via_upstream` when the backend itself
+    /// answered): read only to settle a forwarded delivery.
+    fn response_code_details(&mut self) -> Option<String>;
     /// Unix time in nanoseconds. The stream reads it at the start and at the
     /// end of each callback only: the start gives the second every check of
     /// the phase agrees on, the two give the filter's own time. (In the VM a

@@ -289,6 +289,10 @@ impl Host for WasmHost {
         std::str::from_utf8(&value).ok()?.parse().ok()
     }
 
+    fn response_code_details(&mut self) -> Option<String> {
+        self.property_string(&["response", "code_details"])
+    }
+
     fn clock_nanos(&mut self) -> u64 {
         abi::now_nanos().unwrap_or_else(|_| {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)

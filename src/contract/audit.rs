@@ -1,6 +1,7 @@
 //! The `webhook_audit` record (README "Audit and metrics"): one per delivery,
-//! hashes and timing only. It never holds a secret, a signature or the signed
-//! string; the signature headers enter only through `headers_sha256`.
+//! hashes and timing only. It never holds a secret, a signature, a token or
+//! the signed string, not even as a digest: `headers_sha256` covers the
+//! timestamp and id headers only.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -32,6 +33,20 @@ pub enum Verdict {
     Handshake,
 }
 
+/// How a forwarded delivery's reservation was settled (README "Replay").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayOutcome {
+    /// The backend answered 2xx: remembered for the replay window.
+    Committed,
+    /// The backend answered otherwise, or the request never reached one.
+    Released,
+    /// Forwarded with no answer; `replay.unknown_outcome: delivered`.
+    UnknownCommitted,
+    /// Forwarded with no answer; `replay.unknown_outcome: retry`.
+    UnknownReleased,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRecord {
     pub direction: Direction,
@@ -57,6 +72,8 @@ pub struct AuditRecord {
     /// (etcd failed, the local store decided) or `unavailable`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replay_store: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_outcome: Option<ReplayOutcome>,
     pub verify_us: u64,
     pub backend_status: Option<u32>,
 }
@@ -80,6 +97,7 @@ impl AuditRecord {
             source_address: None,
             key_id: None,
             replay_store: None,
+            replay_outcome: None,
             verify_us: 0,
             backend_status: None,
         }

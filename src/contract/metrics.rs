@@ -19,10 +19,14 @@ pub enum Counter {
     ReplayStoreError,
     /// ... and the delivery fell back to the local store.
     ReplayStoreFallback,
+    /// A forwarded delivery ended with no answer (`replay.unknown_outcome`).
+    ReplayUnknownOutcome,
+    /// The local store held `replay.max_entries`: a committed entry went early.
+    ReplayEvicted,
     Rejected(Reject),
 }
 
-const FIXED: [Counter; 9] = [
+const FIXED: [Counter; 11] = [
     Counter::Accepted,
     Counter::Ignored,
     Counter::Duplicate,
@@ -32,6 +36,8 @@ const FIXED: [Counter; 9] = [
     Counter::ReplayStoreError,
     Counter::ReplayStoreFallback,
     Counter::Handshake,
+    Counter::ReplayUnknownOutcome,
+    Counter::ReplayEvicted,
 ];
 
 impl Counter {
@@ -52,6 +58,8 @@ impl Counter {
             Counter::ReplayStoreError => 6,
             Counter::ReplayStoreFallback => 7,
             Counter::Handshake => 8,
+            Counter::ReplayUnknownOutcome => 9,
+            Counter::ReplayEvicted => 10,
             // `Reject` is a fieldless enum declared in the order of `Reject::ALL`.
             Counter::Rejected(r) => FIXED.len() + r as usize,
         }
@@ -68,6 +76,8 @@ impl Counter {
             Counter::OutboundSigned => "combo_webhook_deliveries_signed".to_string(),
             Counter::OutboundSkipped => "combo_webhook_deliveries_skipped".to_string(),
             Counter::Handshake => "combo_webhook_deliveries_handshake".to_string(),
+            Counter::ReplayUnknownOutcome => "combo_webhook_replay_unknown_outcome".to_string(),
+            Counter::ReplayEvicted => "combo_webhook_replay_evicted".to_string(),
             Counter::Rejected(r) => format!("combo_webhook_deliveries_rejected_{}", r.code()),
         }
     }

@@ -98,6 +98,8 @@ pub struct MemoryHost {
     pub source: Option<String>,
     pub peer: Option<Peer>,
     pub response_status: Option<u32>,
+    /// Envoy's response code details; `via_upstream` unless a test says otherwise.
+    pub response_details: Option<String>,
     pub store: MemoryStore,
     // What the stream did.
     pub reply: Option<Reply>,
@@ -123,6 +125,7 @@ impl MemoryHost {
             body: body.to_vec(),
             now,
             source: Some("127.0.0.1:50000".to_string()),
+            response_details: Some(crate::rules::ending::VIA_UPSTREAM.to_string()),
             ..MemoryHost::default()
         }
     }
@@ -204,6 +207,10 @@ impl Host for MemoryHost {
 
     fn response_status(&mut self) -> Option<u32> {
         self.response_status
+    }
+
+    fn response_code_details(&mut self) -> Option<String> {
+        self.response_details.clone()
     }
 
     fn clock_nanos(&mut self) -> u64 {

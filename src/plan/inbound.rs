@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::raw::{
     InputsDelivery, MtlsIdentity, OnNoMatch, OnStoreError, OneOrMany, RawConfig, RawReplay, RawTrigger, StoreKind,
+    UnknownOutcome,
 };
 pub use super::stage::Stage;
 use super::{valid_id, Compiler, KeyKind, DEFAULT_MAX_BODY_BYTES, MAX_MAX_BODY_BYTES};
@@ -56,6 +57,7 @@ pub struct ReplayPolicy {
     pub on_store_error: OnStoreError,
     /// How long a delivery may wait on the shared store.
     pub timeout_ms: u64,
+    pub unknown_outcome: UnknownOutcome,
 }
 
 /// The etcd store, reached through an Envoy cluster.
@@ -210,6 +212,7 @@ fn replay_policy(r: RawReplay, c: &mut Compiler) -> ReplayPolicy {
         etcd,
         on_store_error: r.on_store_error,
         timeout_ms: c.range("replay.timeout_ms", r.timeout_ms.unwrap_or(DEFAULT_STORE_TIMEOUT_MS), 10_000),
+        unknown_outcome: r.unknown_outcome,
     }
 }
 

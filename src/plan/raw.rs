@@ -100,6 +100,21 @@ pub struct RawReplay {
     pub on_store_error: OnStoreError,
     #[serde(default, deserialize_with = "opt_uint")]
     pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub unknown_outcome: UnknownOutcome,
+}
+
+/// A delivery that was forwarded and never answered (a reset, a timeout,
+/// the client gone): the backend may or may not have acted on it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownOutcome {
+    /// Remembered as delivered: at most once; the sender's retry gets
+    /// `200 duplicate`.
+    #[default]
+    Delivered,
+    /// Released: the sender's retry gets through (at least once).
+    Retry,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -4,6 +4,7 @@
 
 pub(crate) mod allowlist;
 pub(crate) mod annotate;
+pub mod ending;
 pub mod inputs;
 pub mod jsonpath;
 pub(crate) mod matcher;

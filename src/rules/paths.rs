@@ -1,6 +1,10 @@
 //! Canonical request paths. The filter decides whether a request is a webhook
 //! on the canonical form, so no spelling of a webhook path (`//`, `/./`,
-//! `/../`, `%2F`, `%2e`, an absolute-form target) slips past it unverified.
+//! `/../`, `%2F`, `%2e`, an absolute-form target, `\`, `;params`, another
+//! case) slips past it unverified. Canonical means as the most lenient
+//! backend behind the edge reads it: Tomcat and Spring drop `;` path
+//! parameters, Windows-hosted servers take `\` for `/`, Express and ASP.NET
+//! route case-insensitively.
 
 /// What a raw `:path` canonicalises to.
 #[derive(Debug, PartialEq, Eq)]
@@ -16,16 +20,20 @@ pub struct CanonicalPath {
 /// Rounds of percent-decoding before a path is declared undecidable.
 const MAX_DECODES: usize = 8;
 
-/// Percent-decodes every escape (including `%2F`), reduces an absolute-form
-/// target to its path, merges slashes and removes `.` and `..` segments
-/// (RFC 3986 5.2.4). The query and fragment are not part of the path.
+/// Percent-decodes every escape (including `%2F` and `%3B`), reduces an
+/// absolute-form target to its path, reads `\` as `/`, drops `;` path
+/// parameters from every segment, merges slashes and removes `.` and `..`
+/// segments (RFC 3986 5.2.4). The query and fragment are not part of the
+/// path. Case is kept: `under_prefix` folds it.
 pub fn canonicalize(raw: &str) -> CanonicalPath {
     let without_query = raw.split(['?', '#']).next().unwrap_or("");
     let target = strip_authority(without_query);
     let (decoded, converged) = decode_fully(target);
+    let decoded = decoded.replace('\\', "/");
     let mut segments: Vec<&str> = Vec::new();
     for seg in decoded.split('/') {
-        match seg {
+        // `..;x` is `..` to Tomcat: parameters go before dot segments.
+        match seg.split(';').next().unwrap_or("") {
             "" | "." => {}
             ".." => {
                 segments.pop();
@@ -47,6 +55,18 @@ pub fn canonicalize(raw: &str) -> CanonicalPath {
     }
     let was_canonical = without_query == path;
     CanonicalPath { path, was_canonical, converged }
+}
+
+/// The rest of `path` after `prefix`, where `path` starts with `prefix` in
+/// any ASCII case (a case-insensitive backend routes it there), and whether
+/// it starts with `prefix` exactly.
+pub fn under_prefix<'a>(path: &'a str, prefix: &str) -> Option<(&'a str, bool)> {
+    let n = prefix.len();
+    let head = path.as_bytes().get(..n)?;
+    if !head.eq_ignore_ascii_case(prefix.as_bytes()) || !path.is_char_boundary(n) {
+        return None;
+    }
+    Some((&path[n..], head == prefix.as_bytes()))
 }
 
 /// `http://host/p` → `/p`; a target without a scheme is returned as is.
@@ -139,9 +159,27 @@ mod tests {
             "/v1/webhook%25252fgeneric/t1",
             "http://evil.example/v1/webhook/generic/t1",
             "https://h:443/v1/webhook/generic/t1?q",
+            "/v1/webhook/generic;jsessionid=x/t1",
+            "/v1;x=1/webhook/generic/t1",
+            "/v1/webhook/generic%3Bx/t1",
+            "/v1/webhook/generic/t1;a=b",
+            "/v1\\webhook\\generic\\t1",
+            "/v1/webhook%5Cgeneric/t1",
+            "/v1/x/..;y/webhook/generic/t1",
         ] {
             assert_eq!(canon(raw), ("/v1/webhook/generic/t1".into(), false), "{raw}");
         }
+    }
+
+    #[test]
+    fn case_is_folded_only_to_find_the_prefix() {
+        let p = "/v1/webhook/generic/";
+        assert_eq!(under_prefix("/v1/webhook/generic/t1", p), Some(("t1", true)));
+        assert_eq!(under_prefix("/V1/WEBHOOK/GENERIC/T1", p), Some(("T1", false)));
+        assert_eq!(under_prefix("/v1/Webhook/generic/t", p), Some(("t", false)));
+        assert_eq!(under_prefix("/v2/webhook/generic/t", p), None);
+        assert_eq!(under_prefix("/v1", p), None);
+        assert_eq!(under_prefix("/v1/webhook/generi\u{e9}", "/v1/webhook/generic"), None);
     }
 
     #[test]

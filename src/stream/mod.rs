@@ -22,6 +22,7 @@ mod tests;
 use crate::contract::audit::{AuditRecord, FILTER_STATE_KEY};
 use crate::contract::error::Reject;
 use crate::host::{Action, CalloutResponse, Headers, Host, Level};
+use crate::rules::ending::{self, Ending};
 
 enum State<P, F, C> {
     Start,
@@ -208,7 +209,7 @@ impl<H: Host, M: Mode> Stream<H, M> {
         }
         self.timed(|s| {
             let status = s.host.response_status();
-            let waiting = s.settle(status);
+            let waiting = s.settle_answered(status);
             s.publish();
             if let Some(token) = waiting {
                 s.state = State::Settling { token };
@@ -239,7 +240,8 @@ impl<H: Host, M: Mode> Stream<H, M> {
         }
         self.timed(|s| {
             if let State::Forwarded(_) = s.state {
-                s.settle(None);
+                // Forwarded, and no answer passed: reset, timeout, client gone.
+                s.settle_answered(None);
             }
             s.publish();
             if !s.logged {
@@ -253,16 +255,31 @@ impl<H: Host, M: Mode> Stream<H, M> {
         })
     }
 
+    /// Settles a forwarded request by what reached the response phase
+    /// (`None`: nothing) and Envoy's response code details.
+    fn settle_answered(&mut self, status: Option<u32>) -> Option<u32> {
+        if !matches!(self.state, State::Forwarded(_)) {
+            return None;
+        }
+        let details = self.host.response_code_details();
+        if let Some(a) = &mut self.audit {
+            a.backend_status = status;
+        }
+        self.settle(ending::ending(status, details.as_deref()))
+    }
+
     /// Settles what the mode holds; the token of a callout to wait for.
-    fn settle(&mut self, status: Option<u32>) -> Option<u32> {
+    fn settle(&mut self, ending: Ending) -> Option<u32> {
         let State::Forwarded(held) = std::mem::replace(&mut self.state, State::Done) else {
             return None;
         };
         let now = self.now;
-        if let Some(a) = &mut self.audit {
-            a.backend_status = status;
-        }
-        self.mode.settle(&mut self.host, held, status, now)
+        let mut scratch = None;
+        let audit = match self.audit.as_mut() {
+            Some(a) => a,
+            None => scratch.insert(AuditRecord::new(self.mode.direction())),
+        };
+        self.mode.settle(&mut self.host, held, ending, now, audit)
     }
 
     /// The whole body is buffered: one body-phase call, then act on its outcome.
@@ -320,7 +337,7 @@ impl<H: Host, M: Mode> Stream<H, M> {
         self.state = State::Forwarded(f.held);
         if applied.is_err() {
             // Half-annotated requests never go upstream.
-            self.settle(None);
+            self.settle(Ending::NotDelivered);
             return self.answer(Outcome::Reject(Reject::HostError));
         }
         self.host.count(f.counter);

@@ -4,6 +4,7 @@
 use crate::contract::audit::{AuditRecord, Direction};
 use crate::contract::error::Reject;
 use crate::host::{CalloutResponse, Headers, Host};
+use crate::rules::ending::Ending;
 use crate::rules::scheme::handshake::Answer;
 
 use super::Step;
@@ -51,10 +52,17 @@ pub trait Mode {
         now: i64,
         audit: &mut AuditRecord,
     ) -> Step<Self::Held, Self::Call>;
-    /// The upstream answered with `status`, or the stream ended without an
-    /// answer (`None`: reset, client gone, timeout). Returns the token of a
-    /// store callout the answer waits for: the sender sees the answer only
-    /// once the shared store knows the outcome (a copy it sends next is then
-    /// a duplicate, or gets through, never `in_progress`).
-    fn settle<H: Host>(&self, host: &mut H, held: Self::Held, status: Option<u32>, now: i64) -> Option<u32>;
+    /// A forwarded request ended: delivered, not delivered, or unknown (it
+    /// was forwarded and no answer came; `rules::ending`). Returns the token
+    /// of a store callout the answer waits for: the sender sees the answer
+    /// only once the shared store knows the outcome (a copy it sends next is
+    /// then a duplicate, or gets through, never `in_progress`).
+    fn settle<H: Host>(
+        &self,
+        host: &mut H,
+        held: Self::Held,
+        ending: Ending,
+        now: i64,
+        audit: &mut AuditRecord,
+    ) -> Option<u32>;
 }

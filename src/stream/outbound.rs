@@ -13,6 +13,7 @@ use crate::contract::metrics::Counter;
 use crate::contract::names::*;
 use crate::host::{CalloutResponse, Headers, Host};
 use crate::plan::outbound::{valid_event_name, OutboundPlan, Subscription};
+use crate::rules::ending::Ending;
 use crate::rules::scheme::keys::newest_valid;
 use crate::rules::scheme::sign_generic;
 
@@ -89,7 +90,7 @@ impl Mode for Outbound {
         match call {}
     }
 
-    fn settle<H: Host>(&self, _host: &mut H, _held: (), _status: Option<u32>, _now: i64) -> Option<u32> {
+    fn settle<H: Host>(&self, _: &mut H, _: (), _: Ending, _: i64, _: &mut AuditRecord) -> Option<u32> {
         None
     }
 }
@@ -121,7 +122,8 @@ fn decide(plan: &OutboundPlan, p: Pending, body: &[u8], now: i64, audit: &mut Au
         (COMBO_SIGNATURE.to_string(), signature.clone()),
         (COMBO_TIMESTAMP.to_string(), timestamp.clone()),
     ]);
-    audit.headers_sha256 = Some(signed.sha256_of(&[COMBO_SIGNATURE, COMBO_TIMESTAMP]));
+    // The signature never enters the digest (README "Audit").
+    audit.headers_sha256 = Some(signed.sha256_of(&[COMBO_TIMESTAMP]));
     audit.key_id = Some(secret.key_id.clone());
     audit.delivery_id = Some(delivery_id.clone());
     audit.timestamp = Some(now);

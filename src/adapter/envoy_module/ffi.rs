@@ -88,6 +88,7 @@ pub const CALLOUT_SUCCESS: u32 = 0;
 // envoy_dynamic_module_type_http_callout_result
 pub const CALLOUT_RESULT_SUCCESS: u32 = 0;
 // envoy_dynamic_module_type_attribute_id
+pub const ATTRIBUTE_RESPONSE_CODE_DETAILS: u32 = 16;
 pub const ATTRIBUTE_SOURCE_ADDRESS: u32 = 24;
 pub const ATTRIBUTE_CONNECTION_MTLS: u32 = 29;
 pub const ATTRIBUTE_SUBJECT_PEER_CERTIFICATE: u32 = 33;

@@ -166,6 +166,10 @@ impl Host for NativeHost {
         std::str::from_utf8(value).ok()?.parse().ok()
     }
 
+    fn response_code_details(&mut self) -> Option<String> {
+        abi::attribute_string(self.filter, ffi::ATTRIBUTE_RESPONSE_CODE_DETAILS)
+    }
+
     fn clock_nanos(&mut self) -> u64 {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
     }

@@ -17,89 +17,149 @@ fn store() -> MemoryStore {
 #[test]
 fn buckets_are_created_once() {
     let s = store();
-    assert_eq!(s.len(), BUCKETS as usize);
+    assert_eq!(s.len(), BUCKETS as usize + 1, "every bucket and the count");
     create_buckets(&s);
-    assert_eq!(s.len(), BUCKETS as usize);
+    assert_eq!(s.len(), BUCKETS as usize + 1, "every bucket and the count");
+}
+
+const ROOMY: Limits = Limits { max_entries: 1_000_000, bucket_cap: 64 };
+
+fn res(s: &MemoryStore, k: &ReplayKey, now: i64, inflight: i64) -> Reservation {
+    reserve(s, k, now, inflight, ROOMY).outcome
+}
+
+fn com(s: &MemoryStore, k: &ReplayKey, expires: i64, now: i64) -> bool {
+    commit(s, k, expires, now, ROOMY).is_some()
 }
 
 #[test]
 fn reserve_commit_then_duplicate() {
     let s = store();
-    assert_eq!(reserve(&s, &key(1), 0, 60, 8), Reservation::Reserved);
-    assert_eq!(reserve(&s, &key(1), 1, 60, 8), Reservation::InProgress, "held while in flight");
-    assert!(commit(&s, &key(1), 300, 2, 8));
-    assert_eq!(reserve(&s, &key(1), 299, 60, 8), Reservation::Duplicate);
-    assert_eq!(reserve(&s, &key(1), 301, 60, 8), Reservation::Reserved, "forgotten after expiry");
+    assert_eq!(res(&s, &key(1), 0, 60), Reservation::Reserved);
+    assert_eq!(res(&s, &key(1), 1, 60), Reservation::InProgress, "held while in flight");
+    assert!(com(&s, &key(1), 300, 2));
+    assert_eq!(res(&s, &key(1), 299, 60), Reservation::Duplicate);
+    assert_eq!(res(&s, &key(1), 301, 60), Reservation::Reserved, "forgotten after expiry");
 }
 
 #[test]
 fn release_lets_the_retry_through() {
     let s = store();
-    assert_eq!(reserve(&s, &key(2), 0, 60, 8), Reservation::Reserved);
+    assert_eq!(res(&s, &key(2), 0, 60), Reservation::Reserved);
     assert!(release(&s, &key(2), 1));
-    assert_eq!(reserve(&s, &key(2), 2, 60, 8), Reservation::Reserved);
+    assert_eq!(res(&s, &key(2), 2, 60), Reservation::Reserved);
 }
 
 #[test]
 fn release_never_drops_a_committed_delivery() {
     let s = store();
-    reserve(&s, &key(3), 0, 60, 8);
-    commit(&s, &key(3), 300, 0, 8);
+    res(&s, &key(3), 0, 60);
+    com(&s, &key(3), 300, 0);
     assert!(!release(&s, &key(3), 1));
-    assert_eq!(reserve(&s, &key(3), 2, 60, 8), Reservation::Duplicate);
+    assert_eq!(res(&s, &key(3), 2, 60), Reservation::Duplicate);
 }
 
 #[test]
 fn reservation_expires_by_itself() {
     let s = store();
-    reserve(&s, &key(4), 0, 60, 8);
-    assert_eq!(reserve(&s, &key(4), 60, 60, 8), Reservation::InProgress);
-    assert_eq!(reserve(&s, &key(4), 61, 60, 8), Reservation::Reserved, "an abandoned reservation ends");
+    res(&s, &key(4), 0, 60);
+    assert_eq!(res(&s, &key(4), 60, 60), Reservation::InProgress);
+    assert_eq!(res(&s, &key(4), 61, 60), Reservation::Reserved, "an abandoned reservation ends");
 }
 
 #[test]
 fn cas_conflicts_are_retried_and_nothing_is_lost() {
     let s = store();
     s.fail_next_writes(3);
-    assert_eq!(reserve(&s, &key(5), 0, 60, 8), Reservation::Reserved);
+    assert_eq!(res(&s, &key(5), 0, 60), Reservation::Reserved);
     let other = key(5 + BUCKETS);
     assert_eq!(other.bucket(), key(5).bucket());
-    assert_eq!(reserve(&s, &other, 0, 60, 8), Reservation::Reserved);
-    assert_eq!(reserve(&s, &key(5), 0, 60, 8), Reservation::InProgress);
-    assert_eq!(reserve(&s, &other, 0, 60, 8), Reservation::InProgress);
+    assert_eq!(res(&s, &other, 0, 60), Reservation::Reserved);
+    assert_eq!(res(&s, &key(5), 0, 60), Reservation::InProgress);
+    assert_eq!(res(&s, &other, 0, 60), Reservation::InProgress);
 }
 
 #[test]
 fn a_store_that_keeps_refusing_is_busy() {
     let s = store();
     s.fail_next_writes(1000);
-    assert_eq!(reserve(&s, &key(6), 0, 60, 8), Reservation::StoreBusy);
+    assert_eq!(res(&s, &key(6), 0, 60), Reservation::StoreBusy);
 }
 
 #[test]
-fn full_bucket_keeps_the_new_entry_and_evicts_the_soonest() {
+fn the_count_follows_every_write() {
     let s = store();
+    assert_eq!(count(&s), 0);
+    res(&s, &key(10), 0, 60);
+    res(&s, &key(11), 0, 60);
+    assert_eq!(count(&s), 2);
+    com(&s, &key(10), 300, 1);
+    assert_eq!(count(&s), 2, "a commit replaces its reservation");
+    release(&s, &key(11), 1);
+    assert_eq!(count(&s), 1);
+    res(&s, &key(10 + BUCKETS), 400, 60);
+    assert_eq!(count(&s), 1, "the expired entry of the bucket was dropped");
+}
+
+#[test]
+fn one_full_bucket_evicts_nothing_while_the_store_has_room() {
+    // The case: max_entries 4096 is one entry per bucket on average.
+    let s = store();
+    let limits = Limits::of(4096);
     let same_bucket = |i: u32| key(7 + i * BUCKETS);
-    for i in 0..4 {
-        reserve(&s, &same_bucket(i), 0, 100 + i as i64, 4);
-        commit(&s, &same_bucket(i), 1000 + i as i64, 0, 4);
+    assert_eq!(reserve(&s, &same_bucket(0), 0, 60, limits).outcome, Reservation::Reserved);
+    for i in 1..10 {
+        let w = reserve(&s, &same_bucket(i), 0, 60, limits);
+        assert_eq!((w.outcome, w.evicted), (Reservation::Reserved, 0));
+        assert_eq!(commit(&s, &same_bucket(i), 1000, 0, limits).map(|w| w.evicted), Some(0));
     }
-    assert_eq!(reserve(&s, &same_bucket(9), 0, 10, 4), Reservation::Reserved);
-    assert_eq!(reserve(&s, &same_bucket(9), 0, 10, 4), Reservation::InProgress, "the new reservation stays");
-    assert_eq!(reserve(&s, &same_bucket(0), 0, 10, 4), Reservation::Reserved, "the soonest-expiring went");
+    assert_eq!(reserve(&s, &same_bucket(0), 0, 60, limits).outcome, Reservation::InProgress, "still held");
+}
+
+#[test]
+fn a_full_store_evicts_the_committed_entry_that_expires_first() {
+    let s = store();
+    let limits = Limits { max_entries: 4, bucket_cap: 64 };
+    let same_bucket = |i: u32| key(8 + i * BUCKETS);
+    for i in 0..4 {
+        res(&s, &same_bucket(i), 0, 60);
+        commit(&s, &same_bucket(i), 1000 + i64::from(i), 0, limits);
+    }
+    let w = reserve(&s, &same_bucket(9), 0, 60, limits);
+    assert_eq!((w.outcome, w.evicted), (Reservation::Reserved, 1));
+    assert_eq!(count(&s), 4);
+    assert_eq!(res(&s, &same_bucket(0), 0, 60), Reservation::Reserved, "the soonest-expiring went");
+    assert_eq!(res(&s, &same_bucket(3), 0, 60), Reservation::Duplicate, "the others stay");
+}
+
+#[test]
+fn reservations_are_never_evicted() {
+    let s = store();
+    let limits = Limits { max_entries: 3, bucket_cap: 64 };
+    for i in 0..3 {
+        assert_eq!(reserve(&s, &key(20 + i), 0, 60, limits).outcome, Reservation::Reserved);
+    }
+    let w = reserve(&s, &key(20 + 3 * BUCKETS), 0, 60, limits);
+    assert_eq!((w.outcome, w.evicted), (Reservation::Full, 0));
+    for i in 0..3 {
+        assert_eq!(res(&s, &key(20 + i), 1, 60), Reservation::InProgress, "every reservation still holds");
+    }
+    assert!(commit(&s, &key(20), 500, 1, limits).is_some(), "a commit always lands");
+}
+
+#[test]
+fn a_bucket_stops_at_its_cap() {
+    let s = store();
+    let limits = Limits { max_entries: 1_000_000, bucket_cap: 4 };
+    let same_bucket = |i: u32| key(9 + i * BUCKETS);
+    for i in 0..6 {
+        res(&s, &same_bucket(i), 0, 60);
+        commit(&s, &same_bucket(i), 1000, 0, limits);
+    }
     let (v, _) = s.store_get(bucket_key(same_bucket(0).bucket())).unwrap();
     assert!(v.unwrap().len() <= 1 + 4 * ENTRY);
-}
-
-#[test]
-fn memory_stays_bounded_under_sustained_traffic() {
-    let s = store();
-    for i in 0..5_000u32 {
-        reserve(&s, &key(i * BUCKETS), i64::from(i), 60, 2);
-        commit(&s, &key(i * BUCKETS), 1_000_000, i64::from(i), 2);
-    }
-    let (v, _) = s.store_get(bucket_key(key(0).bucket())).unwrap();
-    assert!(v.unwrap().len() <= 1 + 2 * ENTRY);
+    assert_eq!(Limits::of(100_000).bucket_cap, 200);
+    assert_eq!(Limits::of(4096).bucket_cap, 64);
 }
 
 #[test]

@@ -52,6 +52,13 @@ impl Scheme {
         if matches!(ts, Some(Ok(None))) {
             return Err(Reject::MissingTimestamp);
         }
+        // A signed header sent twice: the signature would cover the first
+        // value while the backend sees both.
+        for t in &self.signed {
+            if let Token::Header(name) = t {
+                headers.single(name).map_err(|_| Reject::MalformedSignature)?;
+            }
+        }
         let mut creds = Credentials::default();
         let mut stamp_text = match ts {
             Some(Ok(text)) => text,

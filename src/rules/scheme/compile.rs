@@ -55,6 +55,7 @@ pub fn compile(name: &str, raw: RawScheme, tolerance: i64) -> Result<Scheme, Sch
     if signed.contains(&Token::Id) && id.is_none() {
         return err("signed", "uses {id} but the scheme has no id");
     }
+    covers(algorithm, &signed, timestamp.as_ref(), id.as_ref(), raw.unsigned_body.unwrap_or(false))?;
     let content_types = match raw.content_types {
         None => vec!["application/json".to_string()],
         Some(list) if list.is_empty() => return err("content_types", "must not be empty"),
@@ -72,18 +73,25 @@ pub fn compile(name: &str, raw: RawScheme, tolerance: i64) -> Result<Scheme, Sch
     };
     if let Some(h) = raw.handshake {
         handshake_fits(h, algorithm)?;
+        if h.keyed() {
+            keyed_handshake_fits(h, &signed, &content_types)?;
+        }
     }
     let mut signature_headers = headers_of(&signature_at);
-    let mut audit_headers = signature_headers.clone();
+    // The audit digest covers the timestamp and id headers, never a
+    // signature or a token: an unsalted digest of a token is the token to
+    // anyone with a word list.
+    let mut audit_headers = Vec::new();
     if let Some(TimestampSpec { at: TimestampAt::At(l), .. }) = &timestamp {
         audit_headers.extend(headers_of(l));
     }
     if let Some(i) = &id {
         audit_headers.extend(headers_of(&i.at));
     }
+    audit_headers.retain(|h| !signature_headers.contains(h));
     if algorithm == Algorithm::Token {
-        // A token is the secret itself: never visible to a template.
-        signature_headers = audit_headers.clone();
+        // A token is the secret itself: no header of the scheme is visible to a template.
+        signature_headers.extend(audit_headers.iter().cloned());
     }
     Ok(Scheme {
         name: name.to_string(),
@@ -120,6 +128,61 @@ fn handshake_fits(h: Handshake, algorithm: Algorithm) -> Result<(), SchemeError>
         Ok(())
     } else {
         err("handshake", format!("{} does not fit algorithm {}", h.name(), algorithm.name()))
+    }
+}
+
+/// What the signature covers, checked so that no configuration silently
+/// weakens a promise: the body (unless the scheme says `unsigned_body`),
+/// the timestamp (an unsigned one would let the sender pick how long a
+/// delivery is remembered) and the id (an unsigned one is never trusted,
+/// so declaring it only misleads).
+fn covers(
+    algorithm: Algorithm,
+    signed: &[Token],
+    timestamp: Option<&TimestampSpec>,
+    id: Option<&IdSpec>,
+    unsigned_body: bool,
+) -> Result<(), SchemeError> {
+    let body = algorithm != Algorithm::Token && signed.iter().any(|t| matches!(t, Token::Body | Token::FormSorted));
+    if !body && !unsigned_body {
+        let what = if algorithm == Algorithm::Token { "a token scheme" } else { "signed" };
+        return err(
+            "signed",
+            format!("{what} does not cover the body, so any body would be forwarded; set unsigned_body: true only if the sender signs none (README \"Presets\")"),
+        );
+    }
+    if let Some(t) = timestamp {
+        let in_body = matches!(&t.at, TimestampAt::At(Location::Json(_))) && body;
+        if algorithm == Algorithm::Token || !(signed.contains(&Token::Timestamp) || in_body) {
+            return err("timestamp", "is not covered by the signature (add {timestamp} to signed): an unsigned timestamp would let the sender pick how long a delivery is remembered");
+        }
+    }
+    if id.is_some_and(|i| !i.signed) {
+        return err("id", "is not covered by the signature (add {id} to signed): an unsigned id is never trusted");
+    }
+    Ok(())
+}
+
+/// A keyed handshake answers MAC(secret, challenge), where a challenge is an
+/// opaque token that never parses as JSON. That MAC must never verify a
+/// delivery: the signed content must either start with literal text a
+/// challenge cannot contain (Zoom's `v0:`), or be the body alone with JSON
+/// the only media type (X), so that a challenge can never be a body.
+fn keyed_handshake_fits(h: Handshake, signed: &[Token], content_types: &[String]) -> Result<(), SchemeError> {
+    let separated = matches!(signed.first(), Some(Token::Literal(l))
+        if l.bytes().any(|b| !(b.is_ascii_alphanumeric() || b"+/=_-".contains(&b))));
+    let body_only_json = signed == [Token::Body] && content_types.iter().all(|t| t == "application/json");
+    if separated || body_only_json {
+        Ok(())
+    } else {
+        err(
+            "handshake",
+            format!(
+                "{} answers with a MAC under the secret: signed must be {{body}} with content_types [application/json], \
+                 or start with literal text such as \"v0:\", so that no answer can be a delivery signature",
+                h.name()
+            ),
+        )
     }
 }
 

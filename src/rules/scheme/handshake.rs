@@ -53,6 +53,20 @@ fn challenge(text: &str) -> Result<String, Reject> {
     Ok(text.to_string())
 }
 
+/// A challenge the edge answers with a keyed value (a MAC under the
+/// trigger's secret): an opaque token of the base64 and base64url alphabet
+/// that never parses as a JSON document. A keyed scheme's deliverable body
+/// is a JSON document (`content_types` is JSON only, checked at configure
+/// time), so the answer can never be a delivery signature: the edge never
+/// computes for anyone a MAC it would accept.
+fn keyed_challenge(text: &str) -> Result<String, Reject> {
+    let opaque = text.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=_-".contains(&b));
+    if !opaque || serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+        return Err(Reject::InvalidHandshake);
+    }
+    challenge(text)
+}
+
 fn text(body: String) -> Answer {
     Answer { content_type: "text/plain", body: body.into_bytes() }
 }
@@ -97,6 +111,13 @@ impl Handshake {
         }
     }
 
+    /// The answer carries a MAC under the trigger's secret (X CRC, Zoom):
+    /// its challenge must never be something the scheme would accept as
+    /// signed content (`keyed_challenge`, and `compile` checks the scheme).
+    pub fn keyed(self) -> bool {
+        matches!(self, Handshake::XCrc | Handshake::ZoomUrlValidation)
+    }
+
     /// The handshake needs a `verify_token` on the trigger.
     pub fn needs_verify_token(self) -> bool {
         self == Handshake::MetaHubChallenge
@@ -129,7 +150,7 @@ impl Handshake {
                 Handshake::XCrc => match param("crc_token")? {
                     Some(token) => {
                         let key = signing_key.ok_or(Reject::SignatureMismatch)?;
-                        let tag = wire::encode(&hmac_sha256(key, &challenge(token)?)?, Encoding::Base64);
+                        let tag = wire::encode(&hmac_sha256(key, &keyed_challenge(token)?)?, Encoding::Base64);
                         Some(json(serde_json::json!({ "response_token": format!("sha256={tag}") })))
                     }
                     None => None,
@@ -192,12 +213,12 @@ impl Handshake {
                     .and_then(challenge)
                     .map(|c| json(serde_json::json!({ "challenge": c }))),
             ),
-            Handshake::ZoomUrlValidation if field("/event") == Some("endpoint.url_validation") => {
-                Some(field("/payload/plainToken").ok_or(Reject::InvalidHandshake).and_then(challenge).and_then(|t| {
+            Handshake::ZoomUrlValidation if field("/event") == Some("endpoint.url_validation") => Some(
+                field("/payload/plainToken").ok_or(Reject::InvalidHandshake).and_then(keyed_challenge).and_then(|t| {
                     let tag = hex::encode(hmac_sha256(key, &t)?);
                     Ok(json(serde_json::json!({ "plainToken": t, "encryptedToken": tag })))
-                }))
-            }
+                }),
+            ),
             Handshake::TwitchCallbackVerification
                 if headers.first("twitch-eventsub-message-type") == Some("webhook_callback_verification") =>
             {
@@ -236,5 +257,15 @@ mod tests {
             assert_eq!(challenge(bad), Err(Reject::InvalidHandshake), "{bad:?}");
         }
         assert_eq!(challenge(&"x".repeat(1025)), Err(Reject::InvalidHandshake));
+    }
+
+    #[test]
+    fn keyed_challenges_are_opaque_tokens_that_are_never_json() {
+        for good in ["qgg8vlvZRS6UYooatFL8Aw", "a+b/c==", "x_y-z", "NaN"] {
+            assert_eq!(keyed_challenge(good).as_deref(), Ok(good), "{good}");
+        }
+        for bad in [r#"{"a":1}"#, "[1]", "123", "-1", "1e5", "true", "false", "null", "a b", "v0:1:{}", "a.b", ""] {
+            assert_eq!(keyed_challenge(bad), Err(Reject::InvalidHandshake), "{bad}");
+        }
     }
 }

@@ -20,6 +20,9 @@ pub struct RawScheme {
     pub content_types: Option<Vec<String>>,
     pub public_url: Option<String>,
     pub handshake: Option<Handshake>,
+    /// The sender signs no body (Mailgun; the token schemes): said
+    /// explicitly, or a scheme whose `signed` lacks `{body}` is refused.
+    pub unsigned_body: Option<bool>,
 }
 
 /// Where a value is: one of a header (or alternative headers), a query
@@ -149,6 +152,7 @@ impl RawScheme {
             content_types: or(self.content_types, base.content_types),
             public_url: or(self.public_url, base.public_url),
             handshake: or(self.handshake, base.handshake),
+            unsigned_body: or(self.unsigned_body, base.unsigned_body),
         }
     }
 }

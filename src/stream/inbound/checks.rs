@@ -44,7 +44,8 @@ pub(super) fn check_head<H: Host>(
         return Err(Reject::IpNotAllowed);
     }
     let trigger = found.ok_or(Reject::UnknownTrigger)?;
-    audit.headers_sha256 = Some(headers.sha256_of(&trigger.scheme.audit_headers));
+    let audited = &trigger.scheme.audit_headers;
+    audit.headers_sha256 = (!audited.is_empty()).then(|| headers.sha256_of(audited));
     if !trigger.allow.allows(source) {
         return Err(Reject::IpNotAllowed);
     }
@@ -54,7 +55,7 @@ pub(super) fn check_head<H: Host>(
             // Trusted only because the connection manager replaces any
             // client-sent copy (SANITIZE_SET, README "mTLS").
             if let Some(xfcc) = headers.first(FORWARDED_CLIENT_CERT) {
-                peer::extend_from_xfcc(&mut peer, xfcc);
+                peer::extend_from_xfcc(&mut peer, xfcc).map_err(|_| Reject::PeerNotAllowed)?;
             }
         }
         if !peer::allowed(&peer, &mtls.allowed_peers) {

@@ -16,6 +16,7 @@ use crate::contract::names::*;
 use crate::host::{CalloutResponse, Headers, Host, Level};
 use crate::plan::inbound::{InboundPlan, Stage, Trigger};
 use crate::plan::raw::InputsDelivery;
+use crate::rules::ending::Ending;
 use crate::rules::replay::ReplayKey;
 use crate::rules::scheme::{Credentials, Request};
 use crate::rules::{annotate, paths};
@@ -97,12 +98,14 @@ impl Mode for Inbound {
             // Nobody can say where an encoding bomb points: refused, not passed.
             return Head::Reject(Reject::NonCanonicalPath);
         }
-        let Some(segment) = canonical.path.strip_prefix(plan.path_prefix.as_str()) else {
+        // Under the prefix in any case: a case-insensitive backend would
+        // route it to the webhook handler, so it is refused, never passed.
+        let Some((segment, exact)) = paths::under_prefix(&canonical.path, &plan.path_prefix) else {
             return Head::PassThrough;
         };
         audit.trigger_id = Some(segment.chars().take(MAX_AUDITED_SEGMENT).collect());
         audit.source_address = host.source_address();
-        if !canonical.was_canonical {
+        if !canonical.was_canonical || !exact {
             return Head::Reject(Reject::NonCanonicalPath);
         }
         match checks::check_head(plan, host, segment, &headers, now, audit) {
@@ -194,8 +197,15 @@ impl Mode for Inbound {
         }
     }
 
-    fn settle<H: Host>(&self, host: &mut H, held: Held, status: Option<u32>, now: i64) -> Option<u32> {
-        store::settle(host, &self.plan.replay, held, status, now)
+    fn settle<H: Host>(
+        &self,
+        host: &mut H,
+        held: Held,
+        ending: Ending,
+        now: i64,
+        audit: &mut AuditRecord,
+    ) -> Option<u32> {
+        store::settle(host, &self.plan.replay, held, ending, now, audit)
     }
 }
 
@@ -220,7 +230,8 @@ impl Inbound {
             Err(outcome) => {
                 // Not forwarded: the sender's next copy must get through. The
                 // edge's answer leaves at once (nothing to hold it on).
-                self.settle(host, held, None, now);
+                let mut scratch = AuditRecord::new(Direction::Inbound);
+                self.settle(host, held, Ending::NotDelivered, now, &mut scratch);
                 Step::Done(outcome)
             }
         }

@@ -2,12 +2,13 @@
 //! local one (Envoy shared data, synchronous) or etcd (callouts, the request
 //! waits). Both follow the same reserve / commit / release protocol.
 
-use crate::contract::audit::AuditRecord;
+use crate::contract::audit::{AuditRecord, ReplayOutcome};
 use crate::contract::error::Reject;
 use crate::contract::metrics::Counter;
 use crate::host::{Callout, CalloutResponse, Host, Level};
 use crate::plan::inbound::{EtcdStore, ReplayPolicy};
-use crate::plan::raw::OnStoreError;
+use crate::plan::raw::{OnStoreError, UnknownOutcome};
+use crate::rules::ending::Ending;
 use crate::rules::replay::{self, ReplayKey, Reservation};
 use crate::rules::replay_etcd::{self as etcd, Lease};
 use crate::stream::Outcome;
@@ -50,12 +51,33 @@ pub fn reserve_local<H: Host>(
     expires: i64,
     now: i64,
 ) -> Result<Held, Outcome<Held>> {
-    let cap = replay::per_bucket(policy.max_entries);
-    match replay::reserve(host, &key, now, policy.inflight_seconds as i64, cap) {
+    let written =
+        replay::reserve(host, &key, now, policy.inflight_seconds as i64, replay::Limits::of(policy.max_entries));
+    evictions(host, written.evicted);
+    match written.outcome {
         Reservation::Reserved => Ok(Held::Local { key, expires }),
         Reservation::InProgress => Err(Outcome::InProgress),
         Reservation::Duplicate => Err(Outcome::Duplicate),
         Reservation::StoreBusy => Err(Outcome::Reject(Reject::ReplayStoreUnavailable)),
+        Reservation::Full => {
+            host.log(
+                Level::Warn,
+                "combo_webhook: the replay store is full of deliveries in flight (replay.max_entries); answered 503",
+            );
+            Err(Outcome::Reject(Reject::ReplayStoreUnavailable))
+        }
+    }
+}
+
+/// Every eviction is counted and logged: a remembered delivery was dropped
+/// before its window ended because the store held `replay.max_entries`.
+fn evictions<H: Host>(host: &mut H, evicted: usize) {
+    for _ in 0..evicted {
+        host.count(Counter::ReplayEvicted);
+        host.log(
+            Level::Warn,
+            "combo_webhook: the replay store is full (replay.max_entries); the delivery that expires first was evicted",
+        );
     }
 }
 
@@ -110,7 +132,9 @@ pub fn etcd_answer<H: Host>(
         Ok(Some((Reservation::Reserved, window))) => Next::Reserved(Held::Etcd { key, window }),
         Ok(Some((Reservation::InProgress, _))) => Next::Done(Outcome::InProgress),
         Ok(Some((Reservation::Duplicate, _))) => Next::Done(Outcome::Duplicate),
-        Ok(Some((Reservation::StoreBusy, _))) | Err(_) => store_fault(host, policy, key, expires, now, audit),
+        Ok(Some((Reservation::StoreBusy | Reservation::Full, _))) | Err(_) => {
+            store_fault(host, policy, key, expires, now, audit)
+        }
     }
 }
 
@@ -141,21 +165,44 @@ fn store_fault<H: Host>(
     }
 }
 
-/// Commits on a 2xx, releases on anything else. etcd updates are sent and
-/// not waited for: a lost release ends with the in-flight lease.
-/// Commits (2xx) or releases the delivery; for etcd, the token of the
-/// callout the answer should wait for.
-pub fn settle<H: Host>(host: &mut H, policy: &ReplayPolicy, held: Held, status: Option<u32>, now: i64) -> Option<u32> {
-    let delivered = status.is_some_and(|s| (200..300).contains(&s));
+/// Commits a delivered delivery, releases one that was not, and decides an
+/// unknown one by `replay.unknown_outcome` (counted and audited). For etcd,
+/// the token of the callout the answer should wait for; a lost release ends
+/// with the in-flight lease.
+pub fn settle<H: Host>(
+    host: &mut H,
+    policy: &ReplayPolicy,
+    held: Held,
+    ending: Ending,
+    now: i64,
+    audit: &mut AuditRecord,
+) -> Option<u32> {
+    let delivered = match ending {
+        Ending::Delivered => true,
+        Ending::NotDelivered => false,
+        Ending::Unknown => {
+            host.count(Counter::ReplayUnknownOutcome);
+            policy.unknown_outcome == UnknownOutcome::Delivered
+        }
+    };
+    if !matches!(held, Held::Nothing) {
+        audit.replay_outcome = Some(match (ending, delivered) {
+            (Ending::Unknown, true) => ReplayOutcome::UnknownCommitted,
+            (Ending::Unknown, false) => ReplayOutcome::UnknownReleased,
+            (_, true) => ReplayOutcome::Committed,
+            (_, false) => ReplayOutcome::Released,
+        });
+    }
     match held {
         Held::Nothing => None,
         Held::Local { key, expires } => {
             if delivered {
-                if !replay::commit(host, &key, expires, now, replay::per_bucket(policy.max_entries)) {
-                    host.log(
+                match replay::commit(host, &key, expires, now, replay::Limits::of(policy.max_entries)) {
+                    Some(w) => evictions(host, w.evicted),
+                    None => host.log(
                         Level::Warn,
                         "combo_webhook: the replay store refused a commit; the delivery is not remembered",
-                    );
+                    ),
                 }
             } else if !replay::release(host, &key, now) {
                 // Expired by itself already, or the store refused: it then
