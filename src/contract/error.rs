@@ -13,6 +13,8 @@ pub enum Reject {
     PeerNotAllowed,
     UnsupportedMediaType,
     PayloadTooLarge,
+    /// A form body with more than `MAX_FORM_FIELDS` fields.
+    TooManyFields,
     MissingSignature,
     MissingTimestamp,
     MalformedSignature,
@@ -44,7 +46,7 @@ pub enum Reject {
 }
 
 impl Reject {
-    pub const ALL: [Reject; 25] = [
+    pub const ALL: [Reject; 26] = [
         Reject::NonCanonicalPath,
         Reject::MethodNotAllowed,
         Reject::IpNotAllowed,
@@ -53,6 +55,7 @@ impl Reject {
         Reject::PeerNotAllowed,
         Reject::UnsupportedMediaType,
         Reject::PayloadTooLarge,
+        Reject::TooManyFields,
         Reject::MissingSignature,
         Reject::MissingTimestamp,
         Reject::MalformedSignature,
@@ -78,7 +81,7 @@ impl Reject {
             Reject::IpNotAllowed | Reject::MtlsRequired | Reject::PeerNotAllowed => 403,
             Reject::UnknownTrigger | Reject::UnknownSubscription => 404,
             Reject::UnsupportedMediaType => 415,
-            Reject::PayloadTooLarge | Reject::InputsTooLarge => 413,
+            Reject::PayloadTooLarge | Reject::TooManyFields | Reject::InputsTooLarge => 413,
             Reject::MissingSignature
             | Reject::MissingTimestamp
             | Reject::MalformedSignature
@@ -106,6 +109,7 @@ impl Reject {
             Reject::PeerNotAllowed => "peer_not_allowed",
             Reject::UnsupportedMediaType => "unsupported_media_type",
             Reject::PayloadTooLarge => "payload_too_large",
+            Reject::TooManyFields => "too_many_fields",
             Reject::MissingSignature => "missing_signature",
             Reject::MissingTimestamp => "missing_timestamp",
             Reject::MalformedSignature => "malformed_signature",
@@ -138,6 +142,7 @@ impl Reject {
             Reject::PeerNotAllowed => "client certificate is not allowed for this trigger",
             Reject::UnsupportedMediaType => "content-type is not one the trigger's scheme accepts",
             Reject::PayloadTooLarge => "request body exceeds max_body_bytes",
+            Reject::TooManyFields => "the form has more than 1000 fields",
             Reject::MissingSignature => "the signature is missing",
             Reject::MissingTimestamp => "the timestamp is missing",
             Reject::MalformedSignature => "the signature is malformed or repeated",

@@ -3,6 +3,7 @@
 //! before the body is buffered, and from the body for schemes that sign
 //! inside it. Presence is checked before form (README order).
 
+use super::body_field::text_at;
 use super::wire::{self, Query};
 use super::{decode_signature, IdSpec, Location, Scheme, TimeUnit, TimestampAt, TimestampSpec, Token, MAX_CANDIDATES};
 use crate::contract::error::Reject;
@@ -104,22 +105,22 @@ impl Scheme {
         Ok(usable)
     }
 
-    /// Completes the claims from a JSON body (schemes that sign inside it).
+    /// Completes the claims from an unverified body, with bounded work: a
+    /// JSON field is found by a scan that keeps nothing else (`body_field`).
     pub fn read_body(&self, creds: &mut Credentials, body: &[u8]) -> Result<(), Reject> {
         if !self.reads_json() {
             return Ok(());
         }
-        let doc: serde_json::Value = serde_json::from_slice(body).map_err(|_| Reject::MalformedSignature)?;
         if let Location::Json(ptr) = &self.signature_at {
-            let text = json_text(&doc, ptr).ok_or(Reject::MissingSignature)?;
+            let text = text_at(body, ptr).ok_or(Reject::MissingSignature)?;
             creds.candidates = self.decode_all(&[text])?;
         }
         if let Some(TimestampSpec { at: TimestampAt::At(Location::Json(ptr)), unit, .. }) = &self.timestamp {
-            let text = json_text(&doc, ptr).ok_or(Reject::MissingTimestamp)?;
+            let text = text_at(body, ptr).ok_or(Reject::MissingTimestamp)?;
             creds.timestamp = Some(parse_stamp(&text, *unit)?);
         }
         if let Some(IdSpec { at: Location::Json(ptr), .. }) = &self.id {
-            creds.id = json_text(&doc, ptr);
+            creds.id = text_at(body, ptr);
             if creds.id.is_none() && self.signed.contains(&Token::Id) {
                 return Err(Reject::MissingSignature);
             }
@@ -135,15 +136,6 @@ impl Scheme {
             }
             _ => true,
         }
-    }
-}
-
-/// A JSON string or integer at `ptr`, as text.
-pub(super) fn json_text(doc: &serde_json::Value, ptr: &str) -> Option<String> {
-    match doc.pointer(ptr)? {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) if n.is_u64() => Some(n.to_string()),
-        _ => None,
     }
 }
 

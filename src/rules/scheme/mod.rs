@@ -8,6 +8,7 @@
 //! [`Scheme`]; `read_head` reads what the headers claim before the body is
 //! buffered; `verify` checks the body against the trigger's keys.
 
+mod body_field;
 mod claims;
 mod compile;
 pub mod form;

@@ -107,13 +107,11 @@ pub fn sign(
         creds.id = Some(id);
     }
     // Fields the scheme reads from the body (Mailgun, Linear): as given.
-    if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(body) {
-        if let Some(TimestampSpec { at: TimestampAt::At(Location::Json(p)), unit, .. }) = &scheme.timestamp {
-            creds.timestamp = super::claims::json_text(&doc, p).and_then(|t| super::parse_stamp(&t, *unit).ok());
-        }
-        if let Some(IdSpec { at: Location::Json(p), .. }) = &scheme.id {
-            creds.id = super::claims::json_text(&doc, p);
-        }
+    if let Some(TimestampSpec { at: TimestampAt::At(Location::Json(p)), unit, .. }) = &scheme.timestamp {
+        creds.timestamp = super::body_field::text_at(body, p).and_then(|t| super::parse_stamp(&t, *unit).ok());
+    }
+    if let Some(IdSpec { at: Location::Json(p), .. }) = &scheme.id {
+        creds.id = super::body_field::text_at(body, p);
     }
     let message = scheme.message(&creds, &Request { headers: request, body });
     let signature: Vec<u8> = match (signer, scheme.algorithm) {

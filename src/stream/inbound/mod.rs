@@ -18,6 +18,7 @@ use crate::plan::inbound::{InboundPlan, Stage, Trigger};
 use crate::plan::raw::InputsDelivery;
 use crate::rules::ending::Ending;
 use crate::rules::replay::ReplayKey;
+use crate::rules::scheme::form::{fields_within_bound, FORM_MEDIA_TYPE};
 use crate::rules::scheme::{Credentials, Request};
 use crate::rules::{annotate, paths};
 
@@ -129,6 +130,12 @@ impl Mode for Inbound {
         let mut p = p;
         let trigger = Arc::clone(&p.trigger);
         let scheme = &trigger.scheme;
+        // Bounded before the signature holds: a form's fields are counted
+        // (one pass) before anything sorts or copies them.
+        let form = p.headers.first(CONTENT_TYPE).map(checks::media_type).as_deref() == Some(FORM_MEDIA_TYPE);
+        if form && !fields_within_bound(&body) {
+            return Step::Done(Outcome::Reject(Reject::TooManyFields));
+        }
         if let Err(r) = scheme
             .read_body(&mut p.credentials, &body)
             .and_then(|()| checks::check_timestamp(scheme, &p.credentials, now, audit))

@@ -1,0 +1,190 @@
+//! Fields of an unverified JSON body (Linear's timestamp, Mailgun's
+//! signature, Microsoft Graph's clientState), read before the signature
+//! holds. The work is one forward scan that stops at the field; nothing but
+//! the field is kept (everything else is skipped with `IgnoredAny`), and the
+//! field itself is borrowed from the body and taken only when it is a short
+//! string or a number. An unsigned 60 MiB body costs a scan, never a tree.
+
+use std::cell::Cell;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// Longest field value taken (a signature, a timestamp, a token).
+const MAX_FIELD: usize = 1024;
+
+/// The string or non-negative integer at RFC 6901 `pointer` in `body`, as
+/// text. `None` when it is absent, of another type, too long, or the body
+/// breaks off before it.
+pub fn text_at(body: &[u8], pointer: &str) -> Option<String> {
+    let tokens: Vec<String> =
+        pointer.strip_prefix('/')?.split('/').map(|t| t.replace("~1", "/").replace("~0", "~")).collect();
+    let found = Cell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    // The scan ends in an error once the field is found (the rest of the
+    // document is left unread on purpose); only `found` matters.
+    let _ = Seek { tokens: &tokens, found: &found }.deserialize(&mut de);
+    text(found.get()?)
+}
+
+fn text(raw: &RawValue) -> Option<String> {
+    let json = raw.get();
+    if json.len() > MAX_FIELD + 2 {
+        return None;
+    }
+    if json.starts_with('"') {
+        return serde_json::from_str::<String>(json).ok();
+    }
+    (!json.is_empty() && json.bytes().all(|b| b.is_ascii_digit())).then(|| json.to_string())
+}
+
+/// Seeks the remaining `tokens` in the value being read.
+struct Seek<'t, 'de> {
+    tokens: &'t [String],
+    found: &'t Cell<Option<&'de RawValue>>,
+}
+
+/// Stops the scan once the field is found.
+#[derive(Debug)]
+struct Found;
+
+impl fmt::Display for Found {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("found")
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Seek<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        match self.tokens.split_first() {
+            None => {
+                self.found.set(Some(<&RawValue as de::Deserialize>::deserialize(d)?));
+                Err(de::Error::custom(Found))
+            }
+            Some((head, rest)) => d.deserialize_any(Step { head, rest, found: self.found }),
+        }
+    }
+}
+
+struct Step<'t, 'de> {
+    head: &'t str,
+    rest: &'t [String],
+    found: &'t Cell<Option<&'de RawValue>>,
+}
+
+impl<'de> Visitor<'de> for Step<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(hit) = map.next_key_seed(KeyIs(self.head))? {
+            if hit {
+                map.next_value_seed(Seek { tokens: self.rest, found: self.found })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        // RFC 6901: an array index is `0` or digits without a leading zero.
+        let index = match self.head.as_bytes() {
+            [b'0'] => Some(0),
+            [b'1'..=b'9', ..] if self.head.bytes().all(|b| b.is_ascii_digit()) => self.head.parse::<usize>().ok(),
+            _ => None,
+        };
+        let Some(index) = index else { return Ok(()) };
+        for _ in 0..index {
+            if seq.next_element::<IgnoredAny>()?.is_none() {
+                return Ok(());
+            }
+        }
+        seq.next_element_seed(Seek { tokens: self.rest, found: self.found })?;
+        Ok(())
+    }
+
+    // Scalars have no children: the field is absent.
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// Whether an object key equals the pointer token, without keeping the key.
+struct KeyIs<'t>(&'t str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_strings_and_integers_at_the_pointer() {
+        let body = br#"{"a":[1,{"b":"x"}],"signature":{"timestamp":1700000000,"token":"t\u0041"},"x/y":"s"}"#;
+        assert_eq!(text_at(body, "/a/1/b").as_deref(), Some("x"));
+        assert_eq!(text_at(body, "/signature/timestamp").as_deref(), Some("1700000000"));
+        assert_eq!(text_at(body, "/signature/token").as_deref(), Some("tA"));
+        assert_eq!(text_at(body, "/x~1y").as_deref(), Some("s"));
+        for absent in ["/a/2", "/a/01", "/a/1/c", "/signature/timestamp/x", "/nope", "/a", "/a/-1"] {
+            assert_eq!(text_at(body, absent), None, "{absent}");
+        }
+    }
+
+    #[test]
+    fn the_scan_stops_at_the_field() {
+        // Garbage after the field does not matter: it is never read.
+        assert_eq!(text_at(br#"{"s":"v", this is not json"#, "/s").as_deref(), Some("v"));
+        assert_eq!(text_at(br#"{"x": nope, "s":"v"}"#, "/s"), None);
+    }
+
+    #[test]
+    fn large_or_odd_values_are_not_taken() {
+        let long = format!(r#"{{"s":"{}"}}"#, "a".repeat(MAX_FIELD + 1));
+        assert_eq!(text_at(long.as_bytes(), "/s"), None);
+        for v in [r#"{"s":-1}"#, r#"{"s":1.5}"#, r#"{"s":[1]}"#, r#"{"s":null}"#, r#"{"s":true}"#] {
+            assert_eq!(text_at(v.as_bytes(), "/s"), None, "{v}");
+        }
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(text_at(deep.as_bytes(), "/0"), None, "serde_json's depth limit, no stack overflow");
+    }
+}
