@@ -64,6 +64,15 @@ def make_pki(dir: Path) -> dict:
         # The listed identity is its second URI SAN: only an every-SAN check admits it.
         "multi": ca.issue("multi", "multi", [x509.UniformResourceIdentifier("spiffe://cluster.local/ns/other/sa/first"),
                                              x509.UniformResourceIdentifier("spiffe://cluster.local/ns/crm/sa/zendesk-bridge")]),
+        # Envoy writes URI SANs unquoted into XFCC: this one reads like a URI
+        # SAN and the DNS SAN a trigger lists (it has no DNS SAN at all).
+        "smuggler": ca.issue("smuggler", "smuggler", [
+            x509.UniformResourceIdentifier("spiffe://partner-b.example/x;DNS=hooks.partner.example")]),
+        # ... and from a second URI SAN, with a DNS SAN of its own.
+        "smuggler2": ca.issue("smuggler2", "smuggler2", [
+            x509.UniformResourceIdentifier("spiffe://partner-b.example/a"),
+            x509.UniformResourceIdentifier("spiffe://partner-b.example/x;DNS=hooks.partner.example"),
+            x509.DNSName("partner-b.example")]),
         "rogue": rogue.issue("rogue", "zendesk-bridge",
                              [x509.UniformResourceIdentifier("spiffe://cluster.local/ns/crm/sa/zendesk-bridge")]),
     }

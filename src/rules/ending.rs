@@ -23,7 +23,8 @@ pub const VIA_UPSTREAM: &str = "via_upstream";
 
 /// Details of an answer Envoy made up after the request may have reached
 /// the backend (`StreamInfo::ResponseCodeDetails`): timeouts and resets.
-const MAYBE_REACHED: [&str; 6] = [
+const MAYBE_REACHED: [&str; 7] = [
+    "response_timeout",
     "upstream_response_timeout",
     "upstream_per_try_timeout",
     "upstream_per_try_idle_timeout",
@@ -103,6 +104,7 @@ mod tests {
     #[test]
     fn forwarded_without_an_answer_is_unknown() {
         for d in [
+            "response_timeout",
             "upstream_response_timeout",
             "upstream_per_try_timeout",
             "upstream_reset_before_response_started{remote_reset}",

@@ -290,6 +290,16 @@ def test_mtls_every_san_is_checked(edge, backends, certs):
 
 
 @pytest.mark.local_only
+@pytest.mark.parametrize("who", ["smuggler", "smuggler2"])
+def test_mtls_a_dns_name_smuggled_in_a_uri_san_grants_nothing(edge, backends, certs, who):
+    """Envoy writes URI SANs unquoted into XFCC, so `URI=spiffe://x;DNS=hooks.partner.example`
+    reads like the listed DNS SAN: checked against the connection's own SANs, it is refused."""
+    body = body_of(TICKET)
+    resp = h.request(edge.tls_port, MTLS_PATH, body, h.signed_headers(SECRET, body), tls=tls_client(certs, who))
+    assert_rejected(resp, 403, "peer_not_allowed", backends)
+
+
+@pytest.mark.local_only
 def test_mtls_a_forged_xfcc_header_grants_nothing(edge, backends, certs):
     body = body_of(TICKET)
     forged = "URI=spiffe://cluster.local/ns/crm/sa/zendesk-bridge"

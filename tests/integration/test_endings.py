@@ -1,0 +1,274 @@
+"""At most once, even when the answer never comes (README "Replay
+protection"): how a forwarded delivery ended decides its reservation, on both
+stores (this Envoy's, and etcd's shared by replicas).
+
+- The backend answered (`via_upstream`): a 2xx commits, anything else releases.
+- The request never reached a backend (no healthy upstream, connection
+  refused, the client gone before the filter forwarded): released.
+- It was forwarded and no answer came (the client hung up, an upstream reset,
+  a route timeout): unknown; `replay.unknown_outcome: delivered` (the default)
+  commits it, so the sender's retry gets `200 duplicate`; `retry` releases it.
+"""
+import json
+import socket
+import threading
+import time
+import uuid
+
+import pytest
+
+from combo_edge import envoy as h
+
+SECRET = "endings-secret"
+PREFIX = "/v1/webhook/generic/"
+# Each trigger's agent is routed to one kind of upstream.
+AGENTS = {"trg_ok": "ok", "trg_reset": "reset", "trg_empty": "empty", "trg_refused": "refused"}
+
+
+class ResettingUpstream:
+    """Reads a request, then resets the connection without answering: the
+    backend got the delivery and may have acted on it."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.requests = 0
+        self.running = True
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    if conn.recv(65536):
+                        self.requests += 1
+                except OSError:
+                    pass
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+    def stop(self):
+        self.running = False
+        self.sock.close()
+
+
+def plugin_config(store: str, etcd_port: int | None, unknown_outcome: str) -> dict:
+    replay = {"unknown_outcome": unknown_outcome}
+    if store == "etcd":
+        replay.update({"store": "etcd", "etcd": {"cluster": "etcd"}, "timeout_ms": 1000})
+    return {"replay": replay, "triggers": [
+        {"id": tid, "secret": SECRET, "action": {"agent_id": agent}} for tid, agent in AGENTS.items()]}
+
+
+def bootstrap(plugin: dict, port: int, agent_port: int, reset_port: int, etcd_port: int | None) -> dict:
+    routes = [{"match": {"prefix": "/", "headers": [{"name": "x-combo-agent-id", "string_match": {"exact": a}}]},
+               "route": {"cluster": a, "timeout": "1s"}} for a in ("ok", "reset", "empty", "refused")]
+    routes.append({"match": {"prefix": "/"}, "route": {"cluster": "ok"}})
+    empty = {"name": "empty", "type": "STATIC", "connect_timeout": "1s",
+             "load_assignment": {"cluster_name": "empty", "endpoints": []}}
+    clusters = [h.cluster("ok", agent_port), h.cluster("reset", reset_port), empty,
+                h.cluster("refused", h.free_port())]
+    if etcd_port:
+        clusters.append(h.cluster("etcd", etcd_port))
+    return {"static_resources": {
+        "listeners": [h.listener("ingress", port, h.http_connection_manager([h.edge_filter(plugin)], routes))],
+        "clusters": clusters,
+    }}
+
+
+@pytest.fixture(scope="module")
+def etcd():
+    e = h.Etcd().start()
+    yield e
+    e.stop()
+
+
+@pytest.fixture(scope="module")
+def resetter():
+    r = ResettingUpstream()
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="module")
+def edges(agent, etcd, resetter):
+    """One Envoy per store with the default `delivered`, and one (local) with `retry`."""
+    out, envoys = {}, []
+    for name, store, unknown in (("local", "local", "delivered"), ("etcd", "etcd", "delivered"),
+                                 ("retry", "local", "retry")):
+        port = h.free_port()
+        etcd_port = etcd.port if store == "etcd" else None
+        envoy = h.Envoy(bootstrap(plugin_config(store, etcd_port, unknown), port, agent.backend.port,
+                                  resetter.port, etcd_port)).wait_ready()
+        envoys.append(envoy)
+        out[name] = (envoy, port)
+    yield out
+    for e in envoys:
+        e.stop()
+
+
+@pytest.fixture(autouse=True)
+def reset(agent):
+    agent.delay = 0.0
+    agent.backend.status = 200
+    agent.backend.clear()
+    yield
+    agent.delay = 0.0
+
+
+def delivery():
+    body = json.dumps({"id": uuid.uuid4().hex}).encode()
+    return body, dict(h.signed_headers(SECRET, body), **{"content-type": "application/json"})
+
+
+def post(port, tid, body, headers):
+    return h.request(port, PREFIX + tid, body, headers)
+
+
+def send_and_hang_up(port, tid, body, headers, *, whole=True, wait=None):
+    """Sends the request (or only part of its body) and closes the
+    connection without reading an answer; `wait()` says when to close."""
+    wire = dict(headers, **{"content-length": str(len(body))})
+    head = f"POST {PREFIX}{tid} HTTP/1.1\r\nhost: x\r\n" + "".join(f"{k}: {v}\r\n" for k, v in wire.items()) + "\r\n"
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(head.encode() + (body if whole else body[: len(body) // 2]))
+        if wait:
+            wait()
+        else:
+            time.sleep(0.3)
+
+
+def until(predicate, timeout=5.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def audit_rows(envoy, delivery_body: bytes) -> list[dict]:
+    """The filter's audit lines for one delivery (matched on its body digest)."""
+    import hashlib
+    digest = hashlib.sha256(delivery_body).hexdigest()
+    rows = []
+    for line in envoy.logs().splitlines():
+        if "webhook_audit {" in line:
+            row = json.loads(line.split("webhook_audit ", 1)[1])
+            if row.get("body_sha256") == digest:
+                rows.append(row)
+    return rows
+
+
+def unknown_outcomes(envoy) -> int:
+    import urllib.request
+    text = urllib.request.urlopen(
+        f"http://127.0.0.1:{envoy.admin_port}/stats?filter=combo_webhook_replay_unknown_outcome", timeout=5).read()
+    return sum(int(line.split(b":")[1]) for line in text.splitlines() if b":" in line)
+
+
+STORES = ["local", "etcd"]
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_hanging_up_after_forwarding_never_delivers_twice(edges, agent, store):
+    """The issue's case: five sends, each hung up after forwarding, then a
+    normal one: the backend gets one copy, the sender `200 duplicate`."""
+    envoy, port = edges[store]
+    before = unknown_outcomes(envoy)
+    agent.delay = 0.6
+    body, headers = delivery()
+    for _ in range(5):
+        n = len(agent.backend.received())
+        send_and_hang_up(port, "trg_ok", body, headers,
+                         wait=lambda: until(lambda: len(agent.backend.received()) > n, 1.0))
+    time.sleep(0.8)  # the first copy's backend call ends; the stream settles
+    agent.delay = 0.0
+    r = post(port, "trg_ok", body, headers)
+    assert r.status == 200 and r.json() == {"status": "duplicate"}, r
+    assert len(agent.backend.received()) == 1
+    assert unknown_outcomes(envoy) == before + 1
+    assert until(lambda: any(row.get("replay_outcome") == "unknown_committed" for row in audit_rows(envoy, body)))
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_hanging_up_before_the_filter_forwards_releases(edges, agent, store):
+    _, port = edges[store]
+    body, headers = delivery()
+    send_and_hang_up(port, "trg_ok", body, headers, whole=False)
+    assert agent.backend.received() == []
+    r = post(port, "trg_ok", body, headers)
+    assert r.status == 200 and r.json() == {"backend": "agent"}, r
+    assert len(agent.backend.received()) == 1
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_an_upstream_timeout_is_an_unknown_outcome(edges, agent, store):
+    envoy, port = edges[store]
+    agent.delay = 1.5  # over the route's 1 s timeout: Envoy answers 504
+    body, headers = delivery()
+    r = post(port, "trg_ok", body, headers)
+    assert r.status == 504, r
+    agent.delay = 0.0
+    r = post(port, "trg_ok", body, headers)
+    assert r.status == 200 and r.json() == {"status": "duplicate"}, r
+    assert len(agent.backend.received()) == 1, "the backend got it once, and may have acted on it"
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_an_upstream_reset_is_an_unknown_outcome(edges, resetter, store):
+    _, port = edges[store]
+    body, headers = delivery()
+    seen = resetter.requests
+    r = post(port, "trg_reset", body, headers)
+    assert r.status == 503, r
+    assert resetter.requests == seen + 1
+    r = post(port, "trg_reset", body, headers)
+    assert r.status == 200 and r.json() == {"status": "duplicate"}, r
+    assert resetter.requests == seen + 1, "never sent again"
+
+
+@pytest.mark.parametrize("store", STORES)
+@pytest.mark.parametrize("tid", ["trg_empty", "trg_refused"])
+def test_a_request_that_never_reached_a_backend_is_released(edges, store, tid):
+    """No healthy upstream, or a connection that was refused: nothing was
+    delivered, so the sender's retry is tried again, never `duplicate`."""
+    _, port = edges[store]
+    body, headers = delivery()
+    for _ in range(2):
+        r = post(port, tid, body, headers)
+        assert r.status == 503 and b"duplicate" not in r.body, r
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_a_backend_503_releases_for_the_retry(edges, agent, store):
+    _, port = edges[store]
+    body, headers = delivery()
+    agent.backend.status = 503
+    assert post(port, "trg_ok", body, headers).status == 503
+    agent.backend.status = 200
+    r = post(port, "trg_ok", body, headers)
+    assert r.status == 200 and r.json() == {"backend": "agent"}, r
+    assert post(port, "trg_ok", body, headers).json() == {"status": "duplicate"}
+    assert len(agent.backend.received()) == 2
+
+
+def test_unknown_outcome_retry_lets_the_senders_retry_through(edges, agent):
+    """`replay.unknown_outcome: retry` chooses at least once: a hung-up copy
+    is released, counted and audited as such."""
+    envoy, port = edges["retry"]
+    before = unknown_outcomes(envoy)
+    agent.delay = 0.6
+    body, headers = delivery()
+    send_and_hang_up(port, "trg_ok", body, headers, wait=lambda: until(lambda: agent.backend.received(), 1.0))
+    time.sleep(0.8)
+    agent.delay = 0.0
+    r = post(port, "trg_ok", body, headers)
+    assert r.status == 200 and r.json() == {"backend": "agent"}, r
+    assert len(agent.backend.received()) == 2
+    assert unknown_outcomes(envoy) == before + 1
+    assert until(lambda: any(row.get("replay_outcome") == "unknown_released" for row in audit_rows(envoy, body)))
