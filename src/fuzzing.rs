@@ -11,7 +11,7 @@ use crate::host::{Action, Headers};
 use crate::plan::{self, Compiled, InboundPlan};
 use crate::rules::inputs::{RenderContext, TemplateSet};
 use crate::rules::paths;
-use crate::rules::scheme::{self, presets, Key, KeyMaterial, Request, Scheme};
+use crate::rules::scheme::{self, presets, Handshake, Key, KeyMaterial, Request, Scheme};
 use crate::stream::inbound::{Inbound, Stream};
 
 const NOW: i64 = 1_800_000_000;
@@ -63,6 +63,28 @@ pub fn signature_headers(data: &[u8]) {
                 assert!(!content.is_empty());
             }
         }
+    }
+}
+
+/// Before any signature holds: every preset's reading of an arbitrary body
+/// (a scan, never a tree), and the keyed handshakes (X CRC, Zoom), which
+/// answer only a challenge that can never be a deliverable body.
+pub fn body_fields(data: &[u8]) {
+    for (s, _) in preset_schemes() {
+        let mut c = scheme::Credentials::default();
+        let _ = s.read_body(&mut c, data);
+    }
+    let token = String::from_utf8_lossy(data);
+    let is_json = serde_json::from_str::<serde::de::IgnoredAny>(&token).is_ok();
+    let query: String = form_urlencoded::Serializer::new(String::new()).append_pair("crc_token", &token).finish();
+    let get = Headers::new(vec![(":method".into(), "GET".into()), (":path".into(), format!("/h?{query}"))]);
+    let key = Key::hmac_sha256("k", b"k");
+    if let Some(Ok(_)) = Handshake::XCrc.answer_head(&get, Some(&key), None) {
+        assert!(!is_json, "a CRC answer for a JSON document: {token:?}");
+    }
+    let zoom = serde_json::json!({"event": "endpoint.url_validation", "payload": {"plainToken": token}});
+    if let Some(Ok(_)) = Handshake::ZoomUrlValidation.answer_body(&Headers::default(), Some(&zoom), &key) {
+        assert!(!is_json && !token.contains(':'), "a Zoom answer for signed-content text: {token:?}");
     }
 }
 

@@ -31,6 +31,11 @@ fn signature_headers_corpus() {
 }
 
 #[test]
+fn body_fields_corpus() {
+    replay("body_fields", fuzzing::body_fields);
+}
+
+#[test]
 fn path_corpus() {
     replay("path", fuzzing::path);
 }

@@ -50,11 +50,16 @@ class Recorder:
 
             def _send(self, status: int, doc):
                 out = json.dumps(doc).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(out)))
+                    self.end_headers()
+                    self.wfile.write(out)
+                except (BrokenPipeError, ConnectionResetError):
+                    # The proxy gave up on this request (a timeout, a client
+                    # that hung up): what was received is recorded already.
+                    self.close_connection = True
 
             def _control(self) -> bool:
                 if not self.path.startswith("/__"):
