@@ -200,8 +200,21 @@ def test_the_shipped_config_canonicalises_before_the_filter(backends):
                      "/v1/webhook/generic/trg_ticket_escalated"]:
             r = h.request(port, path, b"{}", {"content-type": "application/json", "x-combo-agent-id": "ticket-triage"})
             assert (r.status, r.error_code()) == (401, "missing_signature"), (path, r)
-        r = h.request(port, "/v1/webhook%2Fgeneric/trg_ticket_escalated", b"{}", {"content-type": "application/json"})
-        assert r.status == 400, r
+        for escaped in ("%2F", "%5C"):  # escaped slashes, `\` included: Envoy refuses them itself
+            r = h.request(port, f"/v1/webhook{escaped}generic/trg_ticket_escalated", b"{}",
+                          {"content-type": "application/json"})
+            assert r.status == 400, r
+        # What Envoy does not canonicalise (case, `;` parameters, `%3B`)
+        # still reaches the filter on the shipped routes, which refuses it.
+        for path in ["/V1/WEBHOOK/GENERIC/trg_ticket_escalated", "/v1/Webhook/generic/trg_ticket_escalated",
+                     "/v1/webhook/generic;jsessionid=x/trg_ticket_escalated", "/v1;x=1/webhook/generic/trg_ticket_escalated",
+                     "/v1/webhook/generic%3Bx/trg_ticket_escalated"]:
+            r = h.request(port, path, b"{}", {"content-type": "application/json", "x-combo-agent-id": "ticket-triage"})
+            assert (r.status, r.error_code()) == (400, "non_canonical_path"), (path, r)
+        # `\` Envoy's normalize_path reads as `/` itself: the canonical webhook, verified.
+        r = h.request(port, "/v1\\webhook\\generic\\trg_ticket_escalated", b"{}",
+                      {"content-type": "application/json", "x-combo-agent-id": "ticket-triage"})
+        assert (r.status, r.error_code()) == (401, "missing_signature"), r
         other = h.request(port, "/status", b"", {"x-combo-agent-id": "ticket-triage"}, method="GET")
         assert (other.status, other.error_code()) == (404, "no_route"), "a spoofed annotation routes nowhere"
         assert backends["ticket-triage"].received() == [] and backends["billing"].received() == []
