@@ -1,10 +1,10 @@
 //! `RawScheme` -> `Scheme`: every field checked once, at configure time;
 //! an error names the field (relative to `scheme.`).
 
+use super::coverage;
 use super::raw::{Names, RawFormat, RawScheme, RawSignature, RawTimestamp};
 use super::{
-    Algorithm, Encoding, Format, Handshake, IdSpec, Location, Scheme, SecretEncoding, TimeUnit, TimestampAt,
-    TimestampSpec, Token,
+    Algorithm, Encoding, Format, IdSpec, Location, Scheme, SecretEncoding, TimeUnit, TimestampAt, TimestampSpec, Token,
 };
 
 /// A scheme field that does not hold.
@@ -15,7 +15,7 @@ pub struct SchemeError {
     pub message: String,
 }
 
-fn err<T>(field: &str, message: impl Into<String>) -> Result<T, SchemeError> {
+pub(super) fn err<T>(field: &str, message: impl Into<String>) -> Result<T, SchemeError> {
     Err(SchemeError { field: field.to_string(), message: message.into() })
 }
 
@@ -55,7 +55,7 @@ pub fn compile(name: &str, raw: RawScheme, tolerance: i64) -> Result<Scheme, Sch
     if signed.contains(&Token::Id) && id.is_none() {
         return err("signed", "uses {id} but the scheme has no id");
     }
-    covers(algorithm, &signed, timestamp.as_ref(), id.as_ref(), raw.unsigned_body.unwrap_or(false))?;
+    coverage::covers(algorithm, &signed, timestamp.as_ref(), id.as_ref(), raw.unsigned_body.unwrap_or(false))?;
     let content_types = match raw.content_types {
         None => vec!["application/json".to_string()],
         Some(list) if list.is_empty() => return err("content_types", "must not be empty"),
@@ -72,10 +72,7 @@ pub fn compile(name: &str, raw: RawScheme, tolerance: i64) -> Result<Scheme, Sch
         Some(_) => return err("public_url", "must be an http(s) URL without query or fragment"),
     };
     if let Some(h) = raw.handshake {
-        handshake_fits(h, algorithm)?;
-        if h.keyed() {
-            keyed_handshake_fits(h, &signed, &content_types)?;
-        }
+        coverage::handshake_fits(h, algorithm, &signed, &content_types)?;
     }
     let mut signature_headers = headers_of(&signature_at);
     // The audit digest covers the timestamp and id headers, never a
@@ -115,74 +112,6 @@ fn headers_of(l: &Location) -> Vec<String> {
     match l {
         Location::Headers(names) => names.clone(),
         _ => Vec::new(),
-    }
-}
-
-fn handshake_fits(h: Handshake, algorithm: Algorithm) -> Result<(), SchemeError> {
-    let ok = match h {
-        Handshake::ZoomUrlValidation | Handshake::XCrc => algorithm == Algorithm::HmacSha256,
-        Handshake::OktaVerification => algorithm == Algorithm::Token,
-        _ => true,
-    };
-    if ok {
-        Ok(())
-    } else {
-        err("handshake", format!("{} does not fit algorithm {}", h.name(), algorithm.name()))
-    }
-}
-
-/// What the signature covers, checked so that no configuration silently
-/// weakens a promise: the body (unless the scheme says `unsigned_body`),
-/// the timestamp (an unsigned one would let the sender pick how long a
-/// delivery is remembered) and the id (an unsigned one is never trusted,
-/// so declaring it only misleads).
-fn covers(
-    algorithm: Algorithm,
-    signed: &[Token],
-    timestamp: Option<&TimestampSpec>,
-    id: Option<&IdSpec>,
-    unsigned_body: bool,
-) -> Result<(), SchemeError> {
-    let body = algorithm != Algorithm::Token && signed.iter().any(|t| matches!(t, Token::Body | Token::FormSorted));
-    if !body && !unsigned_body {
-        let what = if algorithm == Algorithm::Token { "a token scheme" } else { "signed" };
-        return err(
-            "signed",
-            format!("{what} does not cover the body, so any body would be forwarded; set unsigned_body: true only if the sender signs none (README \"Presets\")"),
-        );
-    }
-    if let Some(t) = timestamp {
-        let in_body = matches!(&t.at, TimestampAt::At(Location::Json(_))) && body;
-        if algorithm == Algorithm::Token || !(signed.contains(&Token::Timestamp) || in_body) {
-            return err("timestamp", "is not covered by the signature (add {timestamp} to signed): an unsigned timestamp would let the sender pick how long a delivery is remembered");
-        }
-    }
-    if id.is_some_and(|i| !i.signed) {
-        return err("id", "is not covered by the signature (add {id} to signed): an unsigned id is never trusted");
-    }
-    Ok(())
-}
-
-/// A keyed handshake answers MAC(secret, challenge), where a challenge is an
-/// opaque token that never parses as JSON. That MAC must never verify a
-/// delivery: the signed content must either start with literal text a
-/// challenge cannot contain (Zoom's `v0:`), or be the body alone with JSON
-/// the only media type (X), so that a challenge can never be a body.
-fn keyed_handshake_fits(h: Handshake, signed: &[Token], content_types: &[String]) -> Result<(), SchemeError> {
-    let separated = matches!(signed.first(), Some(Token::Literal(l))
-        if l.bytes().any(|b| !(b.is_ascii_alphanumeric() || b"+/=_-".contains(&b))));
-    let body_only_json = signed == [Token::Body] && content_types.iter().all(|t| t == "application/json");
-    if separated || body_only_json {
-        Ok(())
-    } else {
-        err(
-            "handshake",
-            format!(
-                "{} answers with a MAC under the secret: signed must be {{body}} with content_types [application/json], \
-                 or start with literal text such as \"v0:\", so that no answer can be a delivery signature",
-                h.name()
-            ),
-        )
     }
 }
 

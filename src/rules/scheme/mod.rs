@@ -11,6 +11,7 @@
 mod body_field;
 mod claims;
 mod compile;
+mod coverage;
 pub mod form;
 pub mod handshake;
 pub mod keys;
