@@ -98,6 +98,10 @@ bench: build $(TOOLS_STAMP) etcd
 	ENVOY="$(ENVOY_BIN)" $(PY) tools/bench.py
 	@# The worst delivery at max_body_bytes against its 50 ms target (met or not).
 	-ENVOY="$(ENVOY_BIN)" $(PY) tools/worstcase.py
+	@# What an unsigned body costs before the signature holds, per preset that
+	@# reads its body first, beside a header-signed one (both builds).
+	ENVOY="$(ENVOY_BIN)" $(PY) tools/unsigned_worst.py
+	ENVOY="$(ENVOY_BIN)" COMBO_BUILD=native $(PY) tools/unsigned_worst.py
 	@# What the etcd replay store adds beside the local one.
 	ENVOY="$(ENVOY_BIN)" $(PY) tools/replay_latency.py
 
