@@ -215,4 +215,4 @@ def test_validate_reads_stdin_and_configs_inside_envoy_and_istio_files(tmp_path)
         "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
         "config": {"configuration": {"value": json.dumps({"max_body_bytes": 0})}}}}]}]}]}}))
     out = cli("validate", str(broken))
-    assert out.returncode == 1 and b"max_body_bytes: must be between 1 and" in out.stdout, out.stdout
+    assert out.returncode == 1 and b"max_body_bytes: out of range (min 1)" in out.stdout, out.stdout
