@@ -1,5 +1,6 @@
 """The combo-webhook CLI binary, run as a user would."""
 import json
+import os
 import subprocess
 import time
 
@@ -196,6 +197,32 @@ def test_cli_conventions():
     assert cli("verify", "--secret", "s", "--tolerance", "-5").returncode == 2, "a negative tolerance is refused"
     assert cli("sign", "--secret=s", "--timestamp=100", body=b"{}").returncode == 0, "--flag=value works"
     assert b"complete -F" in cli("completions", "bash").stdout
+
+
+@pytest.mark.parametrize("args", [("presets",), ("completions", "bash"),
+                                  ("validate", str(h.REPO / "envoy/envoy.yaml"))])
+def test_a_closed_stdout_ends_quietly(args):
+    """`combo-webhook ... | head`: the reader has gone before the first line.
+
+    The pipe's read end is closed before the program starts, so its first
+    write fails with EPIPE, every time: exit 0 and nothing on stderr, as
+    ripgrep does, never Rust's "failed printing to stdout" panic (101).
+    """
+    if not CLI.is_file():
+        raise RuntimeError(f"{CLI} is missing: run `make build`")
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        proc = subprocess.run([str(CLI), *args], stdin=subprocess.DEVNULL, stdout=w, stderr=subprocess.PIPE,
+                              timeout=30)
+    finally:
+        os.close(w)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert proc.stderr == b"", proc.stderr
+    # And through a shell pipeline as a user types it.
+    shell = subprocess.run(["bash", "-c", f"set -o pipefail; '{CLI}' {' '.join(args)} | head -c 1"],
+                           capture_output=True, timeout=30)
+    assert shell.returncode == 0 and len(shell.stdout) == 1 and b"panicked" not in shell.stderr, shell
 
 
 def test_validate_reads_stdin_and_configs_inside_envoy_and_istio_files(tmp_path):
