@@ -96,6 +96,12 @@ def test_global_allowlist_checked_before_trigger_lookup(struct_edge, backends):
     ({"triggers": [dict(plugin_config()["triggers"][0], secrets=[{"env": "COMBO_NOT_SET"}])]},
      'triggers[0].secrets[0].env: environment variable "COMBO_NOT_SET" is not set'),
     ({"unknown_knob": True}, "unknown_knob: unknown field"),
+    ({"triggers": [dict(plugin_config()["triggers"][0], action={"agent_id": "a", "inputs": {
+        "q": "{{ jsonpath(payload.q) }}"}})]},
+     "triggers[0].action.inputs.q: jsonpath() takes one string literal, the query"),
+    ({"triggers": [dict(plugin_config()["triggers"][0], action={"agent_id": "a", "inputs": {
+        "n": {"jsonpath": "$.items[*].n", "type": "integer"}}})]},
+     "triggers[0].action.inputs.n.type: the query can select several nodes"),
 ])
 def test_envoy_refuses_broken_config(backends, bad, field):
     port = h.free_port()
