@@ -259,7 +259,7 @@ pub(crate) fn opt_uint<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D
         fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
             // 2^53: beyond it a double no longer holds every integer exactly.
             // Never quote the number: the message names the field only.
-            if !(v.is_finite() && v >= 0.0 && v <= 9_007_199_254_740_992.0) {
+            if !(v.is_finite() && (0.0..=9_007_199_254_740_992.0).contains(&v)) {
                 Err(E::custom("out of range (expected a non-negative integer up to 2^53)"))
             } else if v.fract() != 0.0 {
                 Err(E::custom("expected a non-negative integer, got a number with a fraction"))

@@ -59,9 +59,9 @@ pub(super) fn check_template(
     for literal in scan::scan(lone.unwrap_or(text), lone.is_some())? {
         let text = scratch.compile_expression(literal).and_then(|e| e.eval(())).map_err(|e| e.to_string())?;
         let text = text.as_str().ok_or("jsonpath() takes a string")?.to_string();
-        if !queries.contains_key(&text) {
-            let query = compile_query(&text).map_err(|e| format!("jsonpath(): {e}"))?;
-            queries.insert(text, query);
+        if let std::collections::hash_map::Entry::Vacant(slot) = queries.entry(text) {
+            let query = compile_query(slot.key()).map_err(|e| format!("jsonpath(): {e}"))?;
+            slot.insert(query);
         }
     }
     Ok(())
