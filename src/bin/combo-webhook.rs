@@ -130,6 +130,10 @@ struct InputsArgs {
     headers: Vec<String>,
 }
 
+#[path = "combo-webhook/out.rs"]
+mod out;
+use out::outln;
+
 #[path = "combo-webhook/configs.rs"]
 mod configs;
 
@@ -142,7 +146,9 @@ fn main() -> ExitCode {
         Command::Verify(a) => verify(&a),
         Command::Validate { config, allow_missing_env } => validate(&config, allow_missing_env),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "combo-webhook", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "combo-webhook", &mut script);
+            out::bytes(&script);
             Ok(ExitCode::SUCCESS)
         }
         Command::Inputs(a) => inputs(&a),
@@ -240,13 +246,13 @@ fn sign(a: &SignArgs) -> Result<ExitCode, String> {
     let request = a.scheme.request(&a.headers)?;
     let signed = sign_as(&scheme, &signer, a.timestamp.unwrap_or_else(now), a.id.as_deref(), &request, &body)?;
     for (name, value) in &signed.headers {
-        println!("{name}: {value}");
+        outln!("{name}: {value}");
     }
     for (name, value) in &signed.query {
-        println!("?{name}={value}");
+        outln!("?{name}={value}");
     }
     for (pointer, value) in &signed.json {
-        println!("json {pointer}: {value}");
+        outln!("json {pointer}: {value}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -277,10 +283,10 @@ fn verify(a: &VerifyArgs) -> Result<ExitCode, String> {
         Ok(scheme.signed_id(&creds))
     });
     match verdict {
-        Ok(Some(id)) => println!("ok (signed delivery id {id})"),
-        Ok(None) => println!("ok"),
+        Ok(Some(id)) => outln!("ok (signed delivery id {id})"),
+        Ok(None) => outln!("ok"),
         Err(r) => {
-            println!("{}: {}", r.code(), r.message());
+            outln!("{}: {}", r.code(), r.message());
             return Ok(ExitCode::from(1));
         }
     }
@@ -293,11 +299,11 @@ fn validate(path: &str, allow_missing_env: bool) -> Result<ExitCode, String> {
     for (at, compiled) in &all {
         let place = if at.is_empty() { path.to_string() } else { format!("{path} ({at})") };
         for w in compiled.warnings() {
-            println!("warning: {w}");
+            outln!("warning: {w}");
         }
         match compiled {
-            Compiled::Inbound(p) => println!("{place}: ok (inbound, {} trigger(s))", p.triggers.len()),
-            Compiled::Outbound(p) => println!("{place}: ok (outbound, {} subscription(s))", p.subscriptions.len()),
+            Compiled::Inbound(p) => outln!("{place}: ok (inbound, {} trigger(s))", p.triggers.len()),
+            Compiled::Outbound(p) => outln!("{place}: ok (outbound, {} subscription(s))", p.subscriptions.len()),
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -317,7 +323,7 @@ fn inputs(a: &InputsArgs) -> Result<ExitCode, String> {
             for name in &m.failed {
                 eprintln!("warning: input {name} rendered as null after a template error or the work budget");
             }
-            println!("{}", m.inputs_json);
+            outln!("{}", m.inputs_json);
             Ok(ExitCode::SUCCESS)
         }
         Err(u) => {
@@ -326,14 +332,14 @@ fn inputs(a: &InputsArgs) -> Result<ExitCode, String> {
                 Unmapped::Input(r, name) => (r.status(), r.body_for_input(&name)),
                 Unmapped::Ignored => (202, r#"{"status":"ignored"}"#.to_string()),
             };
-            println!("{status} {body}");
+            outln!("{status} {body}");
             Ok(ExitCode::from(1))
         }
     }
 }
 
 fn presets() {
-    println!("{:<18} {:<18} {:<40} needs", "preset", "algorithm", "signature");
+    outln!("{:<18} {:<18} {:<40} needs", "preset", "algorithm", "signature");
     for (name, p) in presets::all() {
         let public = p.public_key.is_some();
         let Ok(s) = resolve_scheme(Some(&name), None, false, 300) else { continue };
@@ -343,6 +349,6 @@ fn presets() {
             Location::Json(j) => format!("body {j}"),
         };
         let alg = if public { format!("{} | ed25519", s.algorithm.name()) } else { s.algorithm.name().to_string() };
-        println!("{name:<18} {alg:<18} {at:<40} {}", p.needs);
+        outln!("{name:<18} {alg:<18} {at:<40} {}", p.needs);
     }
 }

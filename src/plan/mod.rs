@@ -137,8 +137,11 @@ impl Compiler<'_> {
 
     /// Checks `value` against `1..=max`, naming `path` in the error.
     pub(crate) fn range(&mut self, path: &str, value: u64, max: u64) -> u64 {
-        if value == 0 || value > max {
-            self.error(path, format!("must be between 1 and {max}, got {value}"));
+        // The value itself is never quoted: it may be a secret in the wrong place.
+        if value == 0 {
+            self.error(path, "out of range (min 1)");
+        } else if value > max {
+            self.error(path, format!("out of range (max {max})"));
         }
         value
     }

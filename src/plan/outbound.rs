@@ -93,7 +93,7 @@ pub(super) fn compile(raw: RawConfig, c: &mut Compiler) -> Option<OutboundPlan> 
     for (i, s) in raw.subscriptions.into_iter().enumerate() {
         let at = format!("subscriptions[{i}]");
         if !valid_id(&s.id) {
-            c.error(format!("{at}.id"), format!("must be non-empty visible ASCII, got {:?}", s.id));
+            c.error(format!("{at}.id"), "must be non-empty visible ASCII");
         } else if subscriptions.contains_key(&s.id) {
             c.error(format!("{at}.id"), format!("duplicate subscription id {:?}", s.id));
         }

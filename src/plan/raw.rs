@@ -269,14 +269,17 @@ pub(crate) fn opt_uint<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D
             Ok(Some(v))
         }
         fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            u64::try_from(v).map(Some).map_err(|_| E::custom(format!("expected a non-negative integer, got {v}")))
+            u64::try_from(v).map(Some).map_err(|_| E::custom("out of range (expected a non-negative integer)"))
         }
         fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
             // 2^53: beyond it a double no longer holds every integer exactly.
-            if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 9_007_199_254_740_992.0 {
-                Ok(Some(v as u64))
+            // Never quote the number: the message names the field only.
+            if !(v.is_finite() && (0.0..=9_007_199_254_740_992.0).contains(&v)) {
+                Err(E::custom("out of range (expected a non-negative integer up to 2^53)"))
+            } else if v.fract() != 0.0 {
+                Err(E::custom("expected a non-negative integer, got a number with a fraction"))
             } else {
-                Err(E::custom(format!("expected a non-negative integer, got {v}")))
+                Ok(Some(v as u64))
             }
         }
         fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {

@@ -153,6 +153,32 @@ fn numbers_are_range_checked() {
 }
 
 #[test]
+fn out_of_range_numbers_are_never_echoed() {
+    let t = |extra: &str| format!(r#"{{{extra} "triggers":[{{"id":"a","secret":"s","action":{{"agent_id":"x"}}}}]}}"#);
+    for (extra, expected) in [
+        (r#""replay": {"max_entries": 424242424},"#, "replay.max_entries: out of range (max 10000000)"),
+        (r#""replay": {"max_entries": 0},"#, "replay.max_entries: out of range (min 1)"),
+        (
+            r#""replay": {"max_entries": -424242},"#,
+            "replay.max_entries: out of range (expected a non-negative integer)",
+        ),
+        (
+            r#""max_body_bytes": 4242.5,"#,
+            "max_body_bytes: expected a non-negative integer, got a number with a fraction",
+        ),
+        (r#""max_body_bytes": -4242.0,"#, "max_body_bytes: out of range (expected a non-negative integer up to 2^53)"),
+        (r#""max_body_bytes": 4.2e300,"#, "max_body_bytes: out of range (expected a non-negative integer up to 2^53)"),
+    ] {
+        let e = errors(&t(extra));
+        assert_eq!(e, vec![expected.to_string()], "{extra}");
+        assert!(!e[0].contains("4242"), "{e:?}");
+    }
+    let e = errors(r#"{"mode":"outbound","subscriptions":[{"id":"a b 4242","events":["x"],"secret":"s"}]}"#);
+    assert!(e.iter().any(|x| x == "subscriptions[0].id: must be non-empty visible ASCII"), "{e:?}");
+    assert!(!e.iter().any(|x| x.contains("4242")), "{e:?}");
+}
+
+#[test]
 fn expired_secrets_are_an_error_and_expiring_ones_a_warning() {
     let e = errors(&format!(
         r#"{{"triggers":[{{"id":"a","secrets":[{{"value":"v","not_after":{}}}],"action":{{"agent_id":"x"}}}}]}}"#,

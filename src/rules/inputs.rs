@@ -3,29 +3,38 @@
 //! payload; optionally required, typed and defaulted.
 //!
 //! Every input of every trigger is compiled once, at configure time, into one
-//! shared `Environment`. A template that is exactly one `{{ expr }}` is
-//! compiled as an expression and keeps its JSON type; any other text renders
-//! to a string. Rendering runs on a fuel budget and never HTML-escapes.
+//! shared `Environment`: the templates of a trigger become the blocks of one
+//! template, so that a delivery renders them all in one minijinja state and
+//! one fuel budget (`render_block` keeps the state when a block fails). A
+//! template that is exactly one `{{ expr }}` keeps its JSON type (its block
+//! hands the value over with `__input_value`); any other text renders to a
+//! string. Rendering never HTML-escapes.
 
 use std::collections::BTreeMap;
 
 use minijinja::value::Value;
-use minijinja::{AutoEscape, Environment, Error, ErrorKind, Expression, State, Template, UndefinedBehavior};
+use minijinja::{AutoEscape, Environment, State, Template, UndefinedBehavior};
 use serde_json::Value as Json;
-use serde_json_path::JsonPath;
+
+use crate::rules::jsonpath::{compile_query, Query};
 
 use crate::host::Headers;
 use self_cell::self_cell;
 
+mod blocks;
 mod lazy;
 mod path;
+mod query;
+mod scan;
 mod spec;
 
+use blocks::{block_body, block_name, check_template, lone_expression, template_name};
 pub use spec::InputType;
 use spec::{RawInput, Source};
 
-/// Template instructions one delivery may spend on all its inputs: a loop over
-/// a payload array cannot hold a worker.
+/// Fuel one delivery may spend on all its template inputs together
+/// (instructions, data, and the work of `jsonpath()`): a loop over a payload
+/// array cannot hold a worker.
 pub const FUEL: u64 = 50_000;
 
 /// What templates see: `payload`, `headers`, `trigger`.
@@ -101,27 +110,37 @@ fn json_to_minijinja(v: &Json) -> Value {
 /// Where each trigger's inputs live in the compiled set.
 pub type InputsId = usize;
 
-enum Piece<'env> {
+enum Piece {
     Literal(Json),
     /// A plain lookup, evaluated without minijinja.
     Path(path::PathExpr),
-    Expr(Expression<'env, 'env>),
-    Text(Template<'env, 'env>),
+    /// A block of the trigger's template: one expression, whose value is
+    /// kept, or text.
+    Block {
+        name: String,
+        expression: bool,
+    },
     JsonPath {
-        path: JsonPath,
+        query: Query,
         first: bool,
     },
 }
 
-struct Input<'env> {
+struct Input {
     name: String,
-    piece: Piece<'env>,
+    piece: Piece,
     required: bool,
     ty: Option<InputType>,
     default: Option<Json>,
 }
 
-type Compiled<'env> = Vec<Vec<Input<'env>>>;
+struct Trigger<'env> {
+    inputs: Vec<Input>,
+    /// The blocks of its templates; `None` when no input needs minijinja.
+    template: Option<Template<'env, 'env>>,
+}
+
+type Compiled<'env> = Vec<Trigger<'env>>;
 
 self_cell!(
     struct Cell {
@@ -192,100 +211,89 @@ fn clone_within(v: &Json, budget: &mut isize) -> Option<Json> {
     })
 }
 
-/// `Some(expr)` when `text` is exactly one `{{ expr }}`.
-fn lone_expression(text: &str) -> Option<&str> {
-    let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?;
-    let inner = inner.strip_prefix('-').unwrap_or(inner);
-    let inner = inner.strip_suffix('-').unwrap_or(inner);
-    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") || inner.contains("{#") {
-        return None;
-    }
-    Some(inner.trim())
-}
+/// The temp through which an expression's block hands over its value.
+const VALUE_TEMP: &str = "__combo_input_value";
 
-fn template_name(trigger: usize, input: &str) -> String {
-    format!("triggers[{trigger}].action.inputs.{input}")
-}
-
-/// `jsonpath("$..")` inside templates: the nodes the query selects in the
-/// payload, as a list. The query text is the template's, never the payload's.
-fn jsonpath_function(state: &State, query: &str) -> Result<Value, Error> {
-    let path = crate::rules::jsonpath::compile(query).map_err(|e| Error::new(ErrorKind::InvalidOperation, e))?;
-    let payload = state.lookup("payload").unwrap_or_default();
-    let nodes = match lazy::root_of(&payload) {
-        Some(root) => path.query(&root).all().into_iter().map(json_to_minijinja).collect::<Vec<_>>(),
-        None => Vec::new(),
-    };
-    Ok(Value::from(nodes))
-}
-
-fn environment() -> Environment<'static> {
+fn environment(queries: query::Queries) -> Environment<'static> {
     let mut env = Environment::new();
     // An absent path renders as null instead of failing the delivery.
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
     // Inputs are JSON values, never HTML: no input is escaped, whatever its name.
     env.set_auto_escape_callback(|_| AutoEscape::None);
+    // One state per delivery, so this is the delivery's budget.
     env.set_fuel(Some(FUEL));
-    env.add_function("jsonpath", jsonpath_function);
+    env.add_function("jsonpath", query::function(std::sync::Arc::new(queries)));
+    env.add_function("__input_value", |state: &mut State, v: Value| {
+        state.set_temp(VALUE_TEMP, v);
+        Value::from("")
+    });
     env
 }
 
 impl TemplateSet {
     pub fn compile(all: Vec<RawInputs>) -> Result<TemplateSet, TemplateError> {
-        let mut env = environment();
+        let mut queries = query::Queries::new();
         let mut parsed: Vec<Vec<(String, RawInput)>> = Vec::with_capacity(all.len());
+        let mut sources: Vec<Option<String>> = Vec::with_capacity(all.len());
         for (t, inputs) in all.into_iter().enumerate() {
             let mut list = Vec::with_capacity(inputs.len());
-            for (name, value) in inputs {
-                let raw = RawInput::parse(value).map_err(|(field, message)| TemplateError {
-                    trigger: t,
-                    input: name.clone(),
-                    field,
-                    message,
-                })?;
-                if let Source::Template(text) = &raw.source {
-                    if lone_expression(text).is_none() {
-                        env.add_template_owned(template_name(t, &name), text.clone()).map_err(|e| TemplateError {
-                            trigger: t,
-                            input: name.clone(),
-                            field: None,
-                            message: e.to_string(),
-                        })?;
+            let mut source = String::new();
+            for (i, (name, value)) in inputs.into_iter().enumerate() {
+                let error = |field, message| TemplateError { trigger: t, input: name.clone(), field, message };
+                let raw = RawInput::parse(value).map_err(|(field, message)| error(field, message))?;
+                match &raw.source {
+                    Source::Template(text) => {
+                        let lone = lone_expression(text);
+                        let fast = lone.and_then(path::parse).is_some_and(|p| p.fast());
+                        check_template(&template_name(t, &name), text, lone, &mut queries)
+                            .map_err(|m| error(raw.template_field, m))?;
+                        if !fast {
+                            let body = block_body(text, lone);
+                            source.push_str(&format!("{{% block {} %}}{body}{{% endblock %}}", block_name(i)));
+                        }
                     }
+                    Source::JsonPath { .. } | Source::Literal(_) => {}
                 }
                 list.push((name, raw));
             }
             parsed.push(list);
+            sources.push((!source.is_empty()).then(|| format!("{{% if false %}}{source}{{% endif %}}")));
+        }
+        let mut env = environment(queries);
+        for (t, source) in sources.into_iter().enumerate() {
+            if let Some(source) = source {
+                env.add_template_owned(format!("triggers[{t}].action.inputs"), source).map_err(|e| TemplateError {
+                    trigger: t,
+                    input: String::new(),
+                    field: None,
+                    message: e.to_string(),
+                })?;
+            }
         }
         let cell = Cell::try_new(env, |env| {
             let mut compiled = Vec::with_capacity(parsed.len());
             for (t, inputs) in parsed.into_iter().enumerate() {
+                let template = env.get_template(&format!("triggers[{t}].action.inputs")).ok();
                 let mut out = Vec::with_capacity(inputs.len());
-                for (name, raw) in inputs {
-                    let error = |field, e: String| TemplateError { trigger: t, input: name.clone(), field, message: e };
+                for (i, (name, raw)) in inputs.into_iter().enumerate() {
+                    let error = |field, message| TemplateError { trigger: t, input: name.clone(), field, message };
                     let piece = match raw.source {
                         Source::Literal(v) => Piece::Literal(v),
-                        Source::JsonPath { query, first } => Piece::JsonPath {
-                            path: crate::rules::jsonpath::compile(&query).map_err(|e| error(Some("jsonpath"), e))?,
-                            first,
-                        },
-                        Source::Template(text) => match lone_expression(&text) {
-                            Some(expr) => match path::parse(expr).filter(path::PathExpr::fast) {
-                                Some(p) => Piece::Path(p),
-                                None => env
-                                    .compile_expression_owned(expr.to_string())
-                                    .map(Piece::Expr)
-                                    .map_err(|e| error(raw.template_field, e.to_string()))?,
-                            },
-                            None => env
-                                .get_template(&template_name(t, &name))
-                                .map(Piece::Text)
-                                .map_err(|e| error(raw.template_field, e.to_string()))?,
+                        Source::JsonPath { query, first } => {
+                            let query = compile_query(&query).map_err(|e| error(Some("jsonpath"), e))?;
+                            if !query.singular && !first && raw.ty.is_some_and(|ty| ty != InputType::Array) {
+                                return Err(error(Some("type"), ARRAY_ONLY.to_string()));
+                            }
+                            Piece::JsonPath { query, first }
+                        }
+                        Source::Template(text) => match lone_expression(&text).and_then(path::parse) {
+                            Some(p) if p.fast() => Piece::Path(p),
+                            _ => Piece::Block { name: block_name(i), expression: lone_expression(&text).is_some() },
                         },
                     };
                     out.push(Input { piece, required: raw.required, ty: raw.ty, default: raw.default, name });
                 }
-                compiled.push(out);
+                compiled.push(Trigger { inputs: out, template });
             }
             Ok::<_, TemplateError>(compiled)
         })?;
@@ -293,9 +301,9 @@ impl TemplateSet {
     }
 
     /// Renders the inputs of trigger `id`. A template that fails at render
-    /// time (a filter error on unexpected data, or the fuel ran out) yields
-    /// null for that input and is reported in `failed`; then `default`,
-    /// `required` and `type` apply.
+    /// time (a filter error on unexpected data, or the delivery's fuel ran
+    /// out) yields null for that input and is reported in `failed`; then
+    /// `default`, `required` and `type` apply.
     /// `max_bytes` bounds what a JSONPath input may copy out of the payload.
     pub fn render(
         &self,
@@ -305,29 +313,36 @@ impl TemplateSet {
         failed: &mut Vec<String>,
     ) -> Result<serde_json::Map<String, Json>, InputError> {
         let mut out = serde_json::Map::new();
-        let Some(inputs) = self.cell.borrow_dependent().get(id) else { return Ok(out) };
-        // Built only when some input needs minijinja, once per delivery.
-        let mut mj: Option<Value> = None;
-        for input in inputs {
+        let Some(trigger) = self.cell.borrow_dependent().get(id) else { return Ok(out) };
+        // One minijinja state per delivery, built only when a block is rendered:
+        // every block spends the same fuel.
+        let mut state = None;
+        for input in &trigger.inputs {
             let value = match &input.piece {
                 Piece::Literal(v) => Ok(v.clone()),
                 Piece::Path(p) => Ok(p.eval(ctx)),
-                Piece::JsonPath { path, first } => {
-                    let nodes = path.query(ctx.payload);
+                Piece::JsonPath { query, first } => {
+                    let nodes = query.path.query(ctx.payload);
                     let mut budget = max_bytes as isize;
-                    let picked = if *first { nodes.first().into_iter().collect() } else { nodes.all() };
-                    let mut out = Vec::with_capacity(picked.len().min(1024));
+                    let picked =
+                        if *first || query.singular { nodes.first().into_iter().collect() } else { nodes.all() };
+                    let mut copied = Vec::with_capacity(picked.len().min(1024));
                     for node in picked {
-                        out.push(clone_within(node, &mut budget).ok_or(InputError::TooLarge)?);
+                        copied.push(clone_within(node, &mut budget).ok_or(InputError::TooLarge)?);
                     }
-                    Ok(if *first { out.pop().unwrap_or(Json::Null) } else { Json::Array(out) })
+                    Ok(if *first || query.singular { copied.pop().unwrap_or(Json::Null) } else { Json::Array(copied) })
                 }
-                Piece::Expr(e) => e
-                    .eval(mj.get_or_insert_with(|| ctx.to_minijinja()).clone())
-                    .map(|v| serde_json::to_value(&v).unwrap_or(Json::Null)),
-                Piece::Text(t) => t.render(mj.get_or_insert_with(|| ctx.to_minijinja()).clone()).map(Json::String),
+                Piece::Block { name, expression } => match &trigger.template {
+                    Some(template) => {
+                        if state.is_none() {
+                            state = template.render_captured(ctx.to_minijinja()).ok();
+                        }
+                        render_block(state.as_mut(), name, *expression)
+                    }
+                    None => Err(()),
+                },
             };
-            let value = value.unwrap_or_else(|_| {
+            let value = value.unwrap_or_else(|()| {
                 failed.push(input.name.clone());
                 Json::Null
             });
@@ -350,6 +365,23 @@ impl TemplateSet {
         }
         Ok(out)
     }
+}
+
+const ARRAY_ONLY: &str = "the query can select several nodes, so its value is always an array: declare type: array, \
+                          add first: true, or use a singular query ($.a.b, $.items[0])";
+
+/// One block of the delivery's state: an expression's value, or the text.
+fn render_block(state: Option<&mut minijinja::Captured>, name: &str, expression: bool) -> Result<Json, ()> {
+    let state = state.ok_or(())?;
+    state.with_state_mut(|s| {
+        s.set_temp(VALUE_TEMP, Value::UNDEFINED);
+        let text = s.render_block(name).map_err(|_| ())?;
+        if !expression {
+            return Ok(Json::String(text));
+        }
+        let v = s.get_temp(VALUE_TEMP).unwrap_or_default();
+        Ok(serde_json::to_value(&v).unwrap_or(Json::Null))
+    })
 }
 
 #[cfg(test)]

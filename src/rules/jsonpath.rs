@@ -19,6 +19,58 @@ pub fn compile(text: &str) -> Result<JsonPath, String> {
     JsonPath::parse(text).map_err(|e| e.to_string())
 }
 
+/// A compiled query of the inputs, with what its shape tells.
+#[derive(Debug)]
+pub struct Query {
+    pub path: JsonPath,
+    /// RFC 9535 §2.3.5.1: name and index selectors only, no descendant
+    /// segment (`$.invoice.total`, `$.items[0].sku`): at most one node.
+    pub singular: bool,
+    /// Passes over the document the query may make, for the work budget:
+    /// one per descendant segment (at least one), times (1 + filter
+    /// selectors), since a filter runs a query of its own on every node.
+    pub passes: u64,
+}
+
+/// Compiles a query of the inputs (see [`Query`]).
+pub fn compile_query(text: &str) -> Result<Query, String> {
+    let path = compile(text)?;
+    let (descendants, filters) = shape(text);
+    Ok(Query { path, singular: is_singular(text), passes: descendants.max(1).saturating_mul(1 + filters) })
+}
+
+/// Whether a query that parses is singular. RFC 9535 allows only singular
+/// queries as the operands of a comparison, and the engine enforces it (its
+/// AST is private): `$[?<query> == null]` parses exactly when the query is
+/// singular.
+fn is_singular(text: &str) -> bool {
+    text.starts_with('$') && JsonPath::parse(&format!("$[?{text} == null]")).is_ok()
+}
+
+/// Descendant segments (`..`) and filter selectors (`?`) outside string
+/// literals.
+fn shape(q: &str) -> (u64, u64) {
+    let b = q.as_bytes();
+    let (mut descendants, mut filters, mut i) = (0u64, 0u64, 0);
+    while i < b.len() {
+        match b[i] {
+            b'\'' | b'"' => {
+                i = skip_string(b, i);
+                continue;
+            }
+            b'.' if b.get(i + 1) == Some(&b'.') => {
+                descendants += 1;
+                i += 2;
+                continue;
+            }
+            b'?' => filters += 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    (descendants, filters)
+}
+
 /// Finds every `match(` / `search(` call outside string literals and checks
 /// that its second argument is one string literal.
 fn literal_patterns_only(q: &str) -> Result<(), String> {
@@ -186,6 +238,37 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(count("$[?match(@.t, 'a.c')]"), 1, "the cached pattern answers the same");
         }
+    }
+
+    #[test]
+    fn singular_queries_are_told_apart() {
+        for q in ["$", "$.invoice.total", "$.items[0].sku", "$['a b'][-1]", "$[\"x\"]['y'].z", "$.a[0][1]"] {
+            assert!(compile_query(q).unwrap().singular, "{q}");
+        }
+        for q in [
+            "$.items[*]",
+            "$..total",
+            "$.items[0:1]",
+            "$.items[?@.qty > 1]",
+            "$.a['b','c']",
+            "$.a[0,1]",
+            "$.*",
+            "$.a..b",
+            "$.items[0].*",
+        ] {
+            assert!(!compile_query(q).unwrap().singular, "{q}");
+        }
+        // A comparison inside a filter does not make the query singular.
+        assert!(!compile_query("$[?@.a == 1]").unwrap().singular);
+    }
+
+    #[test]
+    fn passes_follow_descendants_and_filters() {
+        assert_eq!(compile_query("$.a.b").unwrap().passes, 1);
+        assert_eq!(compile_query("$..a").unwrap().passes, 1);
+        assert_eq!(compile_query("$.a[?@.b > 1]").unwrap().passes, 2);
+        assert_eq!(compile_query("$..a[?@.b == '..?']").unwrap().passes, 2, "string literals do not count");
+        assert_eq!(compile_query("$..*[?@..x]").unwrap().passes, 4);
     }
 
     #[test]

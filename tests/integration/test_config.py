@@ -89,12 +89,19 @@ def test_global_allowlist_checked_before_trigger_lookup(struct_edge, backends):
     ({"triggers": [plugin_config()["triggers"][0],
                    dict(plugin_config()["triggers"][0], id="t2", allow_cidrs=["10.0.0.0/33"])]},
      'triggers[1].allow_cidrs[0]: invalid CIDR "10.0.0.0/33"'),
-    ({"max_body_bytes": 1.5}, "max_body_bytes: expected a non-negative integer, got 1.5"),
+    ({"max_body_bytes": 1.5}, "max_body_bytes: expected a non-negative integer, got a number with a fraction"),
+    ({"replay": {"max_entries": 424242424}}, "replay.max_entries: out of range (max 10000000)"),
     ({"triggers": [dict(plugin_config()["triggers"][0], match={"jsonpath": "$[?"})]},
      "triggers[0].match.jsonpath: "),
     ({"triggers": [dict(plugin_config()["triggers"][0], secrets=[{"env": "COMBO_NOT_SET"}])]},
      'triggers[0].secrets[0].env: environment variable "COMBO_NOT_SET" is not set'),
     ({"unknown_knob": True}, "unknown_knob: unknown field"),
+    ({"triggers": [dict(plugin_config()["triggers"][0], action={"agent_id": "a", "inputs": {
+        "q": "{{ jsonpath(payload.q) }}"}})]},
+     "triggers[0].action.inputs.q: jsonpath() takes one string literal, the query"),
+    ({"triggers": [dict(plugin_config()["triggers"][0], action={"agent_id": "a", "inputs": {
+        "n": {"jsonpath": "$.items[*].n", "type": "integer"}}})]},
+     "triggers[0].action.inputs.n.type: the query can select several nodes"),
 ])
 def test_envoy_refuses_broken_config(backends, bad, field):
     port = h.free_port()

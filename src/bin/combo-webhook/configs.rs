@@ -4,6 +4,7 @@
 use combo_webhook_filter::plan::{self, raw, Compiled};
 
 use super::{now, read};
+use crate::out::outln;
 
 /// How environment variables are looked up while compiling.
 #[derive(Clone, Copy)]
@@ -115,14 +116,14 @@ pub fn compile_all(path: &str, env: Env) -> Result<Option<Vec<(String, Compiled)
             Err(errors) => {
                 for e in &errors {
                     let place = if at.is_empty() { String::new() } else { format!("{at}: ") };
-                    println!("error: {place}{e}");
+                    outln!("error: {place}{e}");
                 }
                 failed += errors.len();
             }
         }
     }
     if failed > 0 {
-        println!("{path}: {failed} error(s)");
+        outln!("{path}: {failed} error(s)");
         return Ok(None);
     }
     Ok(Some(compiled))

@@ -1,7 +1,7 @@
 //! The payload as minijinja sees it, converted lazily: a template that reads
 //! three fields of a 1 MiB document converts three fields, not the document.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 use serde_json::Value as Json;
@@ -11,6 +11,9 @@ use serde_json::Value as Json;
 struct Node {
     root: Arc<Json>,
     pointer: String,
+    /// The nodes of the whole document, counted once per delivery for the
+    /// work budget of `jsonpath()` (only the root's is ever used).
+    size: OnceLock<u64>,
 }
 
 impl Node {
@@ -64,13 +67,28 @@ pub fn document(root: &Arc<Json>) -> Value {
 
 fn wrap(root: &Arc<Json>, v: &Json, pointer: String) -> Value {
     match v {
-        Json::Object(_) | Json::Array(_) => Value::from_object(Node { root: Arc::clone(root), pointer }),
+        Json::Object(_) | Json::Array(_) => {
+            Value::from_object(Node { root: Arc::clone(root), pointer, size: OnceLock::new() })
+        }
         scalar => super::json_to_minijinja(scalar),
     }
 }
 
-/// The document itself when `v` is the whole payload.
-pub fn root_of(v: &Value) -> Option<Arc<Json>> {
+/// The document itself when `v` is the whole payload, and how many nodes it
+/// has (itself included).
+pub fn root_and_size(v: &Value) -> Option<(Arc<Json>, u64)> {
     let node = v.downcast_object_ref::<Node>()?;
-    node.pointer.is_empty().then(|| Arc::clone(&node.root))
+    if !node.pointer.is_empty() {
+        return None;
+    }
+    let size = *node.size.get_or_init(|| count(&node.root));
+    Some((Arc::clone(&node.root), size))
+}
+
+fn count(v: &Json) -> u64 {
+    1 + match v {
+        Json::Array(items) => items.iter().map(count).sum(),
+        Json::Object(map) => map.values().map(count).sum(),
+        _ => 0,
+    }
 }

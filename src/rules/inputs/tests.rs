@@ -200,3 +200,129 @@ fn templates_read_the_payload_lazily_with_the_same_meaning() {
     assert_eq!(out["has"], json!(true));
     assert_eq!(out["missing"], Json::Null);
 }
+
+fn compile_error(inputs: serde_json::Value) -> TemplateError {
+    let raw: RawInputs = inputs.as_object().unwrap().clone().into_iter().collect();
+    TemplateSet::compile(vec![raw]).unwrap_err()
+}
+
+#[test]
+fn singular_queries_yield_the_node_or_null() {
+    let inputs = json!({
+        "total": {"jsonpath": "$.invoice.total", "type": "number"},
+        "sku": {"jsonpath": "$.items[0].sku"},
+        "absent": {"jsonpath": "$.invoice.nope"},
+        "first_singular": {"jsonpath": "$.items[-1].sku", "first": true},
+        "many": {"jsonpath": "$.items[*].sku"},
+        "many_first": {"jsonpath": "$.items[*].sku", "first": true},
+        "t_total": "{{ jsonpath('$.invoice.total') }}",
+        "t_absent": "{{ jsonpath('$.invoice.nope') }}",
+        "t_many": "{{ jsonpath(\"$.items[*].sku\") }}",
+        "t_text": "total={{ jsonpath('$.invoice.total') }}",
+    });
+    let out = render_one(inputs, json!({"invoice": {"total": 12.5}, "items": [{"sku": "a"}, {"sku": "b"}]})).unwrap();
+    assert_eq!(out["total"], json!(12.5));
+    assert_eq!(out["sku"], json!("a"));
+    assert_eq!(out["absent"], Json::Null);
+    assert_eq!(out["first_singular"], json!("b"));
+    assert_eq!(out["many"], json!(["a", "b"]));
+    assert_eq!(out["many_first"], json!("a"));
+    assert_eq!(out["t_total"], json!(12.5));
+    assert_eq!(out["t_absent"], Json::Null);
+    assert_eq!(out["t_many"], json!(["a", "b"]));
+    assert_eq!(out["t_text"], json!("total=12.5"));
+}
+
+#[test]
+fn a_scalar_type_on_a_query_that_always_yields_an_array_is_refused() {
+    for ty in ["string", "number", "integer", "boolean", "object"] {
+        let e = compile_error(json!({"n": {"jsonpath": "$.items[*].n", "type": ty}}));
+        assert_eq!((e.input.as_str(), e.field), ("n", Some("type")), "{ty}");
+        assert!(e.message.contains("always an array"), "{}", e.message);
+    }
+    for ok in [
+        json!({"n": {"jsonpath": "$.items[*].n", "type": "array"}}),
+        json!({"n": {"jsonpath": "$..n", "type": "integer", "first": true}}),
+        json!({"n": {"jsonpath": "$.items[0].n", "type": "integer"}}),
+    ] {
+        let raw: RawInputs = ok.as_object().unwrap().clone().into_iter().collect();
+        assert!(TemplateSet::compile(vec![raw]).is_ok(), "{ok}");
+    }
+}
+
+#[test]
+fn jsonpath_in_templates_takes_a_literal_compiled_at_configure_time() {
+    for t in [
+        "{{ jsonpath(payload.q) }}",
+        "{% for q in payload.qs %}{{ jsonpath(q) }}{% endfor %}",
+        "{% set f = jsonpath %}{{ f(payload.q) }}",
+        "{{ jsonpath('$.' ~ payload.q) }}",
+    ] {
+        let e = compile_error(json!({"x": {"template": t}}));
+        assert_eq!((e.input.as_str(), e.field), ("x", Some("template")), "{t}");
+        assert!(e.message.contains("string literal"), "{t}: {}", e.message);
+    }
+    let e = compile_error(json!({"x": "{{ jsonpath('$[?match(@.a, @.b)]') }}"}));
+    assert!(e.message.starts_with("jsonpath(): match() takes a string literal"), "{}", e.message);
+    let e = compile_error(json!({"x": "{{ jsonpath('$[') }}"}));
+    assert!(e.message.starts_with("jsonpath(): "), "{}", e.message);
+    let e = compile_error(json!({"x": "a {% include 'triggers[0].action.inputs' %}"}));
+    assert!(e.message.contains("include statement"), "{}", e.message);
+}
+
+#[test]
+fn the_fuel_is_shared_by_every_input_of_a_delivery() {
+    // A loop over FUEL / 10 items renders alone (each iteration costs a few
+    // fuel); ten of them cost more than one delivery's fuel, so the later
+    // ones, and every block after them, run out.
+    let looped = "{% for x in payload.xs %}{% endfor %}done";
+    let payload = json!({"xs": (0..(FUEL / 10)).collect::<Vec<_>>()});
+    let alone = render_one(json!({"a0": looped}), payload.clone()).unwrap();
+    assert_eq!(alone["a0"], json!("done"));
+    let mut inputs = serde_json::Map::new();
+    for i in 0..10 {
+        inputs.insert(format!("a{i}"), json!(looped));
+    }
+    inputs.insert("z".to_string(), json!("{{ payload.xs | length }}"));
+    let payload = std::sync::Arc::new(payload);
+    let headers = Headers::default();
+    let mut failed = vec![];
+    let out = set(Json::Object(inputs)).render(0, &ctx(&payload, &headers), 65_536, &mut failed).unwrap();
+    assert_eq!(out["a0"], json!("done"));
+    let first_failed = (0..10).find(|i| out[&format!("a{i}")].is_null()).expect("the budget ran out");
+    let tail: Vec<String> = (first_failed..10).map(|i| format!("a{i}")).chain(["z".to_string()]).collect();
+    assert_eq!(failed, tail, "{out:?}");
+}
+
+#[test]
+fn jsonpath_calls_in_a_loop_spend_the_delivery_fuel() {
+    let payload = json!({"xs": (0..20_000).map(|i| json!({"n": i})).collect::<Vec<_>>()});
+    let s = set(json!({"loop": "{% for i in range(1000) %}{{ jsonpath('$..n') | length }}{% endfor %}",
+        "one": "{{ jsonpath('$.xs[7].n') }}"}));
+    let payload = std::sync::Arc::new(payload);
+    let headers = Headers::default();
+    let mut failed = vec![];
+    let started = std::time::Instant::now();
+    let out = s.render(0, &ctx(&payload, &headers), 65_536, &mut failed).unwrap();
+    assert_eq!(failed, vec!["loop".to_string(), "one".to_string()], "{out:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+    // One call over the same document fits the budget.
+    let one = set(json!({"n": "{{ jsonpath('$..n') | length }}", "m": "{{ jsonpath('$.xs[7].n') }}"}));
+    let out = one.render(0, &ctx(&payload, &headers), 65_536, &mut vec![]).unwrap();
+    assert_eq!((&out["n"], &out["m"]), (&json!(20_000), &json!(7)));
+}
+
+#[test]
+fn a_failed_block_leaves_the_next_ones_alone() {
+    let out = render_one(
+        json!({"bad": "{{ payload.a + 1 }}", "next": "{{ payload.a ~ '!' }}", "text": "<{{ payload.a }}>\n",
+               "brace": "x {{ payload.a }} {", "kept": "{% set v = 2 %}{{ v }}"}),
+        json!({"a": "text"}),
+    )
+    .unwrap();
+    assert_eq!(out["bad"], Json::Null);
+    assert_eq!(out["next"], json!("text!"));
+    assert_eq!(out["text"], json!("<text>"), "one trailing newline dropped, as minijinja does");
+    assert_eq!(out["brace"], json!("x text {"));
+    assert_eq!(out["kept"], json!("2"));
+}
