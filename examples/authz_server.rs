@@ -74,6 +74,10 @@ impl Host for AuthzHost<'_> {
     fn response_code_details(&mut self) -> Option<String> {
         Some(combo_webhook_filter::rules::ending::VIA_UPSTREAM.to_string())
     }
+
+    fn upstream_attempts(&mut self) -> Option<u64> {
+        Some(1)
+    }
     fn clock_nanos(&mut self) -> u64 {
         SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
     }

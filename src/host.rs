@@ -98,6 +98,9 @@ pub trait Host: SharedStore {
     /// Envoy's response code details (`via_upstream` when the backend itself
     /// answered): read only to settle a forwarded delivery.
     fn response_code_details(&mut self) -> Option<String>;
+    /// How many upstream requests the router started for this stream (0:
+    /// none; more than 1: it retried): read only to settle.
+    fn upstream_attempts(&mut self) -> Option<u64>;
     /// Unix time in nanoseconds. The stream reads it at the start and at the
     /// end of each callback only: the start gives the second every check of
     /// the phase agrees on, the two give the filter's own time. (In the VM a

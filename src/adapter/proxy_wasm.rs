@@ -293,6 +293,11 @@ impl Host for WasmHost {
         self.property_string(&["response", "code_details"])
     }
 
+    fn upstream_attempts(&mut self) -> Option<u64> {
+        let bytes = abi::property(&["upstream", "request_attempt_count"]).ok().flatten()?;
+        Some(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?))
+    }
+
     fn clock_nanos(&mut self) -> u64 {
         abi::now_nanos().unwrap_or_else(|_| {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)

@@ -100,6 +100,8 @@ pub struct MemoryHost {
     pub response_status: Option<u32>,
     /// Envoy's response code details; `via_upstream` unless a test says otherwise.
     pub response_details: Option<String>,
+    /// Upstream requests started; 1 unless a test says otherwise.
+    pub upstream_attempts: Option<u64>,
     pub store: MemoryStore,
     // What the stream did.
     pub reply: Option<Reply>,
@@ -126,6 +128,7 @@ impl MemoryHost {
             now,
             source: Some("127.0.0.1:50000".to_string()),
             response_details: Some(crate::rules::ending::VIA_UPSTREAM.to_string()),
+            upstream_attempts: Some(1),
             ..MemoryHost::default()
         }
     }
@@ -211,6 +214,10 @@ impl Host for MemoryHost {
 
     fn response_code_details(&mut self) -> Option<String> {
         self.response_details.clone()
+    }
+
+    fn upstream_attempts(&mut self) -> Option<u64> {
+        self.upstream_attempts
     }
 
     fn clock_nanos(&mut self) -> u64 {

@@ -1,14 +1,19 @@
 //! How a forwarded delivery ended, read from Envoy's response code details
-//! (README "Replay": at most once, even when the answer never comes).
+//! and the router's attempt count (README "Replay": at most once, even when
+//! the answer never comes).
 //!
-//! - The backend answered (`via_upstream`): a 2xx is delivered, anything
-//!   else is not.
-//! - The request never reached a backend (no route, no cluster, no healthy
-//!   upstream, a connection that was never made, overflow, a local reply of
-//!   another filter): not delivered.
-//! - It was forwarded and no answer came (a timeout, a reset after the
-//!   connection was made, the client gone after forwarding): unknown. The
-//!   backend may have acted on it; `replay.unknown_outcome` decides.
+//! - The backend answered (`via_upstream`) on the only try: a 2xx is
+//!   delivered, anything else is not.
+//! - The request never left Envoy (no route, no cluster, no healthy
+//!   upstream, or no upstream request was ever started: a local reply of a
+//!   filter after this one, a stream timeout before the router ran), or its
+//!   only try never connected (a connection failure, overflow): not
+//!   delivered.
+//! - Anything else was forwarded and got no answer the filter can trust: a
+//!   timeout of the route, of the try or of the stream, a reset after the
+//!   connection was made, the client gone after forwarding, or a retry (an
+//!   earlier try may have reached a backend whatever the last one says).
+//!   Unknown: `replay.unknown_outcome` decides.
 
 /// What the end of a forwarded delivery means for its reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,54 +26,37 @@ pub enum Ending {
 /// Envoy's details when the upstream itself answered.
 pub const VIA_UPSTREAM: &str = "via_upstream";
 
-/// Details of an answer Envoy made up after the request may have reached
-/// the backend (`StreamInfo::ResponseCodeDetails`): timeouts and resets.
-const MAYBE_REACHED: [&str; 7] = [
-    "response_timeout",
-    "upstream_response_timeout",
-    "upstream_per_try_timeout",
-    "upstream_per_try_idle_timeout",
-    "upstream_max_stream_duration_reached",
-    "upstream_reset_before_response_started",
-    "upstream_reset_after_response_started",
-];
-
 /// Details that prove the request never left Envoy.
 const NEVER_SENT: [&str; 4] = ["route_not_found", "cluster_not_found", "no_healthy_upstream", "maintenance_mode"];
 
 /// `status`: what reached the filter's response phase (`None`: the stream
-/// ended without an answer); `details`: Envoy's response code details.
-pub fn ending(status: Option<u32>, details: Option<&str>) -> Ending {
+/// ended without an answer); `details`: Envoy's response code details;
+/// `attempts`: the upstream requests the router started (`None`: unknown).
+pub fn ending(status: Option<u32>, details: Option<&str>, attempts: Option<u64>) -> Ending {
     let details = details.unwrap_or("");
+    let retried = attempts.is_none_or(|n| n > 1);
     if details == VIA_UPSTREAM {
         return match status {
             Some(s) if (200..300).contains(&s) => Ending::Delivered,
+            _ if retried => Ending::Unknown,
             _ => Ending::NotDelivered,
         };
     }
-    if never_sent(details) {
+    if NEVER_SENT.iter().any(|d| details.starts_with(d)) || attempts == Some(0) {
         return Ending::NotDelivered;
     }
-    let maybe_reached = MAYBE_REACHED.iter().any(|d| details.starts_with(d));
-    match status {
-        // No answer passed the filter: the client or the upstream went away.
-        None => Ending::Unknown,
-        Some(_) if maybe_reached => Ending::Unknown,
-        // A local reply of Envoy or of a filter after this one, before any
-        // upstream was involved (a rate limit, a direct response).
-        Some(_) => Ending::NotDelivered,
+    if !retried && never_connected(details) {
+        return Ending::NotDelivered;
     }
+    Ending::Unknown
 }
 
-fn never_sent(details: &str) -> bool {
-    if NEVER_SENT.iter().any(|d| details.starts_with(d)) {
-        return true;
-    }
-    // `upstream_reset_before_response_started{connection_failure,...}` or
-    // `{overflow}`: no connection carried the request.
+/// `upstream_reset_before_response_started{connection_failure,...}` or
+/// `{overflow}`: no connection carried the request.
+fn never_connected(details: &str) -> bool {
     details.strip_prefix("upstream_reset_before_response_started{").is_some_and(|reason| {
         let reason = reason.split('}').next().unwrap_or("");
-        reason.contains("connection_failure") || reason == "overflow" || reason.starts_with("overflow")
+        reason.contains("connection_failure") || reason.starts_with("overflow")
     })
 }
 
@@ -76,44 +64,61 @@ fn never_sent(details: &str) -> bool {
 mod tests {
     use super::*;
 
+    const ONCE: Option<u64> = Some(1);
+
     #[test]
-    fn the_backends_answer_decides() {
-        assert_eq!(ending(Some(200), Some("via_upstream")), Ending::Delivered);
-        assert_eq!(ending(Some(204), Some("via_upstream")), Ending::Delivered);
-        assert_eq!(ending(Some(503), Some("via_upstream")), Ending::NotDelivered);
-        assert_eq!(ending(Some(302), Some("via_upstream")), Ending::NotDelivered);
+    fn the_backends_answer_on_the_only_try_decides() {
+        assert_eq!(ending(Some(200), Some("via_upstream"), ONCE), Ending::Delivered);
+        assert_eq!(ending(Some(204), Some("via_upstream"), ONCE), Ending::Delivered);
+        assert_eq!(ending(Some(503), Some("via_upstream"), ONCE), Ending::NotDelivered);
+        assert_eq!(ending(Some(302), Some("via_upstream"), ONCE), Ending::NotDelivered);
+        assert_eq!(ending(Some(200), Some("via_upstream"), Some(3)), Ending::Delivered, "a retry that got through");
+        assert_eq!(ending(Some(503), Some("via_upstream"), Some(2)), Ending::Unknown, "an earlier try may have landed");
     }
 
     #[test]
     fn never_sent_is_released() {
+        for d in ["route_not_found", "cluster_not_found", "no_healthy_upstream"] {
+            assert_eq!(ending(Some(503), Some(d), Some(0)), Ending::NotDelivered, "{d}");
+            assert_eq!(ending(Some(503), Some(d), None), Ending::NotDelivered, "{d}");
+        }
         for d in [
-            "route_not_found",
-            "cluster_not_found",
-            "no_healthy_upstream",
             "upstream_reset_before_response_started{remote_connection_failure,delayed_connect_error:_Connection_refused}",
             "upstream_reset_before_response_started{connection_failure}",
             "upstream_reset_before_response_started{overflow}",
         ] {
-            assert_eq!(ending(Some(503), Some(d)), Ending::NotDelivered, "{d}");
-            assert_eq!(ending(None, Some(d)), Ending::NotDelivered, "{d}");
+            assert_eq!(ending(Some(503), Some(d), ONCE), Ending::NotDelivered, "{d}");
         }
-        assert_eq!(ending(Some(429), Some("request_rate_limited")), Ending::NotDelivered);
-        assert_eq!(ending(Some(429), None), Ending::NotDelivered);
+        // No upstream request was started: a later filter's local reply, a
+        // stream timeout before the router ran, the client gone early.
+        assert_eq!(ending(Some(429), Some("request_rate_limited"), Some(0)), Ending::NotDelivered);
+        assert_eq!(ending(Some(504), Some("stream_idle_timeout"), Some(0)), Ending::NotDelivered);
+        assert_eq!(ending(None, Some("downstream_remote_disconnect"), Some(0)), Ending::NotDelivered);
     }
 
     #[test]
     fn forwarded_without_an_answer_is_unknown() {
         for d in [
             "response_timeout",
-            "upstream_response_timeout",
             "upstream_per_try_timeout",
             "upstream_reset_before_response_started{remote_reset}",
             "upstream_reset_before_response_started{connection_termination}",
             "upstream_max_stream_duration_reached",
+            "stream_idle_timeout",
+            "max_duration_timeout",
+            "request_overall_timeout",
         ] {
-            assert_eq!(ending(Some(504), Some(d)), Ending::Unknown, "{d}");
+            assert_eq!(ending(Some(504), Some(d), ONCE), Ending::Unknown, "{d}");
         }
-        assert_eq!(ending(None, None), Ending::Unknown, "the client hung up after forwarding");
-        assert_eq!(ending(None, Some("downstream_remote_disconnect")), Ending::Unknown);
+        assert_eq!(ending(None, None, ONCE), Ending::Unknown, "the client hung up after forwarding");
+        assert_eq!(ending(None, Some("downstream_remote_disconnect"), ONCE), Ending::Unknown);
+    }
+
+    #[test]
+    fn a_retried_request_is_unknown_whatever_the_last_try_says() {
+        // The first try reached a backend that crashed; the retry found it gone.
+        let refused = "upstream_reset_before_response_started{remote_connection_failure}";
+        assert_eq!(ending(Some(503), Some(refused), Some(2)), Ending::Unknown);
+        assert_eq!(ending(Some(503), Some(refused), None), Ending::Unknown, "attempts unknown: assume retried");
     }
 }

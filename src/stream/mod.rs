@@ -262,10 +262,11 @@ impl<H: Host, M: Mode> Stream<H, M> {
             return None;
         }
         let details = self.host.response_code_details();
+        let attempts = self.host.upstream_attempts();
         if let Some(a) = &mut self.audit {
             a.backend_status = status;
         }
-        self.settle(ending::ending(status, details.as_deref()))
+        self.settle(ending::ending(status, details.as_deref(), attempts))
     }
 
     /// Settles what the mode holds; the token of a callout to wait for.

@@ -229,6 +229,13 @@ pub fn attribute_bool(filter: FilterEnvoy, id: u32) -> Option<bool> {
     ok.then_some(out)
 }
 
+pub fn attribute_int(filter: FilterEnvoy, id: u32) -> Option<u64> {
+    let mut out = 0u64;
+    // SAFETY: `filter` is live; `out` is a valid pointer.
+    let ok = unsafe { ffi::envoy_dynamic_module_callback_http_filter_get_attribute_int(filter, id, &mut out) };
+    ok.then_some(out)
+}
+
 pub fn increment_counter(filter: FilterEnvoy, id: usize) {
     // SAFETY: `filter` is live; no labels.
     unsafe { ffi::envoy_dynamic_module_callback_http_filter_increment_counter(filter, id, std::ptr::null(), 0, 1) };

@@ -90,6 +90,7 @@ pub const CALLOUT_RESULT_SUCCESS: u32 = 0;
 // envoy_dynamic_module_type_attribute_id
 pub const ATTRIBUTE_RESPONSE_CODE_DETAILS: u32 = 16;
 pub const ATTRIBUTE_SOURCE_ADDRESS: u32 = 24;
+pub const ATTRIBUTE_UPSTREAM_REQUEST_ATTEMPT_COUNT: u32 = 53;
 pub const ATTRIBUTE_CONNECTION_MTLS: u32 = 29;
 pub const ATTRIBUTE_SUBJECT_PEER_CERTIFICATE: u32 = 33;
 pub const ATTRIBUTE_DNS_SAN_PEER_CERTIFICATE: u32 = 35;
@@ -120,6 +121,7 @@ pub const IMPORTED: &[&str] = &[
     "envoy_dynamic_module_callback_http_set_filter_state_bytes",
     "envoy_dynamic_module_callback_http_filter_get_attribute_string",
     "envoy_dynamic_module_callback_http_filter_get_attribute_bool",
+    "envoy_dynamic_module_callback_http_filter_get_attribute_int",
     "envoy_dynamic_module_callback_http_filter_http_callout",
     "envoy_dynamic_module_callback_http_filter_continue_decoding",
     "envoy_dynamic_module_callback_http_filter_continue_encoding",
@@ -260,6 +262,11 @@ extern "C" {
         filter: FilterEnvoy,
         attribute: u32,
         result: *mut bool,
+    ) -> bool;
+    pub fn envoy_dynamic_module_callback_http_filter_get_attribute_int(
+        filter: FilterEnvoy,
+        attribute: u32,
+        result: *mut u64,
     ) -> bool;
 
     pub fn envoy_dynamic_module_callback_http_filter_http_callout(

@@ -170,6 +170,10 @@ impl Host for NativeHost {
         abi::attribute_string(self.filter, ffi::ATTRIBUTE_RESPONSE_CODE_DETAILS)
     }
 
+    fn upstream_attempts(&mut self) -> Option<u64> {
+        abi::attribute_int(self.filter, ffi::ATTRIBUTE_UPSTREAM_REQUEST_ATTEMPT_COUNT)
+    }
+
     fn clock_nanos(&mut self) -> u64 {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
     }

@@ -93,15 +93,27 @@ fn callout(store: &EtcdStore, policy: &ReplayPolicy, path: &'static str, body: V
 
 /// The next callout: a lease grant this worker has not seen yet, else the
 /// reservation itself (one round trip once the bucket's leases exist).
+///
+/// Under `unknown_outcome: delivered` the reservation holds the window's
+/// lease, not the in-flight one: Envoy cancels a stream's callouts when the
+/// stream ends, so the commit of a delivery that ended unanswered (a client
+/// that hung up) may never reach etcd. The reservation then stands for the
+/// window (copies get 409, never a second delivery) instead of lapsing after
+/// `inflight_seconds` and letting a copy through. A release is sent while the
+/// stream is alive and waited for.
 pub fn etcd_next(store: &EtcdStore, policy: &ReplayPolicy, key: &ReplayKey, expires: i64, now: i64) -> (Callout, Wait) {
     let inflight = etcd::lease_for(&store.prefix, now + policy.inflight_seconds as i64, now);
     let window = etcd::lease_for(&store.prefix, expires, now);
-    for lease in [inflight, window] {
+    let held = match policy.unknown_outcome {
+        UnknownOutcome::Delivered => window,
+        UnknownOutcome::Retry => inflight,
+    };
+    for lease in [held, window] {
         if !etcd::granted(lease, now) {
             return (callout(store, policy, etcd::GRANT_PATH, etcd::grant_body(lease)), Wait::Grant(lease));
         }
     }
-    (callout(store, policy, etcd::TXN_PATH, etcd::reserve_body(&store.prefix, key, inflight)), Wait::Reserve { window })
+    (callout(store, policy, etcd::TXN_PATH, etcd::reserve_body(&store.prefix, key, held)), Wait::Reserve { window })
 }
 
 /// Reads etcd's answer to `wait`.

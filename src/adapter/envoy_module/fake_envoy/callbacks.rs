@@ -302,6 +302,21 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_filter_get_attribute
 }
 
 #[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_callback_http_filter_get_attribute_int(
+    f: *mut c_void,
+    id: u32,
+    out: *mut u64,
+) -> bool {
+    match stream(f).attributes.iter().find(|(a, _)| *a == id).and_then(|(_, v)| v.parse().ok()) {
+        Some(n) => {
+            *out = n;
+            true
+        }
+        None => false,
+    }
+}
+
+#[no_mangle]
 pub unsafe extern "C" fn envoy_dynamic_module_callback_http_filter_http_callout(
     f: *mut c_void,
     id: *mut u64,
