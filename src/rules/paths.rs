@@ -33,7 +33,10 @@ pub fn canonicalize(raw: &str) -> CanonicalPath {
     let mut segments: Vec<&str> = Vec::new();
     for seg in decoded.split('/') {
         // `..;x` is `..` to Tomcat: parameters go before dot segments.
-        match seg.split(';').next().unwrap_or("") {
+        let seg = seg.split(';').next().unwrap_or("");
+        // Windows drops a segment's trailing dots and spaces (`generic.`).
+        let seg = if seg == "." || seg == ".." { seg } else { seg.trim_end_matches(['.', ' ', '\t']) };
+        match seg {
             "" | "." => {}
             ".." => {
                 segments.pop();
@@ -94,8 +97,9 @@ fn decode_fully(text: &str) -> (String, bool) {
     (current, false)
 }
 
-/// Decodes `%XX` escapes; an invalid escape stays as written. Bytes that do
-/// not form UTF-8 are kept lossily (the result only ever decides routing).
+/// Decodes `%XX` escapes, and IIS's `%uXXXX`; an invalid escape stays as
+/// written. Bytes that do not form UTF-8 are kept lossily (the result only
+/// ever decides routing).
 pub(crate) fn percent_decode(text: &str) -> String {
     if !text.contains('%') {
         return text.to_string();
@@ -104,8 +108,16 @@ pub(crate) fn percent_decode(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && matches!(bytes.get(i + 1), Some(b'u' | b'U')) {
+            let code = bytes.get(i + 2..i + 6).and_then(|h| h.iter().try_fold(0u32, |n, &b| Some(n * 16 + hex(b)?)));
+            if let Some(c) = code.and_then(char::from_u32) {
+                out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                i += 6;
+                continue;
+            }
+        }
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = |b: u8| (b as char).to_digit(16);
             if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
                 out.push((h * 16 + l) as u8);
                 i += 3;
@@ -166,6 +178,11 @@ mod tests {
             "/v1\\webhook\\generic\\t1",
             "/v1/webhook%5Cgeneric/t1",
             "/v1/x/..;y/webhook/generic/t1",
+            "/v1/webhook/generic./t1",
+            "/v1/webhook/generic%20/t1",
+            "/v1/webhook/generic%09/t1",
+            "/v1/webhook/generic%u002ft1",
+            "/v1/webhook/generic/t1...",
         ] {
             assert_eq!(canon(raw), ("/v1/webhook/generic/t1".into(), false), "{raw}");
         }

@@ -165,6 +165,9 @@ def test_reusing_a_pending_retrys_id_cannot_drop_it(edge, agent):
     "/V1/WEBHOOK/GENERIC/trg_a", "/v1/Webhook/generic/trg_a", "/v1/webhook/generic;jsessionid=x/trg_a",
     "/v1;x=1/webhook/generic/trg_a", "/v1/webhook/generic%3Bx/trg_a", "/v1/webhook/generic/trg_a;x=1",
     "/v1\\webhook\\generic\\trg_a", "/v1/webhook%5Cgeneric/trg_a",
+    # Windows drops trailing dots and spaces; IIS decodes %uXXXX.
+    "/v1/webhook/generic./trg_a", "/v1/webhook/generic%20/trg_a", "/v1/webhook/generic%09/trg_a",
+    "/v1/webhook/generic%u002ftrg_a",
 ])
 def test_non_canonical_webhook_paths_never_reach_a_backend_unverified(edge, agent, path):
     _, port = edge

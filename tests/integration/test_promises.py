@@ -229,6 +229,30 @@ def test_no_token_is_recoverable_from_the_audit_record(presets):
         assert row["headers_sha256"] != guess and token not in json.dumps(row), (name, row)
 
 
+def test_a_token_in_the_body_is_blanked_before_any_digest(presets):
+    """Microsoft Graph's clientState travels in the body: neither the audit's
+    body digest nor the delivery id is a digest of the body with the token,
+    which a word list over a predictable body would invert."""
+    port, backend, envoy = presets
+    body = json.dumps({"value": [{"clientState": "TOKEN", "resource": "users/" + uuid.uuid4().hex,
+                                  "changeType": "created"}]}).encode()
+    sent = P["microsoft_graph"].sign(body)
+    assert h.request(port, h.PREFIX + "trg_microsoft_graph", sent.body, sent.all_headers()).status == 200
+    [got] = backend.received()
+    token = P["microsoft_graph"].key
+    assert token.encode() in sent.body
+    plain = hashlib.sha256(sent.body).hexdigest()
+    assert h.header(got, "x-combo-delivery-id") != h.delivery_id("trg_microsoft_graph", b"", sent.body)
+    blanked = sent.body.replace(token.encode(), b"*" * len(token))
+    assert h.header(got, "x-combo-delivery-id") == h.delivery_id("trg_microsoft_graph", b"", blanked)
+    deadline, rows = time.time() + 5, []
+    while not rows and time.time() < deadline:
+        rows = [line for line in envoy.logs().splitlines()
+                if "webhook_audit {" in line and hashlib.sha256(blanked).hexdigest() in line]
+        time.sleep(0.05)
+    assert rows and all(plain not in line for line in envoy.logs().splitlines())
+
+
 @pytest.fixture(scope="module")
 def header_edge(agent):
     port = h.free_port()

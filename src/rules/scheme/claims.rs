@@ -128,6 +128,24 @@ impl Scheme {
         Ok(())
     }
 
+    /// A token scheme whose token travels in the body (Microsoft Graph's
+    /// `clientState`): its body is digested with the token blanked.
+    pub fn token_in_body(&self) -> bool {
+        self.algorithm == super::Algorithm::Token && matches!(self.signature_at, Location::Json(_))
+    }
+
+    /// The body with every copy of the claimed token replaced by `*`s, as
+    /// text (a body that is not UTF-8 is never a JSON delivery anyway): an
+    /// unsalted digest of a body with a guessable shape would give the token
+    /// to anyone holding the digest and a word list.
+    pub fn without_token(&self, creds: &Credentials, body: &[u8]) -> Vec<u8> {
+        let mut text = String::from_utf8_lossy(body).into_owned();
+        for token in creds.candidates.iter().filter_map(|c| std::str::from_utf8(c).ok()).filter(|t| !t.is_empty()) {
+            text = text.replace(token, &"*".repeat(token.len()));
+        }
+        text.into_bytes()
+    }
+
     /// Whether the timestamp lies in `[now - max_age, now + max_future]`.
     pub fn timestamp_holds(&self, creds: &Credentials, now: i64) -> bool {
         match (&self.timestamp, &creds.timestamp) {

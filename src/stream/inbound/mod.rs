@@ -126,19 +126,24 @@ impl Mode for Inbound {
         audit: &mut AuditRecord,
     ) -> Step<Held, Waiting> {
         let stage = self.plan.stage;
-        let body_sha256 = if stage >= Stage::BodyHash { audit.body(&body) } else { [0; 32] };
         let mut p = p;
         let trigger = Arc::clone(&p.trigger);
         let scheme = &trigger.scheme;
+        // A token that travels in the body never enters a digest (the audit
+        // record's, the replay key's): the body is digested with it blanked.
+        let token_in_body = scheme.token_in_body();
+        let mut body_sha256 = if stage >= Stage::BodyHash && !token_in_body { audit.body(&body) } else { [0; 32] };
         // Bounded before the signature holds: a form's fields are counted
         // (one pass) before anything sorts or copies them.
         let form = p.headers.first(CONTENT_TYPE).map(checks::media_type).as_deref() == Some(FORM_MEDIA_TYPE);
         if form && !fields_within_bound(&body) {
             return Step::Done(Outcome::Reject(Reject::TooManyFields));
         }
-        if let Err(r) = scheme
-            .read_body(&mut p.credentials, &body)
-            .and_then(|()| checks::check_timestamp(scheme, &p.credentials, now, audit))
+        let read = scheme.read_body(&mut p.credentials, &body);
+        if token_in_body && stage >= Stage::BodyHash {
+            body_sha256 = audit.body(&scheme.without_token(&p.credentials, &body));
+        }
+        if let Err(r) = read.and_then(|()| checks::check_timestamp(scheme, &p.credentials, now, audit))
         {
             return Step::Done(Outcome::Reject(r));
         }
@@ -268,12 +273,17 @@ impl Inbound {
             (DELIVERY_ID, v.delivery_id.clone()),
             (MATCHED, m.matched.to_string()),
         ];
-        // With the envelope the inputs travel in the body; the header is a
-        // convenience that is left out when it would be too large.
+        // With the envelope the inputs travel in the body, at most
+        // `max_body_bytes` of them (so the envelope stays within twice the
+        // body limit, which the listener's buffer must hold); the header is
+        // a convenience that is left out when it would be too large.
+        let envelope = plan.inputs_delivery == InputsDelivery::Envelope;
+        if envelope && m.inputs_json.len() as u64 > plan.max_body_bytes {
+            return Err(Outcome::Reject(Reject::InputsTooLarge));
+        }
         if m.inputs_json.len() <= plan.max_inputs_bytes {
             set_headers.insert(2, (INPUTS, m.inputs_json));
         }
-        let envelope = plan.inputs_delivery == InputsDelivery::Envelope;
         let body = envelope.then(|| annotate::envelope(&trigger.id, &trigger.agent_id, &m.inputs, &v.body));
         Ok(Forward {
             remove_headers: &[],
