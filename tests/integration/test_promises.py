@@ -313,3 +313,32 @@ def test_the_cli_refuses_a_preset_override_that_drops_the_body_or_an_unsigned_ti
     out = subprocess.run([str(h.REPO / "target/release/combo-webhook"), "validate", str(path)],
                          capture_output=True, text=True)
     assert out.returncode != 0 and field in out.stderr + out.stdout, out
+
+
+# ---------------------------------------------------------------- envelope bound
+
+@pytest.fixture(scope="module")
+def envelope_edge(agent):
+    port = h.free_port()
+    cfg = {"max_body_bytes": 65536, "inputs_delivery": "envelope", "triggers": [{
+        "id": "trg_env", "secret": SECRET, "action": {"agent_id": "agent", "inputs": {
+            f"copy{i}": "{{ payload.s }}" for i in range(3)}}}]}
+    envoy = h.Envoy(h.single_upstream(cfg, agent.backend.port, port)).wait_ready()
+    yield port
+    envoy.stop()
+
+
+def test_envelope_inputs_are_bounded_by_the_filter_not_by_envoys_buffer(envelope_edge, agent):
+    """Three inputs copying a 30 KB field: 90 KB of inputs over a 64 KiB
+    max_body_bytes is the filter's 413 inputs_too_large; a small one is
+    delivered in the envelope."""
+    port = envelope_edge
+    agent.backend.clear()
+    big = json.dumps({"s": "x" * 30_000}).encode()
+    r = h.request(port, h.PREFIX + "trg_env", big, h.signed_headers(SECRET, big))
+    assert (r.status, r.error_code()) == (413, "inputs_too_large"), r
+    small = json.dumps({"s": "hello"}).encode()
+    r = h.request(port, h.PREFIX + "trg_env", small, h.signed_headers(SECRET, small))
+    assert r.status == 200, r
+    [got] = agent.backend.received()
+    assert json.loads(got["body"])["inputs"] == {"copy0": "hello", "copy1": "hello", "copy2": "hello"}
