@@ -91,7 +91,7 @@ run: build $(TOOLS_STAMP)
 # The performance table (loopback only, a few minutes). Not part of `make test`.
 bench: build $(TOOLS_STAMP) etcd
 	cargo build --release --target $(TARGET) --manifest-path bench/noop-filter/Cargo.toml
-	cargo build --release --examples
+	cargo build --release --examples --features bench-stages
 	cargo build --release --example hmac_rate --features bench-soft-sha --target-dir target/soft
 	cargo build --release --target $(TARGET) --lib --features bench-stages --target-dir target/bench-stages
 	cargo build --profile native --lib --features envoy-module,bench-stages --target-dir target/bench-stages-native

@@ -13,8 +13,8 @@
 //! - `stream`: the per-request state machines, generic over the port;
 //! - `adapter`: proxy-wasm callbacks forwarded to a stream, and `impl Host`
 //!   (wasm32 only);
-//! - `bench_probe`: the pipeline over the in-memory host, timed (benchmarks
-//!   only; the shipped builds never call it).
+//! - `bench_probe`: the pipeline over the in-memory host, timed (bench
+//!   builds only, `--features bench-stages`; never in a shipped artifact).
 
 pub mod contract;
 #[cfg(not(target_arch = "wasm32"))]
@@ -25,4 +25,5 @@ pub mod rules;
 pub mod stream;
 
 pub mod adapter;
+#[cfg(feature = "bench-stages")]
 pub mod bench_probe;

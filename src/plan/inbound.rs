@@ -41,8 +41,24 @@ pub struct InboundPlan {
     pub warnings: Vec<String>,
     /// Triggers whose last secret expires within 7 days.
     pub expiring: u64,
-    /// Where the pipeline stops: always `Full`, except in bench builds.
+    /// Where a bench build's pipeline stops (`stage()`); other builds have
+    /// no such field.
+    #[cfg(any(test, feature = "bench-stages"))]
     pub stage: Stage,
+}
+
+impl InboundPlan {
+    /// Where the pipeline stops: a bench build's stage; in every other build
+    /// the constant `Full`, which the compiler folds, so no runtime value can
+    /// cut a shipped pipeline short (replay protection above all).
+    #[inline]
+    pub fn stage(&self) -> Stage {
+        #[cfg(any(test, feature = "bench-stages"))]
+        let stage = self.stage;
+        #[cfg(not(any(test, feature = "bench-stages")))]
+        let stage = Stage::Full;
+        stage
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -160,6 +176,7 @@ pub(super) fn compile(raw: RawConfig, c: &mut Compiler) -> Option<InboundPlan> {
         templates,
         warnings: std::mem::take(&mut c.warnings),
         expiring: c.expiring,
+        #[cfg(any(test, feature = "bench-stages"))]
         stage: bench_stage(c),
     })
 }
@@ -169,7 +186,7 @@ fn bench_stage(c: &mut Compiler) -> Stage {
     (c.sources.env)("COMBO_BENCH_STAGE").and_then(|s| Stage::parse(&s)).unwrap_or_default()
 }
 
-#[cfg(not(feature = "bench-stages"))]
+#[cfg(all(test, not(feature = "bench-stages")))]
 fn bench_stage(_: &mut Compiler) -> Stage {
     Stage::Full
 }

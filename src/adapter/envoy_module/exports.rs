@@ -61,7 +61,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
         let plan = config.plan(envoy);
         let filter = match plan {
             Plan::Inbound(p) => {
-                let host = NativeHost::new(envoy, Arc::clone(&config), config::store(), p.stage);
+                let host = NativeHost::new(envoy, Arc::clone(&config), config::store(), p.stage());
                 Filter::Inbound(Stream::new(host, Inbound::new(p)))
             }
             Plan::Outbound(p) => {

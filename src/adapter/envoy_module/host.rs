@@ -55,7 +55,7 @@ impl NativeHost {
     /// Bench builds leave out the stages after `stage` (`make bench`'s
     /// per-feature table); in other builds `stage` is `Full`.
     fn skips(&self, stage: Stage) -> bool {
-        self.stage.leaves_out(stage)
+        cfg!(feature = "bench-stages") && self.stage.leaves_out(stage)
     }
 
     /// The latest chunk is not yet part of the buffered body (Envoy moves

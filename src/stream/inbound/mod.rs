@@ -110,7 +110,7 @@ impl Mode for Inbound {
             return Head::Reject(Reject::NonCanonicalPath);
         }
         match checks::check_head(plan, host, segment, &headers, now, audit) {
-            Ok(HeadCheck::Body(..)) if plan.stage == Stage::Headers => Head::PassThrough,
+            Ok(HeadCheck::Body(..)) if plan.stage() == Stage::Headers => Head::PassThrough,
             Ok(HeadCheck::Body(trigger, credentials)) => Head::ReadBody(Pending { trigger, credentials, headers }),
             Ok(HeadCheck::Handshake(answer)) => Head::Handshake(answer),
             Err(r) => Head::Reject(r),
@@ -125,7 +125,7 @@ impl Mode for Inbound {
         now: i64,
         audit: &mut AuditRecord,
     ) -> Step<Held, Waiting> {
-        let stage = self.plan.stage;
+        let stage = self.plan.stage();
         let mut p = p;
         let trigger = Arc::clone(&p.trigger);
         let scheme = &trigger.scheme;
@@ -143,8 +143,7 @@ impl Mode for Inbound {
         if token_in_body && stage >= Stage::BodyHash {
             body_sha256 = audit.body(&scheme.without_token(&p.credentials, &body));
         }
-        if let Err(r) = read.and_then(|()| checks::check_timestamp(scheme, &p.credentials, now, audit))
-        {
+        if let Err(r) = read.and_then(|()| checks::check_timestamp(scheme, &p.credentials, now, audit)) {
             return Step::Done(Outcome::Reject(r));
         }
         // The signed content, built once: for the signature and the replay key.
@@ -262,7 +261,7 @@ impl Inbound {
             );
             host.log(Level::Warn, &msg);
         }
-        if plan.stage < Stage::Annotate {
+        if plan.stage() < Stage::Annotate {
             return Ok(Forward::bare(Verdict::Accepted, Counter::Accepted));
         }
         let mut set_headers = vec![
