@@ -55,17 +55,19 @@ lint: target
 	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 	cargo fmt --check
 	cargo fmt --check --manifest-path bench/noop-filter/Cargo.toml
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --features fuzzing -- -D warnings
 	cargo clippy --lib --tests --features fake-envoy -- -D warnings
 	cargo clippy --release --target $(TARGET) --lib -- -D warnings
 	cargo clippy --release --target $(TARGET) --lib --features bench-stages -- -D warnings
 
 unit:
 	cargo test
+	@# The kept fuzz corpus through the fuzz entry points (a feature of their own).
+	cargo test --features fuzzing --test fuzz_corpus
 	@# The native module's exported hooks, driven through a fake Envoy, and
 	@# their fuzz corpus.
 	cargo test --lib --features fake-envoy adapter::envoy_module
-	cargo test --features fake-envoy --test fuzz_corpus native_hooks
+	cargo test --features fake-envoy,fuzzing --test fuzz_corpus native_hooks
 
 # The native module's ABI against the pinned Envoy binary, offline (nm -D):
 # every callback it imports exists, every hook Envoy requires is exported,

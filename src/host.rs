@@ -7,6 +7,7 @@
 //! means (fail closed), never the adapter.
 
 mod headers;
+pub mod local_store;
 pub mod memory;
 
 pub use headers::{Headers, Repeated};

@@ -17,7 +17,10 @@
 //!   builds only, `--features bench-stages`; never in a shipped artifact).
 
 pub mod contract;
-#[cfg(not(target_arch = "wasm32"))]
+/// The fuzz entry points (`--features fuzzing`: fuzz/ and the corpus
+/// replay of `make test`); never in a shipped artifact.
+#[cfg(all(not(target_arch = "wasm32"), feature = "fuzzing"))]
+#[doc(hidden)]
 pub mod fuzzing;
 pub mod host;
 pub mod plan;

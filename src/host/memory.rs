@@ -2,71 +2,51 @@
 //! did to them, for native tests, fuzzing and the ext_authz baseline of the
 //! benchmarks. It behaves like Envoy where the stream can tell.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
+use super::local_store::LocalStore;
 use super::{Callout, CalloutResponse, Host, HostError, Level, Peer, SharedStore, StoreError};
 use crate::contract::metrics::Counter;
 
-/// Values with their CAS tokens.
-type Entries = HashMap<String, (Vec<u8>, u32)>;
-
-/// The store's state: values with their CAS tokens, and how many writes
-/// still fail as if another worker had written first.
-#[derive(Debug, Default)]
-struct State {
-    entries: Entries,
-    conflicts: u32,
-}
-
-/// A shared store with CAS tokens, shared between the hosts of several
-/// requests (and threads: the ext_authz baseline serves from several).
+/// The local store with a fault knob: the next writes can fail as if
+/// another worker had written first (CAS retries under test).
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
-    state: Arc<Mutex<State>>,
+    inner: LocalStore,
+    conflicts: Arc<AtomicU32>,
 }
 
 impl MemoryStore {
-    fn state(&self) -> MutexGuard<'_, State> {
-        // A test that panicked while holding the lock leaves usable data.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     pub fn len(&self) -> usize {
-        self.state().entries.len()
+        self.inner.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.state().entries.is_empty()
+        self.inner.is_empty()
     }
 
     /// The next `n` writes fail with a CAS mismatch (a racing worker).
     pub fn fail_next_writes(&self, n: u32) {
-        self.state().conflicts = n;
+        self.conflicts.store(n, Ordering::SeqCst);
     }
 }
 
 impl SharedStore for MemoryStore {
     fn store_get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), HostError> {
-        Ok(match self.state().entries.get(key) {
-            Some((v, cas)) => (Some(v.clone()), Some(*cas)),
-            None => (None, None),
-        })
+        self.inner.store_get(key)
     }
 
     fn store_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
-        let mut state = self.state();
-        let State { entries: map, conflicts } = &mut *state;
-        let current = map.get(key).map(|(_, c)| *c);
-        if *conflicts > 0 || (cas.is_some() && cas != current) {
-            *conflicts = conflicts.saturating_sub(1);
-            if let Some(entry) = map.get_mut(key) {
+        let injected = self.conflicts.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        if injected {
+            // The racing writer's write: the value's token moves on.
+            if let Some(entry) = self.inner.entries().get_mut(key) {
                 entry.1 += 1;
             }
             return Err(StoreError::CasMismatch);
         }
-        map.insert(key.to_string(), (value.to_vec(), current.unwrap_or(0) + 1));
-        Ok(())
+        self.inner.store_set(key, value, cas)
     }
 }
 

@@ -10,7 +10,7 @@ use super::abi::{self, Metric};
 use super::ffi::{ConfigEnvoy, FilterEnvoy};
 use super::host::NativeHost;
 use crate::contract::metrics::Counter;
-use crate::host::memory::MemoryStore;
+use crate::host::local_store::LocalStore;
 use crate::host::Level;
 use crate::plan::{self, Compiled, InboundPlan, OutboundPlan, SdsValue, Sources};
 use crate::rules::replay;
@@ -45,9 +45,9 @@ pub(super) struct FilterConfig {
 }
 
 /// The replay store every worker shares (Envoy's shared data, for the .wasm).
-pub(super) fn store() -> &'static MemoryStore {
-    static STORE: std::sync::OnceLock<MemoryStore> = std::sync::OnceLock::new();
-    STORE.get_or_init(MemoryStore::default)
+pub(super) fn store() -> &'static LocalStore {
+    static STORE: std::sync::OnceLock<LocalStore> = std::sync::OnceLock::new();
+    STORE.get_or_init(LocalStore::default)
 }
 
 fn env(name: &str) -> Option<String> {

@@ -7,7 +7,7 @@ use super::abi;
 use super::config::FilterConfig;
 use super::ffi::{self, FilterEnvoy};
 use crate::contract::metrics::Counter;
-use crate::host::memory::MemoryStore;
+use crate::host::local_store::LocalStore;
 use crate::host::{Callout, CalloutResponse, Host, HostError, Level, Peer, SharedStore, StoreError};
 use crate::plan::inbound::Stage;
 
@@ -18,7 +18,7 @@ const AUDIT_FILTER_STATE: &str = "wasm.combo_webhook_audit";
 pub(super) struct NativeHost {
     filter: FilterEnvoy,
     config: Arc<FilterConfig>,
-    store: &'static MemoryStore,
+    store: &'static LocalStore,
     /// Set while Envoy runs the request-body hook: only then does the
     /// latest chunk live outside the buffered body.
     pub(super) in_body_hook: bool,
@@ -37,7 +37,7 @@ impl NativeHost {
     pub(super) fn new(
         filter: FilterEnvoy,
         config: Arc<FilterConfig>,
-        store: &'static MemoryStore,
+        store: &'static LocalStore,
         stage: Stage,
     ) -> Self {
         NativeHost {

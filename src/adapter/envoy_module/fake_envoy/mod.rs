@@ -8,6 +8,8 @@ mod callbacks;
 
 use std::ffi::c_void;
 
+use super::ffi;
+
 /// The filter config Envoy owns: SDS secrets and defined metrics.
 #[derive(Debug, Default)]
 pub struct FakeConfig {
@@ -52,8 +54,13 @@ pub struct FakeStream {
 }
 
 impl FakeStream {
+    /// A stream whose upstream answers on its only try (`via_upstream`).
     pub fn new(config: &FakeConfig) -> Self {
-        FakeStream { config, ..FakeStream::default() }
+        let attributes = vec![
+            (ffi::ATTRIBUTE_RESPONSE_CODE_DETAILS, crate::rules::ending::VIA_UPSTREAM.to_string()),
+            (ffi::ATTRIBUTE_UPSTREAM_REQUEST_ATTEMPT_COUNT, "1".to_string()),
+        ];
+        FakeStream { config, attributes, ..FakeStream::default() }
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
