@@ -66,8 +66,12 @@ unit:
 	cargo test --features fuzzing --test fuzz_corpus
 	@# The native module's exported hooks, driven through a fake Envoy, and
 	@# their fuzz corpus.
-	cargo test --lib --features fake-envoy adapter::envoy_module
-	cargo test --features fake-envoy,fuzzing --test fuzz_corpus native_hooks
+	@# Selected by name: a rename that selects nothing fails here, never passes.
+	@for sel in "--lib --features fake-envoy adapter::envoy_module" "--features fake-envoy,fuzzing --test fuzz_corpus native_hooks"; do \
+	  echo "cargo test $$sel"; out=$$(cargo test $$sel 2>&1) || { echo "$$out"; exit 1; }; \
+	  echo "$$out" | grep -E "^test result" | head -1; \
+	  echo "$$out" | grep -Eq "^test result: ok\. [1-9][0-9]* passed" || { echo "no test selected by: $$sel"; exit 1; }; \
+	done
 
 # The native module's ABI against the pinned Envoy binary, offline (nm -D):
 # every callback it imports exists, every hook Envoy requires is exported,

@@ -177,6 +177,7 @@ def one_round(port, t: Tally, pool: ThreadPoolExecutor, resetter: Resetter):
         t.saw(kind, r.status, did)
     elif kind == "replay":
         r = send(port, body, headers)
+        t.saw(kind, r.status, did)
         if r.status == 200:
             with t.lock:
                 t.valid.add(did)
@@ -219,13 +220,17 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
-def vm_memory(envoy) -> int:
+def vm_memory(envoy) -> int | None:
+    """The .wasm's VM memory gauge; `None` for the native module (no VM). A
+    .wasm without the gauge is an error, never a flat 0."""
+    if h.BUILD != "wasm":
+        return None
     text = urllib.request.urlopen(f"http://127.0.0.1:{envoy.admin_port}/stats?filter=combo_webhook_vm_memory_bytes",
                                   timeout=5).read().decode()
     for line in text.splitlines():
         if "combo_webhook_vm_memory_bytes" in line:
             return int(line.split(":")[1])
-    return 0
+    raise RuntimeError("soak: the .wasm reports no combo_webhook_vm_memory_bytes gauge")
 
 
 def flat(samples: list[int]) -> bool:
@@ -243,16 +248,20 @@ def main():
     print(f"soak: {SECONDS} s at {RATE} rounds/s on 127.0.0.1:{port}, warm-up {WARMUP} s", flush=True)
     try:
         with ThreadPoolExecutor(max_workers=32) as pool, ThreadPoolExecutor(max_workers=8) as inner:
-            next_sample, n = started + WARMUP, 0
+            next_sample, n, rounds = started + WARMUP, 0, []
             while (now := time.time()) < started + SECONDS:
-                pool.submit(one_round, port, t, inner, resetter)
+                rounds.append(pool.submit(one_round, port, t, inner, resetter))
                 n += 1
                 if now >= next_sample:
                     rss.append(rss_kb(envoy.proc.pid))
-                    vm.append(vm_memory(envoy))
+                    if (memory := vm_memory(envoy)) is not None:
+                        vm.append(memory)
                     next_sample = now + 10
-                    print(f"  +{int(now - started)} s: {n} rounds, envoy rss {rss[-1]} kB, vm {vm[-1]} B", flush=True)
+                    print(f"  +{int(now - started)} s: {n} rounds, envoy rss {rss[-1]} kB, vm {vm[-1] if vm else '-'} B",
+                          flush=True)
                 time.sleep(max(0.0, started + n / RATE - time.time()))
+            # A round that raised is a failure of the soak, never a silent loss.
+            crashed = [f.exception() for f in rounds if f.exception() is not None]
         time.sleep(1)
         received = [json.loads(r["body"])["id"] for r in agent.received()]
     finally:
@@ -269,7 +278,7 @@ def main():
     print(json.dumps({"rounds": n, "statuses": t.statuses, "delivered": len(received), "valid": len(t.valid),
                       "resets": [t.resets, resetter.requests],
                       "rss_kb": [min(rss or [0]), max(rss or [0])], "vm_bytes": [min(vm or [0]), max(vm or [0])]}, indent=1))
-    failures = []
+    failures = [f"a round raised: {crashed[0]!r} ({len(crashed)} in all)"] if crashed else []
     if twice:
         failures.append(f"{len(twice)} deliveries reached the backend more than once")
     if missing:

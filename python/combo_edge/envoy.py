@@ -127,7 +127,7 @@ class RemoteBackend:
 
     @property
     def status(self) -> int:
-        return 200
+        raise RuntimeError("a remote backend's status can be set, not read")
 
     @status.setter
     def status(self, value: int):
@@ -203,13 +203,19 @@ class Envoy:
         audit lines)."""
         out = []
         path = self.dir / "stdout.log"
-        for line in (path.read_text(errors="replace") if path.exists() else "").splitlines():
+        if not path.exists():
+            raise RuntimeError(f"{path} is missing: Envoy never started")
+        for line in path.read_text(errors="replace").splitlines():
             if line.startswith("{"):
                 out.append(json.loads(line))
         return out
 
     def logs(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+        """Envoy's log; a missing log is an error, never an empty one (an
+        assertion that a text is absent would then pass for nothing)."""
+        if not self.log.exists():
+            raise RuntimeError(f"{self.log} is missing: Envoy never started")
+        return self.log.read_text(errors="replace")
 
     def stop(self):
         if self.proc.poll() is None:

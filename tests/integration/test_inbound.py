@@ -373,7 +373,21 @@ def test_body_split_over_several_chunks(edge, backends):
 
 @pytest.mark.local_only
 def test_worker_survives_every_rejection(edge, backends):
-    """No rejection traps the VM: a valid delivery still passes on every worker afterwards."""
+    """No rejection traps the VM: after one request of each refusal on both
+    workers, a valid delivery still passes on every worker."""
+    body = body_of(TICKET)
+    refusals = [
+        (PATH, {"content-type": "application/json"}, 401),                        # unsigned
+        (PATH, dict(h.signed_headers("wrong", body)), 401),                        # forged
+        (PATH, dict(h.signed_headers(SECRET, body, ts=1)), 401),                   # stale
+        (h.PREFIX + "nope", dict(h.signed_headers(SECRET, body)), 404),            # unknown trigger
+        ("//v1/webhook/generic/x", {"content-type": "application/json"}, 400),     # non-canonical
+        (PATH, dict(h.signed_headers(SECRET, body), **{"content-type": "text/plain"}), 415),
+    ]
+    for _ in range(2):
+        for path, headers, status in refusals:
+            assert h.request(edge.port, path, body, headers).status == status, (path, headers)
+    assert backends["ticket-triage"].received() == []
     for _ in range(6):
         body = body_of(TICKET)
         assert h.request(edge.port, PATH, body, h.signed_headers(SECRET, body)).status == 200
