@@ -50,34 +50,6 @@ def bootstrap(port: int, agent_port: int, reset_port: int) -> dict:
     }}
 
 
-class Resetter:
-    """An upstream that reads a request and resets the connection unanswered."""
-
-    def __init__(self):
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.requests = 0
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(2)
-                try:
-                    if conn.recv(65536):
-                        self.requests += 1
-                except OSError:
-                    pass
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-
-    def stop(self):
-        self.sock.close()
-
-
 def hold(entry: dict):
     """The backend holds a delivery whose body asks for it (`hold` seconds)."""
     try:
@@ -133,7 +105,7 @@ def send(port, body, headers, path=PATH, chunks=None):
         return h.Response(599, [], str(e).encode())
 
 
-def one_round(port, t: Tally, pool: ThreadPoolExecutor, resetter: Resetter):
+def one_round(port, t: Tally, pool: ThreadPoolExecutor, resetter: h.ResettingUpstream):
     kind = random.choices(["valid", "forged", "replay", "concurrent", "path", "oversized", "slow",
                            "hang_up", "timeout", "reset"],
                           weights=[40, 15, 15, 10, 8, 6, 6, 3, 2, 2])[0]
@@ -212,14 +184,6 @@ def one_round(port, t: Tally, pool: ThreadPoolExecutor, resetter: Resetter):
                 t.valid.add(did)
 
 
-def rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def vm_memory(envoy) -> int | None:
     """The .wasm's VM memory gauge; `None` for the native module (no VM). A
     .wasm without the gauge is an error, never a flat 0."""
@@ -239,7 +203,7 @@ def flat(samples: list[int]) -> bool:
 
 def main():
     agent = h.Backend("agent", on_request=hold)
-    resetter = Resetter()
+    resetter = h.ResettingUpstream()
     port = h.free_port()
     envoy = h.Envoy(bootstrap(port, agent.port, resetter.port), concurrency=2, wasm_log_level="info").wait_ready()
     t = Tally()
@@ -253,7 +217,7 @@ def main():
                 rounds.append(pool.submit(one_round, port, t, inner, resetter))
                 n += 1
                 if now >= next_sample:
-                    rss.append(rss_kb(envoy.proc.pid))
+                    rss.append(envoy.rss_kb())
                     if (memory := vm_memory(envoy)) is not None:
                         vm.append(memory)
                     next_sample = now + 10

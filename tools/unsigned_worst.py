@@ -44,14 +44,6 @@ CONFIG = {
 }
 
 
-def rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def audit_us(envoy, since: int) -> list[int]:
     rows = [json.loads(line.split("webhook_audit ", 1)[1]) for line in envoy.logs().splitlines()[since:]
             if "webhook_audit {" in line]
@@ -74,7 +66,7 @@ def main():
         for name, ctype, make, extra in ROWS:
             preset = name.split(" ")[0]
             body = make(SIZE)
-            before = rss_kb(envoy.proc.pid)
+            before = envoy.rss_kb()
             since = len(envoy.logs().splitlines())
             answers = []
             for _ in range(3):
@@ -82,7 +74,7 @@ def main():
                 answers.append(f"{r.status} {r.error_code() if r.body.startswith(b'{') else ''}".strip())
             time.sleep(0.3)
             us = audit_us(envoy, since)
-            grown = (rss_kb(envoy.proc.pid) - before) / 1024
+            grown = (envoy.rss_kb() - before) / 1024
             med = statistics.median(us) / 1000 if us else float("nan")
             print(f"| {name} | {answers[-1]} | {med:.1f} | {grown:.0f} |", flush=True)
             failed |= any(a.startswith("5") for a in answers) or backend.received() != []

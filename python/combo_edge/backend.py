@@ -9,6 +9,7 @@ PUT /__status/<code> sets the status of the next answers.
 """
 import base64
 import json
+import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -102,6 +103,49 @@ class Recorder:
         server = ThreadingHTTPServer((host, port), self.handler())
         server.daemon_threads = True
         return server
+
+
+RESET = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # SO_LINGER on, 0 s: close sends a reset
+
+
+class ResettingUpstream:
+    """Reads each request, then resets the connection unanswered: the backend
+    got the delivery (`requests` counts them) and may have acted on it. With
+    `once`, it stops listening after the first request: a backend that
+    crashed while it processed the delivery (a retry finds the port closed)."""
+
+    def __init__(self, port: int = 0, once: bool = False):
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.port = self.sock.getsockname()[1]
+        self.once = once
+        self.requests = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.once:
+                self.sock.close()
+            with conn:
+                conn.settimeout(2)
+                try:
+                    if conn.recv(65536):
+                        self.requests += 1
+                except OSError:
+                    pass
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)
+            if self.once:
+                return
+
+    def stop(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+        except OSError:
+            pass
+        self.sock.close()
 
 
 if __name__ == "__main__":

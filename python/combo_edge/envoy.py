@@ -23,7 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from combo_edge.backend import Recorder
+from combo_edge.backend import Recorder, ResettingUpstream  # noqa: F401
 # The configuration half of the harness, under the names the tests use (h.*).
 from combo_edge.bootstrap import (BUILD, NATIVE, PROCESS_ENV, REPO, WASM, WASM_TYPE, agent_routes,  # noqa: F401
                                   cluster, edge_filter, envoy_binary, for_build, http_connection_manager,
@@ -209,6 +209,14 @@ class Envoy:
             if line.startswith("{"):
                 out.append(json.loads(line))
         return out
+
+    def rss_kb(self) -> int:
+        """Envoy's resident memory (kB), from /proc."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no VmRSS for the Envoy process")
 
     def logs(self) -> str:
         """Envoy's log; a missing log is an error, never an empty one (an

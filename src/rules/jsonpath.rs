@@ -98,8 +98,9 @@ fn literal_patterns_only(q: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The index just past the string literal starting at `i`.
-fn skip_string(b: &[u8], i: usize) -> usize {
+/// The index just past the string literal starting at `i` (`'..'` or
+/// `".."`, backslash escapes): JSONPath's and minijinja's alike.
+pub(crate) fn skip_string(b: &[u8], i: usize) -> usize {
     let quote = b[i];
     let mut j = i + 1;
     while j < b.len() {

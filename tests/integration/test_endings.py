@@ -11,7 +11,6 @@ stores (this Envoy's, and etcd's shared by replicas).
 """
 import json
 import socket
-import threading
 import time
 import uuid
 
@@ -25,67 +24,6 @@ PREFIX = "/v1/webhook/generic/"
 AGENTS = {"trg_ok": "ok", "trg_reset": "reset", "trg_empty": "empty", "trg_refused": "refused",
           "trg_idle": "idle", "trg_retried": "retried"}
 CRASH_PORT = h.free_port()
-
-
-class ResettingUpstream:
-    """Reads a request, then resets the connection without answering: the
-    backend got the delivery and may have acted on it."""
-
-    def __init__(self):
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.requests = 0
-        self.running = True
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while self.running:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(2)
-                try:
-                    if conn.recv(65536):
-                        self.requests += 1
-                except OSError:
-                    pass
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-
-    def stop(self):
-        self.running = False
-        self.sock.close()
-
-
-class CrashingUpstream:
-    """Reads one request, resets it and stops listening: a backend that
-    crashed while it processed the delivery. Envoy's retry then finds the
-    port closed, so its last try says `connection_failure`."""
-
-    def __init__(self, port: int):
-        self.sock = socket.create_server(("127.0.0.1", port))
-        self.requests = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        try:
-            conn, _ = self.sock.accept()
-        except OSError:
-            return
-        self.sock.close()
-        with conn:
-            conn.settimeout(2)
-            if conn.recv(65536):
-                self.requests += 1
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-
-    def stop(self):
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in accept()
-        except OSError:
-            pass
-        self.sock.close()
 
 
 def plugin_config(store: str, etcd_port: int | None, unknown_outcome: str) -> dict:
@@ -128,7 +66,7 @@ def etcd():
 
 @pytest.fixture(scope="module")
 def resetter():
-    r = ResettingUpstream()
+    r = h.ResettingUpstream()
     yield r
     r.stop()
 
@@ -311,7 +249,7 @@ def test_a_retried_delivery_is_unknown_whatever_the_last_try_says(edges, store):
     port closed (`connection_failure`). The first try may have acted on it:
     the sender's retry is a duplicate, never a second copy."""
     _, port = edges[store]
-    crash = CrashingUpstream(CRASH_PORT)
+    crash = h.ResettingUpstream(CRASH_PORT, once=True)
     try:
         body, headers = delivery()
         r = post(port, "trg_retried", body, headers)
@@ -319,7 +257,7 @@ def test_a_retried_delivery_is_unknown_whatever_the_last_try_says(edges, store):
         assert crash.requests == 1
     finally:
         crash.stop()
-    crash = CrashingUpstream(CRASH_PORT)  # the backend is back
+    crash = h.ResettingUpstream(CRASH_PORT, once=True)  # the backend is back
     try:
         r = post(port, "trg_retried", body, headers)
         assert r.status == 200 and r.json() == {"status": "duplicate"}, r

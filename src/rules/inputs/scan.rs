@@ -13,23 +13,10 @@
 //! The scan is conservative: text that only looks like a tag (inside
 //! `{% raw %}`) may be refused, never the other way round.
 
+use crate::rules::jsonpath::skip_string;
+
 /// Statements an input template may not use.
 const REFUSED_STATEMENTS: [&str; 5] = ["block", "extends", "include", "import", "from"];
-
-/// The index just past the string literal starting at `i` (minijinja's
-/// strings: `'..'` or `".."`, backslash escapes).
-fn skip_string(b: &[u8], i: usize) -> usize {
-    let quote = b[i];
-    let mut j = i + 1;
-    while j < b.len() {
-        match b[j] {
-            b'\\' => j += 2,
-            c if c == quote => return j + 1,
-            _ => j += 1,
-        }
-    }
-    b.len()
-}
 
 /// The end of the tag whose code starts at `i`: the index of `close`
 /// outside string literals, or the end of the text.
