@@ -158,6 +158,18 @@ pub fn set_header(filter: FilterEnvoy, kind: u32, name: &str, value: Option<&str
     }
 }
 
+/// Resets the stream (a local reset): what a response hook can still do.
+pub fn reset_stream(filter: FilterEnvoy, details: &str) {
+    // SAFETY: `filter` is live; the buffer outlives the call.
+    unsafe {
+        ffi::envoy_dynamic_module_callback_http_filter_reset_stream(
+            filter,
+            ffi::RESET_LOCAL,
+            ModuleBuffer::of(details.as_bytes()),
+        )
+    };
+}
+
 pub fn send_response(filter: FilterEnvoy, status: u32, headers: &[(&str, &str)], body: &[u8], details: &str) {
     let headers: Vec<ModuleHttpHeader> = headers.iter().map(|(k, v)| header(k, v)).collect();
     // SAFETY: `filter` is live; every buffer outlives the call.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::config::{self, FilterConfig, Plan};
 use super::ffi::{self, ConfigEnvoy, EnvoyBuffer, EnvoyHttpHeader, FilterEnvoy, ABI_VERSION};
 use super::host::NativeHost;
-use super::{bytes, guard, status, stream_hook, Filter};
+use super::{bytes, guard, status, stream_hook, Filter, Phase};
 use crate::host::{Action, CalloutResponse};
 use crate::plan::inbound::Stage;
 use crate::stream::inbound::Inbound;
@@ -92,7 +92,12 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     filter: *const c_void,
     end_of_stream: bool,
 ) -> u32 {
-    stream_hook(envoy, filter, |f| each!(f, s => status(s.on_request_headers(end_of_stream)), ffi::STOP))
+    stream_hook(
+        envoy,
+        filter,
+        Phase::Request,
+        |f| each!(f, s => status(s.on_request_headers(end_of_stream)), ffi::STOP),
+    )
 }
 
 /// # Safety
@@ -103,7 +108,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
     filter: *const c_void,
     end_of_stream: bool,
 ) -> u32 {
-    stream_hook(envoy, filter, |f| {
+    stream_hook(envoy, filter, Phase::Request, |f| {
         each!(f, s => {
             s.host_mut().in_body_hook = true;
             let size = s.host().buffered_len();
@@ -121,7 +126,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
     envoy: FilterEnvoy,
     filter: *const c_void,
 ) -> u32 {
-    stream_hook(envoy, filter, |f| each!(f, s => status(s.on_request_trailers()), ffi::STOP))
+    stream_hook(envoy, filter, Phase::Request, |f| each!(f, s => status(s.on_request_trailers()), ffi::STOP))
 }
 
 /// # Safety
@@ -135,7 +140,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
     // A pause holds the whole response (headers and body) until the store
     // settled: Envoy 1.40 let a response through past a plain StopIteration
     // (seen in the etcd suite), not past StopAllIterationAndBuffer.
-    stream_hook(envoy, filter, |f| {
+    stream_hook(envoy, filter, Phase::Response, |f| {
         each!(f, s => match s.on_response_headers() {
             Action::Continue => ffi::CONTINUE,
             Action::Pause => ffi::STOP_ALL_AND_BUFFER,
@@ -169,7 +174,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
     envoy: FilterEnvoy,
     filter: *const c_void,
 ) {
-    stream_hook(envoy, filter, |f| {
+    stream_hook(envoy, filter, Phase::Completion, |f| {
         each!(f, s => s.on_done(), ());
         ffi::CONTINUE
     });
@@ -191,7 +196,10 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
 ) {
     let response =
         guard(CalloutResponse::default(), || callout_response(result, headers, headers_size, chunks, chunks_size));
-    stream_hook(envoy, filter, |f| {
+    // A callout answers while the request (etcd's reservation) or the
+    // response (its settle) waits; a local reply then is refused by Envoy
+    // past the response's start, so the request phase's 500 serves both.
+    stream_hook(envoy, filter, Phase::Request, |f| {
         each!(f, s => {
             if let Some(token) = s.host().callout_token(callout_id) {
                 s.host_mut().callout = Some(response);

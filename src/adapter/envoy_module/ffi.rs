@@ -88,6 +88,9 @@ pub const CALLOUT_SUCCESS: u32 = 0;
 // envoy_dynamic_module_type_http_callout_result
 pub const CALLOUT_RESULT_SUCCESS: u32 = 0;
 // envoy_dynamic_module_type_attribute_id
+// envoy_dynamic_module_type_http_filter_stream_reset_reason
+pub const RESET_LOCAL: u32 = 0;
+// envoy_dynamic_module_type_attribute_id
 pub const ATTRIBUTE_RESPONSE_CODE_DETAILS: u32 = 16;
 pub const ATTRIBUTE_SOURCE_ADDRESS: u32 = 24;
 pub const ATTRIBUTE_UPSTREAM_REQUEST_ATTEMPT_COUNT: u32 = 53;
@@ -125,6 +128,7 @@ pub const IMPORTED: &[&str] = &[
     "envoy_dynamic_module_callback_http_filter_http_callout",
     "envoy_dynamic_module_callback_http_filter_continue_decoding",
     "envoy_dynamic_module_callback_http_filter_continue_encoding",
+    "envoy_dynamic_module_callback_http_filter_reset_stream",
     "envoy_dynamic_module_callback_http_clear_route_cache",
     "envoy_dynamic_module_callback_http_filter_config_generic_secret_subscribe",
     "envoy_dynamic_module_callback_http_filter_config_get_generic_secret",
@@ -263,6 +267,11 @@ extern "C" {
         attribute: u32,
         result: *mut bool,
     ) -> bool;
+    pub fn envoy_dynamic_module_callback_http_filter_reset_stream(
+        filter: FilterEnvoy,
+        reason: u32,
+        details: ModuleBuffer,
+    );
     pub fn envoy_dynamic_module_callback_http_filter_get_attribute_int(
         filter: FilterEnvoy,
         attribute: u32,

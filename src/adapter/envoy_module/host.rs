@@ -116,10 +116,7 @@ impl SharedStore for NativeHost {
 impl Host for NativeHost {
     fn request_headers(&mut self) -> Result<Vec<(String, Vec<u8>)>, HostError> {
         #[cfg(any(test, feature = "fake-envoy"))]
-        #[allow(clippy::panic)]
-        if super::fake_envoy::PANIC_ON_HEADERS.with(|p| p.replace(false)) {
-            panic!("injected by the test");
-        }
+        injected_panic("request");
         abi::headers(self.filter, ffi::REQUEST_HEADER).ok_or(HostError)
     }
 
@@ -162,6 +159,8 @@ impl Host for NativeHost {
     }
 
     fn response_status(&mut self) -> Option<u32> {
+        #[cfg(any(test, feature = "fake-envoy"))]
+        injected_panic("response");
         let value = abi::header_value(self.filter, ffi::RESPONSE_HEADER, ":status")?;
         std::str::from_utf8(value).ok()?.parse().ok()
     }
@@ -259,5 +258,15 @@ impl Host for NativeHost {
     fn resume_response(&mut self) -> Result<(), HostError> {
         abi::continue_encoding(self.filter);
         Ok(())
+    }
+}
+
+/// Tests only: a panic where the fake Envoy asks for one.
+#[cfg(any(test, feature = "fake-envoy"))]
+#[allow(clippy::panic)]
+fn injected_panic(at: &str) {
+    if super::fake_envoy::PANIC_AT.with(|p| p.get() == Some(at)) {
+        super::fake_envoy::PANIC_AT.with(|p| p.set(None));
+        panic!("injected by the test");
     }
 }

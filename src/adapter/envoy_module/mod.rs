@@ -5,8 +5,9 @@
 //!
 //! A panic must never unwind into Envoy (undefined behaviour): every hook
 //! runs under `catch_unwind` (the native profile builds with
-//! `panic = "unwind"`), and a stream that panicked answers 500 once and is
-//! left alone after that.
+//! `panic = "unwind"`), and a stream that panicked fails closed as its hook's
+//! phase allows (`Phase`: 500 once, a reset, or a log line) and is left
+//! alone after that.
 
 mod abi;
 mod config;
@@ -67,12 +68,31 @@ fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
     })
 }
 
-/// Runs a stream hook; a panic poisons the filter and answers 500 once.
+/// Where a hook runs, which decides what a panic in it does (as the
+/// Envoy SDK's `CatchUnwind`): the request can still be refused, a response
+/// under way can only be cut, a finished stream has nobody left to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Request hooks and the callouts they wait for: answered 500.
+    Request,
+    /// Response hooks: the stream is reset.
+    Response,
+    /// The stream is over: logged only.
+    Completion,
+}
+
+/// Runs a stream hook; a panic poisons the filter, then fails closed as its
+/// `phase` allows: 500 once, a reset, or a log line only.
 /// When the hook changed request headers, Envoy picks the route again.
 ///
 /// # Safety
 /// `filter` is a pointer `on_http_filter_new` returned, not yet destroyed.
-unsafe fn stream_hook(envoy: FilterEnvoy, filter: *const c_void, f: impl FnOnce(&mut Filter) -> u32) -> u32 {
+unsafe fn stream_hook(
+    envoy: FilterEnvoy,
+    filter: *const c_void,
+    phase: Phase,
+    f: impl FnOnce(&mut Filter) -> u32,
+) -> u32 {
     let Some(filter) = (filter as *mut Filter).as_mut() else {
         return ffi::CONTINUE;
     };
@@ -84,12 +104,24 @@ unsafe fn stream_hook(envoy: FilterEnvoy, filter: *const c_void, f: impl FnOnce(
     match catch_unwind(AssertUnwindSafe(|| run(filter))) {
         Ok(status) => status,
         Err(_) => {
+            let poisoned = matches!(filter, Filter::Poisoned);
             *filter = Filter::Poisoned;
             NativeHost::log_at(Level::Error, "combo_webhook: a hook panicked; the stream fails closed");
-            if let Some(r) = crate::stream::Outcome::<()>::Reject(Reject::HostError).reply() {
-                guard((), || abi::send_response(envoy, r.status, &r.headers, &r.body, &r.details));
+            match phase {
+                // Once: a stream poisoned before was answered already.
+                Phase::Request if !poisoned => {
+                    if let Some(r) = crate::stream::Outcome::<()>::Reject(Reject::HostError).reply() {
+                        guard((), || abi::send_response(envoy, r.status, &r.headers, &r.body, &r.details));
+                    }
+                    ffi::STOP
+                }
+                Phase::Request => ffi::STOP,
+                Phase::Response => {
+                    guard((), || abi::reset_stream(envoy, "combo_webhook_panic"));
+                    ffi::STOP
+                }
+                Phase::Completion => ffi::CONTINUE,
             }
-            ffi::STOP
         }
     }
 }

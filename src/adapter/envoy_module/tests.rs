@@ -1,7 +1,7 @@
 //! The exported hooks, called as Envoy calls them, against the fake Envoy.
 
 use super::exports::*;
-use super::fake_envoy::{FakeConfig, FakeStream, LOGS, PANIC_ON_HEADERS};
+use super::fake_envoy::{FakeConfig, FakeStream, LOGS, PANIC_AT};
 use super::*;
 use crate::rules::scheme::{sign_generic, Key};
 
@@ -93,12 +93,29 @@ fn a_panic_in_a_hook_is_caught_and_the_stream_answers_500_once() {
     let mut stream = FakeStream::new(&fake);
     let body = r#"{"id": "abc"}"#;
     request(&mut stream, b"k", body);
-    PANIC_ON_HEADERS.with(|p| p.set(true));
+    PANIC_AT.with(|p| p.set(Some("request")));
     let answers = run(config, &mut stream, body);
     assert_eq!(answers, [ffi::STOP, ffi::STOP, ffi::STOP]);
     let reply = stream.reply.clone().unwrap();
     assert_eq!((reply.status, reply.details.as_str()), (500, "combo_webhook_host_error"));
+    assert_eq!(stream.replies, 1, "answered once, whatever hooks come after");
+    assert_eq!(stream.resets, 0);
     assert_eq!(stream.header("x-combo-agent-id"), None);
+    assert!(LOGS.with(|l| l.borrow().iter().any(|(_, m)| m.contains("a hook panicked"))));
+    unsafe { envoy_dynamic_module_on_http_filter_config_destroy(config) };
+}
+
+#[test]
+fn a_panic_in_a_response_hook_resets_the_stream_and_answers_nothing() {
+    let mut fake = FakeConfig::default();
+    let config = configure(&mut fake, CONFIG);
+    let mut stream = FakeStream::new(&fake);
+    let body = r#"{"id": "abd"}"#;
+    request(&mut stream, b"k", body);
+    PANIC_AT.with(|p| p.set(Some("response")));
+    let answers = run(config, &mut stream, body);
+    assert_eq!(answers.last(), Some(&ffi::CONTINUE), "the request went upstream: {answers:?}");
+    assert_eq!((stream.replies, stream.resets), (0, 1), "a response under way is cut, never replaced");
     assert!(LOGS.with(|l| l.borrow().iter().any(|(_, m)| m.contains("a hook panicked"))));
     unsafe { envoy_dynamic_module_on_http_filter_config_destroy(config) };
 }

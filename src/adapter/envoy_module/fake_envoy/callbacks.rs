@@ -200,7 +200,9 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_send_response(
         })
         .collect();
     let details = String::from_utf8_lossy(&read(details)).into_owned();
-    stream(f).reply = Some(SentReply { status, headers, body: read(body), details });
+    let s = stream(f);
+    s.replies += 1;
+    s.reply = Some(SentReply { status, headers, body: read(body), details });
 }
 
 unsafe fn body(f: *mut c_void, kind: u32) -> &'static mut Vec<u8> {
@@ -299,6 +301,15 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_filter_get_attribute
 ) -> bool {
     *out = stream(f).mtls;
     true
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_callback_http_filter_reset_stream(
+    f: *mut c_void,
+    _reason: u32,
+    _details: ModuleBuffer,
+) {
+    stream(f).resets += 1;
 }
 
 #[no_mangle]

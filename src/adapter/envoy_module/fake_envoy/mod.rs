@@ -48,6 +48,10 @@ pub struct FakeStream {
     pub continued_response: u32,
     pub callouts: Vec<(String, Vec<u8>)>,
     pub attributes: Vec<(u32, String)>,
+    /// Stream resets the module asked for.
+    pub resets: u32,
+    /// Local replies sent (`reply` is the last one).
+    pub replies: u32,
     pub mtls: bool,
     /// Hooks refuse (return false) every header write.
     pub refuse_writes: bool,
@@ -73,8 +77,9 @@ impl FakeStream {
 }
 
 thread_local! {
-    /// The next `request_headers` read panics inside the module (the
-    /// catch_unwind test): a bug, which no input may cause.
-    pub static PANIC_ON_HEADERS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The next read of the request headers (`"request"`) or of the
+    /// response status (`"response"`) panics inside the module (the
+    /// catch_unwind tests): a bug, which no input may cause.
+    pub static PANIC_AT: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
     pub static LOGS: std::cell::RefCell<Vec<(u32, String)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
