@@ -285,3 +285,27 @@ def test_istio_manifests_match_the_crd_schemas():
     bad["spec"]["configPatches"][0]["applyTo"] = "EXTENSION_CONFIGS"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"spec": bad["spec"]}, istio_schema(ef["apiVersion"], ef["kind"]))
+
+
+def test_the_shipped_egress_retries_with_a_backoff():
+    """Outbound retries are spaced by Envoy's backoff (a timing the suite does
+    not measure; the configuration that sets it is checked here)."""
+    cfg = yaml.safe_load((h.REPO / "envoy" / "egress.yaml").read_text())
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "retry_policy" in node:
+                found.append(node["retry_policy"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(cfg)
+    assert found, "egress.yaml has no retry policy"
+    for policy in found:
+        backoff = policy["retry_back_off"]
+        assert backoff["base_interval"].endswith("s") and float(backoff["base_interval"][:-1]) >= 0.1, policy
+        assert policy["num_retries"] >= 2, policy

@@ -142,7 +142,9 @@ def test_one_audit_record_per_delivery(observed, mix):
         assert r["backend_status"] == 200 and r["status"] is None
         assert r["key_id"] == "k-obs" and len(r["delivery_id"]) == 32
         assert r["source_address"].startswith("127.0.0.1:")
-        assert abs(r["skew_seconds"]) <= 2 and isinstance(r["verify_us"], int)
+        # The edge read its clock after the sender signed, and before now.
+        assert r["timestamp"] <= r["timestamp"] + r["skew_seconds"] <= int(time.time())
+        assert isinstance(r["verify_us"], int)
         assert len(r["headers_sha256"]) == 64 and r["body_bytes"] > 0
     rejected = [r for r in records if r["error_code"] == "signature_mismatch"]
     assert all(r["status"] == 401 and r["backend_status"] is None for r in rejected)

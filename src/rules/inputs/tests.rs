@@ -131,12 +131,12 @@ fn a_runaway_template_runs_out_of_fuel() {
     let payload = std::sync::Arc::new(json!({"xs": (0..1000).collect::<Vec<_>>(), "n": 1}));
     let headers = Headers::default();
     let mut failed = vec![];
-    let started = std::time::Instant::now();
+    // Stopped by the fuel (the failed list says so), never by a clock: how
+    // long that takes is `make bench`'s to measure.
     let out = s.render(0, &ctx(&payload, &headers), 65_536, &mut failed).unwrap();
     assert_eq!(failed, vec!["loop".to_string()], "a million iterations exceed the budget");
     assert_eq!(out["loop"], Json::Null);
     assert_eq!(out["ok"], json!(1));
-    assert!(started.elapsed() < std::time::Duration::from_secs(5), "stopped by fuel, not by luck");
 }
 
 #[test]
@@ -302,10 +302,8 @@ fn jsonpath_calls_in_a_loop_spend_the_delivery_fuel() {
     let payload = std::sync::Arc::new(payload);
     let headers = Headers::default();
     let mut failed = vec![];
-    let started = std::time::Instant::now();
     let out = s.render(0, &ctx(&payload, &headers), 65_536, &mut failed).unwrap();
     assert_eq!(failed, vec!["loop".to_string(), "one".to_string()], "{out:?}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
     // One call over the same document fits the budget.
     let one = set(json!({"n": "{{ jsonpath('$..n') | length }}", "m": "{{ jsonpath('$.xs[7].n') }}"}));
     let out = one.render(0, &ctx(&payload, &headers), 65_536, &mut vec![]).unwrap();
