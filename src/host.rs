@@ -59,6 +59,27 @@ pub struct Callout {
     pub timeout_ms: u64,
 }
 
+impl Callout {
+    /// The callout's request headers, built here once for every adapter (the
+    /// adapters used to build their own, and drifted).
+    pub fn headers(&self) -> [(&str, String); 6] {
+        [
+            (":method", "POST".to_string()),
+            (":path", self.path.to_string()),
+            (":authority", self.authority.clone()),
+            ("host", self.authority.clone()),
+            ("content-type", "application/json".to_string()),
+            ("content-length", self.body.len().to_string()),
+        ]
+    }
+}
+
+/// An HTTP `:status` value as the proxy hands it over; anything else is
+/// `None` (read the same way for the upstream's answer and a callout's).
+pub fn parse_status(value: &[u8]) -> Option<u32> {
+    std::str::from_utf8(value).ok()?.trim().parse().ok().filter(|s| (100..1000).contains(s))
+}
+
 /// A callout's answer: `status` is `None` when it failed or timed out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CalloutResponse {

@@ -10,7 +10,9 @@ use proxy_wasm::types::{Action as WasmAction, ContextType, LogLevel};
 
 use super::abi;
 use crate::contract::metrics::Counter;
-use crate::host::{Action, Callout, CalloutResponse, Host, HostError, Level, Peer, SharedStore, StoreError};
+use crate::host::{
+    parse_status, Action, Callout, CalloutResponse, Host, HostError, Level, Peer, SharedStore, StoreError,
+};
 use crate::plan::inbound::Stage;
 use crate::plan::{self, Compiled, InboundPlan, OutboundPlan};
 use crate::rules::replay;
@@ -285,8 +287,7 @@ impl Host for WasmHost {
     }
 
     fn response_status(&mut self) -> Option<u32> {
-        let value = abi::header_value(abi::RESPONSE_HEADERS, ":status").ok().flatten()?;
-        std::str::from_utf8(&value).ok()?.parse().ok()
+        crate::host::parse_status(&abi::header_value(abi::RESPONSE_HEADERS, ":status").ok().flatten()?)
     }
 
     fn response_code_details(&mut self) -> Option<String> {
@@ -357,14 +358,8 @@ impl Host for WasmHost {
     }
 
     fn http_call(&mut self, call: &Callout) -> Result<u32, HostError> {
-        let length = call.body.len().to_string();
-        let headers = [
-            (":method", "POST"),
-            (":path", call.path),
-            (":authority", call.authority.as_str()),
-            ("content-type", "application/json"),
-            ("content-length", length.as_str()),
-        ];
+        let owned = call.headers();
+        let headers = owned.each_ref().map(|(k, v)| (*k, v.as_str()));
         // Through the SDK, not the raw ABI: its dispatcher must learn the
         // token, or the answer traps the VM ("invalid token_id"). Its
         // `dispatch_http_call` handles every status Envoy returns for this
@@ -375,10 +370,8 @@ impl Host for WasmHost {
     }
 
     fn callout_response(&mut self, body_size: usize) -> CalloutResponse {
-        let status = abi::header_value(abi::CALLOUT_RESPONSE_HEADERS, ":status")
-            .ok()
-            .flatten()
-            .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok());
+        let status =
+            abi::header_value(abi::CALLOUT_RESPONSE_HEADERS, ":status").ok().flatten().and_then(|v| parse_status(&v));
         let body = abi::buffer(abi::CALLOUT_RESPONSE_BODY, 0, body_size).unwrap_or_default();
         CalloutResponse { status, body }
     }

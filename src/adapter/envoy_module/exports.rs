@@ -229,9 +229,7 @@ unsafe fn callout_response(
     let status = headers.iter().find_map(|h| {
         let key = bytes(EnvoyBuffer { ptr: h.key_ptr, length: h.key_length });
         (key == b":status")
-            .then(|| {
-                std::str::from_utf8(bytes(EnvoyBuffer { ptr: h.value_ptr, length: h.value_length })).ok()?.parse().ok()
-            })
+            .then(|| crate::host::parse_status(bytes(EnvoyBuffer { ptr: h.value_ptr, length: h.value_length })))
             .flatten()
     });
     let chunks = if chunks.is_null() { &[][..] } else { std::slice::from_raw_parts(chunks, chunks_size) };

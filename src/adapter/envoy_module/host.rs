@@ -161,8 +161,7 @@ impl Host for NativeHost {
     fn response_status(&mut self) -> Option<u32> {
         #[cfg(any(test, feature = "fake-envoy"))]
         injected_panic("response");
-        let value = abi::header_value(self.filter, ffi::RESPONSE_HEADER, ":status")?;
-        std::str::from_utf8(value).ok()?.parse().ok()
+        crate::host::parse_status(abi::header_value(self.filter, ffi::RESPONSE_HEADER, ":status")?)
     }
 
     fn response_code_details(&mut self) -> Option<String> {
@@ -230,15 +229,8 @@ impl Host for NativeHost {
     }
 
     fn http_call(&mut self, call: &Callout) -> Result<u32, HostError> {
-        let length = call.body.len().to_string();
-        let headers = [
-            (":method", "POST"),
-            (":path", call.path),
-            (":authority", call.authority.as_str()),
-            ("host", call.authority.as_str()),
-            ("content-type", "application/json"),
-            ("content-length", length.as_str()),
-        ];
+        let owned = call.headers();
+        let headers = owned.each_ref().map(|(k, v)| (*k, v.as_str()));
         let id = abi::callout(self.filter, &call.cluster, &headers, &call.body, call.timeout_ms).ok_or(HostError)?;
         // The stream's tokens are u32, Envoy's ids u64 of its choosing.
         self.callouts.push(id);
