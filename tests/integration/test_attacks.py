@@ -76,6 +76,7 @@ def in_parallel(n, fn):
 
 # ---------------------------------------------------------------- 1. replay
 
+@pytest.mark.matrix
 def test_concurrent_copies_reach_the_backend_once(edge, agent):
     _, port = edge
     agent.delay = 0.5

@@ -151,6 +151,7 @@ def unknown_outcomes(envoy) -> int:
 STORES = ["local", "etcd"]
 
 
+@pytest.mark.matrix
 @pytest.mark.parametrize("store", STORES)
 def test_hanging_up_after_forwarding_never_delivers_twice(edges, agent, store):
     """The issue's case: five sends, each hung up after forwarding, then a
@@ -266,6 +267,7 @@ def test_a_retried_delivery_is_unknown_whatever_the_last_try_says(edges, store):
         crash.stop()
 
 
+@pytest.mark.matrix
 @pytest.mark.parametrize("store", STORES)
 def test_a_backend_503_releases_for_the_retry(edges, agent, store):
     _, port = edges[store]

@@ -50,6 +50,7 @@ def assert_answered(resp, backend, status=200):
         assert resp.header("x-content-type-options") == "nosniff"
 
 
+@pytest.mark.matrix
 def test_slack_url_verification(edge):
     """api.slack.com/events/url_verification: answer the challenge (signed request)."""
     port, backend, envoy = edge
@@ -79,6 +80,7 @@ def test_zoom_endpoint_url_validation(edge):
     assert post(port, "zoom", zoom.sign(body, key="wrong")).status == 401
 
 
+@pytest.mark.matrix
 def test_x_crc(edge):
     """docs.x.com (Account Activity, CRC): GET ?crc_token=, answer
     {"response_token": "sha256=" + base64 HMAC-SHA256(consumer secret, crc_token)}."""

@@ -36,6 +36,7 @@ def assert_rejected(resp, status, code, backends):
     assert_nothing_received(backends)
 
 
+@pytest.mark.matrix
 def test_valid_delivery_reaches_backend_with_exact_annotations(edge, backends):
     body = b'{"action": "escalated",  "ticket": {"id": 4711, "priority": "high", "customer": {"name": "Zo\\u00eb", "tier": 2}}}'
     headers = h.signed_headers(SECRET, body, **{"x-request-source": "zendesk"})

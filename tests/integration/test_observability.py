@@ -150,6 +150,7 @@ def test_one_audit_record_per_delivery(observed, mix):
     assert all(r["status"] == 401 and r["backend_status"] is None for r in rejected)
 
 
+@pytest.mark.matrix
 def test_access_log_carries_audit_filter_state(observed, mix):
     lines = observed[2].read_text().splitlines()
     assert len(lines) == len(mix)

@@ -100,6 +100,7 @@ def send(port, subscription, event: dict | None = None, **headers):
     return h.request(port, "/events", body, hs), body
 
 
+@pytest.mark.matrix
 def test_picked_event_is_signed_and_delivered(egress, subs):
     port = egress[0]
     before = int(time.time())

@@ -38,6 +38,7 @@ def edge(preset_edge):
     return port, backend
 
 
+@pytest.mark.matrix
 @pytest.mark.parametrize("p", ALL, ids=IDS)
 def test_accepted_as_the_provider_sends_it(edge, p):
     port, backend = edge
