@@ -6,3 +6,4 @@ pub mod audit;
 pub mod error;
 pub mod metrics;
 pub mod names;
+pub mod number;

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use super::{Algorithm, Encoding, Handshake, SecretEncoding, TimeUnit};
-use crate::plan::raw::opt_uint;
+use crate::contract::number::opt_uint;
 
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
