@@ -27,7 +27,8 @@ pub enum Ending {
 pub const VIA_UPSTREAM: &str = "via_upstream";
 
 /// Details that prove the request never left Envoy.
-const NEVER_SENT: [&str; 4] = ["route_not_found", "cluster_not_found", "no_healthy_upstream", "maintenance_mode"];
+const NEVER_SENT: [&str; 5] =
+    ["route_not_found", "cluster_not_found", "no_healthy_upstream", "maintenance_mode", "direct_response"];
 
 /// `status`: what reached the filter's response phase (`None`: the stream
 /// ended without an answer); `details`: Envoy's response code details;
@@ -78,7 +79,7 @@ mod tests {
 
     #[test]
     fn never_sent_is_released() {
-        for d in ["route_not_found", "cluster_not_found", "no_healthy_upstream"] {
+        for d in ["route_not_found", "cluster_not_found", "no_healthy_upstream", "direct_response"] {
             assert_eq!(ending(Some(503), Some(d), Some(0)), Ending::NotDelivered, "{d}");
             assert_eq!(ending(Some(503), Some(d), None), Ending::NotDelivered, "{d}");
         }

@@ -22,7 +22,7 @@ SECRET = "endings-secret"
 PREFIX = "/v1/webhook/generic/"
 # Each trigger's agent is routed to one kind of upstream.
 AGENTS = {"trg_ok": "ok", "trg_reset": "reset", "trg_empty": "empty", "trg_refused": "refused",
-          "trg_idle": "idle", "trg_retried": "retried"}
+          "trg_idle": "idle", "trg_retried": "retried", "trg_direct": "direct", "trg_faulted": "faulted"}
 CRASH_PORT = h.free_port()
 
 
@@ -32,6 +32,14 @@ def plugin_config(store: str, etcd_port: int | None, unknown_outcome: str) -> di
         replay.update({"store": "etcd", "etcd": {"cluster": "etcd"}, "timeout_ms": 1000})
     return {"replay": replay, "triggers": [
         {"id": tid, "secret": SECRET, "action": {"agent_id": agent}} for tid, agent in AGENTS.items()]}
+
+
+# A filter after this one that answers itself (as a rate limit would) for
+# the `faulted` agent: the request never reaches the router.
+FAULT = {"name": "envoy.filters.http.fault", "typed_config": {
+    "@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault",
+    "abort": {"http_status": 429, "percentage": {"numerator": 100, "denominator": "HUNDRED"}},
+    "headers": [{"name": "x-combo-agent-id", "string_match": {"exact": "faulted"}}]}}
 
 
 def bootstrap(plugin: dict, port: int, agent_port: int, reset_port: int, etcd_port: int | None) -> dict:
@@ -44,6 +52,10 @@ def bootstrap(plugin: dict, port: int, agent_port: int, reset_port: int, etcd_po
     routes.append(on("idle", {"cluster": "ok", "timeout": "10s", "idle_timeout": "1s"}))
     routes.append(on("retried", {"cluster": "crash", "timeout": "5s",
                                  "retry_policy": {"retry_on": "reset,connect-failure", "num_retries": 1}}))
+    # Envoy answers itself: no backend is ever asked.
+    routes.append({"match": {"prefix": "/", "headers": [
+        {"name": "x-combo-agent-id", "string_match": {"exact": "direct"}}]},
+        "direct_response": {"status": 503, "body": {"inline_string": "maintenance"}}})
     routes.append({"match": {"prefix": "/"}, "route": {"cluster": "ok"}})
     empty = {"name": "empty", "type": "STATIC", "connect_timeout": "1s",
              "load_assignment": {"cluster_name": "empty", "endpoints": []}}
@@ -52,7 +64,7 @@ def bootstrap(plugin: dict, port: int, agent_port: int, reset_port: int, etcd_po
     if etcd_port:
         clusters.append(h.cluster("etcd", etcd_port))
     return {"static_resources": {
-        "listeners": [h.listener("ingress", port, h.http_connection_manager([h.edge_filter(plugin)], routes))],
+        "listeners": [h.listener("ingress", port, h.http_connection_manager([h.edge_filter(plugin), FAULT], routes))],
         "clusters": clusters,
     }}
 
@@ -217,15 +229,16 @@ def test_an_upstream_reset_is_an_unknown_outcome(edges, resetter, store):
 
 
 @pytest.mark.parametrize("store", STORES)
-@pytest.mark.parametrize("tid", ["trg_empty", "trg_refused"])
+@pytest.mark.parametrize("tid", ["trg_empty", "trg_refused", "trg_direct", "trg_faulted"])
 def test_a_request_that_never_reached_a_backend_is_released(edges, store, tid):
-    """No healthy upstream, or a connection that was refused: nothing was
-    delivered, so the sender's retry is tried again, never `duplicate`."""
+    """No healthy upstream, a connection that was refused, a route Envoy
+    answers itself: nothing was delivered, so the sender's retry is tried
+    again, never `duplicate`."""
     _, port = edges[store]
     body, headers = delivery()
     for _ in range(2):
         r = post(port, tid, body, headers)
-        assert r.status == 503 and b"duplicate" not in r.body, r
+        assert r.status in (503, 429) and b"duplicate" not in r.body, r
 
 
 @pytest.mark.parametrize("store", STORES)
