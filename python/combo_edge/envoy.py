@@ -14,6 +14,7 @@ import hmac
 import http.client
 import json
 import os
+import random
 import socket
 import ssl
 import subprocess
@@ -34,10 +35,35 @@ PREFIX = "/v1/webhook/generic/"
 HOST = "127.0.0.1"  # where Envoy listens; conftest sets it from ENVOY_URL
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port for a listener to bind later: below the kernel's ephemeral
+    range (so no client connection takes it as its source port before the
+    listener binds it, seen as Envoy's `Address already in use` in CI), and
+    never handed out twice by this process."""
+    low = max(2048, _ephemeral_low() - 12000)
+    high = _ephemeral_low() - 1
+    for _ in range(2000):
+        port = random.randint(low, high)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("free_port: no free port below the ephemeral range")
 
 
 def sign(secret: str, ts: int, body: bytes) -> str:
