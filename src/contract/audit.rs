@@ -33,7 +33,7 @@ pub enum Verdict {
     Handshake,
 }
 
-/// How a forwarded delivery's reservation was settled (README "Replay").
+/// How a forwarded delivery's reservation was settled (README "Replay protection").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplayOutcome {

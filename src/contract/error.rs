@@ -1,4 +1,4 @@
-//! Stable error codes (README "Order of checks and answers").
+//! Stable error codes (README "How an inbound delivery is checked").
 
 use std::fmt;
 

@@ -66,6 +66,8 @@ pub struct ReplayPolicy {
     pub enabled: bool,
     pub window_seconds: u64,
     pub max_entries: u64,
+    /// The local store's bound, derived from `max_entries` once.
+    pub limits: crate::rules::replay::Limits,
     /// How long a delivery may stay reserved while its backend works.
     pub inflight_seconds: u64,
     /// `None`: the local store (Envoy shared data).
@@ -213,6 +215,7 @@ fn replay_policy(r: RawReplay, c: &mut Compiler) -> ReplayPolicy {
             Some(EtcdStore { authority: e.authority.unwrap_or_else(|| e.cluster.clone()), cluster: e.cluster, prefix })
         }
     };
+    let max_entries = c.range("replay.max_entries", r.max_entries.unwrap_or(DEFAULT_REPLAY_MAX_ENTRIES), 10_000_000);
     ReplayPolicy {
         enabled: r.enabled.unwrap_or(true),
         window_seconds: c.range(
@@ -220,7 +223,8 @@ fn replay_policy(r: RawReplay, c: &mut Compiler) -> ReplayPolicy {
             r.window_seconds.unwrap_or(DEFAULT_REPLAY_WINDOW_SECONDS),
             30 * 86_400,
         ),
-        max_entries: c.range("replay.max_entries", r.max_entries.unwrap_or(DEFAULT_REPLAY_MAX_ENTRIES), 10_000_000),
+        max_entries,
+        limits: crate::rules::replay::Limits::of(max_entries),
         inflight_seconds: c.range(
             "replay.inflight_seconds",
             r.inflight_seconds.unwrap_or(DEFAULT_INFLIGHT_SECONDS),

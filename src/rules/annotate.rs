@@ -1,4 +1,4 @@
-//! The `x-combo-*` annotations the backend receives (README "What the backend receives").
+//! The `x-combo-*` annotations the backend receives (README "How an inbound delivery is checked").
 
 use std::io;
 

@@ -1,6 +1,6 @@
 //! What a scheme's signature must cover, checked at configure time so that
-//! no configuration silently weakens a promise (README "What the signature
-//! must cover", "No signing oracle"): the body, the timestamp and the id; and
+//! no configuration silently weakens a promise (README "Signature schemes
+//! and presets", "Handshakes"): the body, the timestamp and the id; and
 //! a handshake whose answer is a MAC must never answer a delivery signature.
 
 use super::compile::{err, SchemeError};

@@ -53,7 +53,7 @@ pub(super) fn check_head<H: Host>(
         let mut peer = host.peer_certificate().ok_or(Reject::MtlsRequired)?;
         if plan.mtls_identity == MtlsIdentity::Xfcc {
             // Trusted only because the connection manager replaces any
-            // client-sent copy (SANITIZE_SET, README "mTLS").
+            // client-sent copy (SANITIZE_SET, README "Deployment").
             if let Some(xfcc) = headers.first(FORWARDED_CLIENT_CERT) {
                 peer::extend_from_xfcc(&mut peer, xfcc).map_err(|_| Reject::PeerNotAllowed)?;
             }

@@ -51,8 +51,7 @@ pub fn reserve_local<H: Host>(
     expires: i64,
     now: i64,
 ) -> Result<Held, Outcome<Held>> {
-    let written =
-        replay::reserve(host, &key, now, policy.inflight_seconds as i64, replay::Limits::of(policy.max_entries));
+    let written = replay::reserve(host, &key, now, policy.inflight_seconds as i64, policy.limits);
     evictions(host, written.evicted);
     match written.outcome {
         Reservation::Reserved => Ok(Held::Local { key, expires }),
@@ -209,7 +208,7 @@ pub fn settle<H: Host>(
         Held::Nothing => None,
         Held::Local { key, expires } => {
             if delivered {
-                match replay::commit(host, &key, expires, now, replay::Limits::of(policy.max_entries)) {
+                match replay::commit(host, &key, expires, now, policy.limits) {
                     Some(w) => evictions(host, w.evicted),
                     None => host.log(
                         Level::Warn,
