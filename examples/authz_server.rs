@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use combo_webhook_filter::contract::metrics::Counter;
-use combo_webhook_filter::host::memory::MemoryStore;
-use combo_webhook_filter::host::{Callout, CalloutResponse, Host, HostError, Level, Peer, SharedStore, StoreError};
+use combo_webhook_filter::host::local_store::LocalStore;
+use combo_webhook_filter::host::{Callout, Host, HostError, Level, Peer, SharedStore, StoreError};
 use combo_webhook_filter::plan::{self, Compiled, InboundPlan};
 use combo_webhook_filter::rules::replay;
 use combo_webhook_filter::stream::inbound::{Inbound, Stream};
@@ -22,7 +22,7 @@ use envoy_types::ext_authz::v3::{CheckResponseExt, DeniedHttpResponseBuilder, Ok
 /// One authorization request as the host of a stream: the headers to add
 /// upstream are collected, a local reply becomes the denial.
 struct AuthzHost<'a> {
-    store: &'a MemoryStore,
+    store: &'a LocalStore,
     headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
     added: Vec<(String, String)>,
@@ -100,9 +100,6 @@ impl Host for AuthzHost<'_> {
     fn http_call(&mut self, _call: &Callout) -> Result<u32, HostError> {
         Err(HostError)
     }
-    fn callout_response(&mut self, _body_size: usize) -> CalloutResponse {
-        CalloutResponse::default()
-    }
     fn resume_request(&mut self) -> Result<(), HostError> {
         Ok(())
     }
@@ -116,7 +113,7 @@ impl Host for AuthzHost<'_> {
 /// local store is one per Envoy.
 struct Authz {
     plan: Arc<InboundPlan>,
-    store: Arc<MemoryStore>,
+    store: Arc<LocalStore>,
 }
 
 impl Authz {
@@ -191,7 +188,7 @@ fn main() {
         eprintln!("authz_server: loopback addresses only");
         std::process::exit(2);
     }
-    let store = Arc::new(MemoryStore::default());
+    let store = Arc::new(LocalStore::default());
     replay::create_buckets(store.as_ref());
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build() {
         Ok(r) => r,

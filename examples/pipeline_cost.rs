@@ -8,8 +8,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use combo_webhook_filter::bench_probe;
-use combo_webhook_filter::plan::inbound::Stage;
+use combo_webhook_filter::bench::pipeline as bench_probe;
+use combo_webhook_filter::bench::Stage;
 
 /// The system allocator, counting allocations.
 struct Counting;

@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crate::host::memory::{MemoryHost, MemoryStore};
+use crate::host::testing::{FaultyStore, MemoryHost};
 use crate::host::{Action, Headers};
 use crate::plan::{self, Compiled, InboundPlan};
 use crate::rules::inputs::{RenderContext, TemplateSet};
@@ -222,15 +222,15 @@ pub fn native_hooks(data: &[u8]) {
     }
 }
 
-fn store() -> MemoryStore {
+fn store() -> FaultyStore {
     thread_local! {
-        static STORE: MemoryStore = {
-            let s = MemoryStore::default();
+        static STORE: FaultyStore = {
+            let s = FaultyStore::default();
             crate::rules::replay::create_buckets(&s);
             s
         };
     }
-    STORE.with(MemoryStore::clone)
+    STORE.with(FaultyStore::clone)
 }
 
 #[cfg(test)]

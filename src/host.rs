@@ -8,7 +8,8 @@
 
 mod headers;
 pub mod local_store;
-pub mod memory;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use headers::{Headers, Repeated};
 
@@ -139,11 +140,9 @@ pub trait Host: SharedStore {
     fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError>;
     fn log_enabled(&self, level: Level) -> bool;
     fn log(&mut self, level: Level, message: &str);
-    /// Sends a callout; its answer arrives through the stream's
+    /// Sends a callout; the adapter hands its answer to the stream's
     /// `on_callout_response` with the token returned here.
     fn http_call(&mut self, call: &Callout) -> Result<u32, HostError>;
-    /// The answer of the callout being delivered (`body_size` bytes of body).
-    fn callout_response(&mut self, body_size: usize) -> CalloutResponse;
     /// Resumes a request paused while a callout was out.
     fn resume_request(&mut self) -> Result<(), HostError>;
     /// Resumes a response paused while the replay store settled.

@@ -9,12 +9,13 @@
 //! - `contract`: what the outside sees (error codes, header names, audit
 //!   record, counters);
 //! - `host`: the port, the one trait through which a request talks to its
-//!   proxy, and an in-memory host;
+//!   proxy, the native module's shared store, and (tests only) an in-memory
+//!   host;
 //! - `stream`: the per-request state machines, generic over the port;
 //! - `adapter`: proxy-wasm callbacks forwarded to a stream, and `impl Host`
 //!   (wasm32 only);
-//! - `bench_probe`: the pipeline over the in-memory host, timed (bench
-//!   builds only, `--features bench-stages`; never in a shipped artifact).
+//! - `bench`: the pipeline stopped after a stage and timed, and the .wasm's
+//!   host-call probe (`--features bench-stages`; never in a shipped artifact).
 
 pub mod contract;
 /// The fuzz entry points (`--features fuzzing`: fuzz/ and the corpus
@@ -29,4 +30,4 @@ pub mod stream;
 
 pub mod adapter;
 #[cfg(feature = "bench-stages")]
-pub mod bench_probe;
+pub mod bench;

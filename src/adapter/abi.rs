@@ -10,6 +10,7 @@
 use std::ptr::null_mut;
 
 use super::wire;
+use crate::host::Level;
 
 /// A non-Ok status of a host call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,15 +102,25 @@ unsafe fn take(data: *mut u8, size: usize) -> Option<Vec<u8>> {
 #[inline]
 fn tally(kind: &'static str, bytes: usize) {
     #[cfg(feature = "bench-stages")]
-    super::tally::add(kind, bytes);
+    crate::bench::tally::add(kind, bytes);
     #[cfg(not(feature = "bench-stages"))]
     let _ = (kind, bytes);
 }
 
-pub fn log(level: u32, message: &str) {
+/// proxy-wasm's number for a log level (trace 0 ... critical 5).
+pub fn level(level: Level) -> u32 {
+    match level {
+        Level::Debug => 1,
+        Level::Info => 2,
+        Level::Warn => 3,
+        Level::Error => 4,
+    }
+}
+
+pub fn log(level: Level, message: &str) {
     tally("log", message.len());
     // Nothing sensible is left to do when logging itself fails.
-    let _ = unsafe { proxy_log(level, message.as_ptr(), message.len()) };
+    let _ = unsafe { proxy_log(self::level(level), message.as_ptr(), message.len()) };
 }
 
 pub fn log_level() -> Result<u32, Status> {

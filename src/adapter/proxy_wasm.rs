@@ -9,37 +9,27 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action as WasmAction, ContextType, LogLevel};
 
 use super::abi;
-use crate::contract::metrics::Counter;
+use super::core::{self, seam, MetricKind, Metrics, Plan};
+use crate::contract::metrics::{Counter, VM_MEMORY_BYTES};
 use crate::host::{
     parse_status, Action, Callout, CalloutResponse, Host, HostError, Level, Peer, SharedStore, StoreError,
 };
-use crate::plan::inbound::Stage;
-use crate::plan::{self, Compiled, InboundPlan, OutboundPlan};
-use crate::rules::replay;
-use crate::stream::inbound::Inbound;
+use crate::plan;
 use crate::stream::outbound::Outbound;
 use crate::stream::{Mode, Stream};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plan: None, metrics: Rc::new(Vec::new()), memory_gauge: None, filter_us: None, log_level: 2 }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plan: None, metrics: None, memory_gauge: None, log_level: abi::level(Level::Info) }) });
 }}
-
-/// Each mode's plan, held directly: an HTTP context never re-checks the mode.
-enum Plan {
-    Inbound(Arc<InboundPlan>),
-    Outbound(Arc<OutboundPlan>),
-}
 
 struct Root {
     plan: Option<Plan>,
-    /// Counter ids by `Counter::index`, defined once per VM.
-    metrics: Rc<Vec<Option<u32>>>,
+    /// Metric ids, defined once per VM.
+    metrics: Option<Rc<Metrics<u32>>>,
     /// `combo_webhook_vm_memory_bytes`: the VM's linear memory, so a soak can
     /// tell that it stays flat.
     memory_gauge: Option<u32>,
-    /// `combo_webhook_filter_us`: the filter's own time per delivery.
-    filter_us: Option<u32>,
     /// Envoy's `wasm` log level, read at configure time (not per request).
     log_level: u32,
 }
@@ -50,60 +40,39 @@ impl RootContext for Root {
     fn on_configure(&mut self, size: usize) -> bool {
         let started = std::time::Instant::now();
         self.log_level = abi::log_level().unwrap_or(self.log_level);
-        let mut host = self.host();
+        let mut log = |level: Level, message: &str| abi::log(level, message);
         let bytes = match abi::buffer(abi::PLUGIN_CONFIGURATION, 0, size) {
             Ok(b) => b,
             Err(s) => {
-                host.log(Level::Error, &format!("combo_webhook: cannot read the plugin configuration: status {}", s.0));
+                log(Level::Error, &format!("combo_webhook: cannot read the plugin configuration: status {}", s.0));
                 return false;
             }
         };
-        let now = (host.clock_nanos() / 1_000_000_000) as i64;
-        let compiled = match plan::from_plugin_bytes(&bytes, &|name| std::env::var(name).ok(), now) {
-            Ok(c) => c,
-            Err(errors) => {
-                for e in errors {
-                    host.log(Level::Error, &format!("combo_webhook: invalid configuration: {e}"));
-                }
-                return false;
-            }
-        };
-        for w in compiled.warnings() {
-            host.log(Level::Warn, &format!("combo_webhook: {w}"));
+        let now = (WasmHost::clock() / 1_000_000_000) as i64;
+        let compiled = plan::from_plugin_bytes(&bytes, &|name| std::env::var(name).ok(), now);
+        let expiring = compiled.as_ref().map_or(0, |c| c.expiring());
+        let Some(plan) = core::configure(compiled, &self.host(), &mut log) else { return false };
+        let metrics = Rc::clone(self.metrics.get_or_insert_with(|| {
+            Rc::new(Metrics::define(|kind, name| abi::define_metric(wasm_metric(kind), name).ok(), &mut log))
+        }));
+        if self.memory_gauge.is_none() {
+            self.memory_gauge = abi::define_metric(abi::GAUGE, VM_MEMORY_BYTES).ok();
         }
-        // A gauge, so an alert can fire before a rotation overlap runs out.
-        if let Ok(id) = abi::define_metric(abi::GAUGE, "combo_webhook_secrets_expiring") {
-            let _ = abi::record_metric(id, compiled.expiring());
-        }
-        let (plan, summary) = match compiled {
-            Compiled::Inbound(p) => {
-                if p.replay.enabled {
-                    replay::create_buckets(&host);
-                }
-                let summary = format!("inbound, {} trigger(s)", p.triggers.len());
-                (Plan::Inbound(Arc::new(p)), summary)
-            }
-            Compiled::Outbound(p) => {
-                let summary = format!("outbound, {} subscription(s)", p.subscriptions.len());
-                (Plan::Outbound(Arc::new(p)), summary)
-            }
-        };
-        if self.metrics.is_empty() {
-            self.metrics = Rc::new(define_metrics(&mut host));
-            self.memory_gauge = abi::define_metric(abi::GAUGE, "combo_webhook_vm_memory_bytes").ok();
-            self.filter_us = abi::define_metric(abi::HISTOGRAM, "combo_webhook_filter_us").ok();
+        if let Some(id) = metrics.secrets_expiring {
+            let _ = abi::record_metric(id, expiring);
         }
         record_memory(self.memory_gauge);
-        let us = started.elapsed().as_micros();
-        host.log(Level::Info, &format!("combo_webhook: {summary}, configured in {us} us"));
+        log(Level::Info, &core::configured_line(&plan, "proxy-wasm", started));
         self.plan = Some(plan);
         true
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let host = self.host();
+        let host = seam::host(self.host());
         Some(match self.plan.as_ref()? {
-            Plan::Inbound(p) => Box::new(Filter(Stream::new(host, Inbound::new(Arc::clone(p))), self.memory_gauge)),
+            Plan::Inbound(p) => {
+                Box::new(Filter(Stream::new(host, seam::Inbound::new(Arc::clone(p))), self.memory_gauge))
+            }
             Plan::Outbound(p) => Box::new(Filter(Stream::new(host, Outbound::new(Arc::clone(p))), self.memory_gauge)),
         })
     }
@@ -117,28 +86,20 @@ impl Root {
     /// A host for one stream (or for configuring): debug lines are formatted
     /// only when Envoy would print them.
     fn host(&self) -> WasmHost {
-        let stage = match &self.plan {
-            Some(Plan::Inbound(p)) => p.stage(),
-            _ => Stage::Full,
-        };
-        WasmHost { metrics: Rc::clone(&self.metrics), filter_us: self.filter_us, log_level: self.log_level, stage }
+        WasmHost { metrics: self.metrics.clone().unwrap_or_default(), log_level: self.log_level }
     }
 }
 
-fn define_metrics(host: &mut WasmHost) -> Vec<Option<u32>> {
-    Counter::all()
-        .map(|c| match abi::define_metric(abi::COUNTER, &c.name()) {
-            Ok(id) => Some(id),
-            Err(s) => {
-                host.log(Level::Warn, &format!("combo_webhook: cannot define metric {}: status {}", c.name(), s.0));
-                None
-            }
-        })
-        .collect()
+fn wasm_metric(kind: MetricKind) -> u32 {
+    match kind {
+        MetricKind::Counter => abi::COUNTER,
+        MetricKind::Gauge => abi::GAUGE,
+        MetricKind::Histogram => abi::HISTOGRAM,
+    }
 }
 
 /// One HTTP stream: callbacks forwarded, nothing decided here.
-struct Filter<M: Mode>(Stream<WasmHost, M>, Option<u32>);
+struct Filter<M: Mode>(Stream<seam::Host<WasmHost>, M>, Option<u32>);
 
 /// Records the VM's linear memory in the gauge, every 64th stream per worker.
 fn record_memory(gauge: Option<u32>) {
@@ -146,10 +107,18 @@ fn record_memory(gauge: Option<u32>) {
     static STREAMS: AtomicU32 = AtomicU32::new(0);
     if let Some(id) = gauge {
         if STREAMS.fetch_add(1, Ordering::Relaxed) % 64 == 0 {
-            let bytes = core::arch::wasm32::memory_size(0) as u64 * 65_536;
+            let bytes = ::core::arch::wasm32::memory_size(0) as u64 * 65_536;
             let _ = abi::record_metric(id, bytes);
         }
     }
+}
+
+/// The answer of the callout being delivered (`body_size` bytes of body).
+fn callout_response(body_size: usize) -> CalloutResponse {
+    let status =
+        abi::header_value(abi::CALLOUT_RESPONSE_HEADERS, ":status").ok().flatten().and_then(|v| parse_status(&v));
+    let body = abi::buffer(abi::CALLOUT_RESPONSE_BODY, 0, body_size).unwrap_or_default();
+    CalloutResponse { status, body }
 }
 
 fn action(a: Action) -> WasmAction {
@@ -161,21 +130,22 @@ fn action(a: Action) -> WasmAction {
 
 impl<M: Mode> Context for Filter<M> {
     fn on_http_call_response(&mut self, token: u32, _num_headers: usize, body_size: usize, _num_trailers: usize) {
-        self.0.on_callout_response(token, body_size);
+        let response = callout_response(body_size);
+        self.0.on_callout_response(token, response);
     }
 }
 
 impl<M: Mode> HttpContext for Filter<M> {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> WasmAction {
         #[cfg(feature = "bench-stages")]
-        super::probe::on_request_headers();
+        crate::bench::probe::on_request_headers();
         action(self.0.on_request_headers(end_of_stream))
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> WasmAction {
         #[cfg(feature = "bench-stages")]
         if end_of_stream {
-            super::probe::on_request_body(body_size);
+            crate::bench::probe::on_request_body(body_size);
         }
         action(self.0.on_request_body(body_size, end_of_stream))
     }
@@ -200,39 +170,27 @@ impl<M: Mode> HttpContext for Filter<M> {
         self.0.on_done();
         record_memory(self.1);
         #[cfg(feature = "bench-stages")]
-        if let Some(totals) = super::tally::stream_done(1000) {
-            abi::log(3, &format!("bench_hostcalls {totals}"));
+        if let Some(totals) = crate::bench::tally::stream_done(1000) {
+            abi::log(Level::Warn, &format!("bench_hostcalls {totals}"));
         }
     }
 }
 
 /// `impl Host` over the proxy-wasm ABI. Every call's failure is a value.
 struct WasmHost {
-    metrics: Rc<Vec<Option<u32>>>,
-    filter_us: Option<u32>,
+    metrics: Rc<Metrics<u32>>,
     log_level: u32,
-    /// Always `Full` outside bench builds.
-    stage: Stage,
 }
 
 impl WasmHost {
-    /// Bench builds leave out the stages after `stage` (`make bench`'s
-    /// per-feature table); in other builds `stage` is `Full`.
-    fn skips(&self, stage: Stage) -> bool {
-        cfg!(feature = "bench-stages") && self.stage.leaves_out(stage)
-    }
-
     fn property_string(&self, path: &[&str]) -> Option<String> {
         abi::property(path).ok().flatten().and_then(|b| String::from_utf8(b).ok()).filter(|s| !s.is_empty())
     }
-}
 
-fn wasm_level(level: Level) -> u32 {
-    match level {
-        Level::Debug => 1,
-        Level::Info => 2,
-        Level::Warn => 3,
-        Level::Error => 4,
+    fn clock() -> u64 {
+        abi::now_nanos().unwrap_or_else(|_| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+        })
     }
 }
 
@@ -300,9 +258,7 @@ impl Host for WasmHost {
     }
 
     fn clock_nanos(&mut self) -> u64 {
-        abi::now_nanos().unwrap_or_else(|_| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-        })
+        WasmHost::clock()
     }
 
     fn source_address(&mut self) -> Option<String> {
@@ -323,37 +279,28 @@ impl Host for WasmHost {
     }
 
     fn count(&mut self, counter: Counter) {
-        if self.skips(Stage::Metrics) {
-            return;
-        }
-        if let Some(Some(id)) = self.metrics.get(counter.index()) {
-            let _ = abi::increment_metric(*id, 1);
+        if let Some(id) = self.metrics.counter(counter) {
+            let _ = abi::increment_metric(id, 1);
         }
     }
 
     fn observe_filter_us(&mut self, us: u64) {
-        if self.skips(Stage::Metrics) {
-            return;
-        }
-        if let Some(id) = self.filter_us {
+        if let Some(id) = self.metrics.filter_us {
             let _ = abi::record_metric(id, us);
         }
     }
 
     fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError> {
-        if self.skips(Stage::Audit) {
-            return Ok(());
-        }
         abi::set_property(&[key], value).map_err(|_| HostError)
     }
 
     fn log_enabled(&self, level: Level) -> bool {
-        wasm_level(level) >= self.log_level && !self.skips(Stage::Audit)
+        abi::level(level) >= self.log_level
     }
 
     fn log(&mut self, level: Level, message: &str) {
         if self.log_enabled(level) {
-            abi::log(wasm_level(level), message);
+            abi::log(level, message);
         }
     }
 
@@ -367,13 +314,6 @@ impl Host for WasmHost {
         let timeout = std::time::Duration::from_millis(call.timeout_ms);
         proxy_wasm::hostcalls::dispatch_http_call(&call.cluster, headers.to_vec(), Some(&call.body), vec![], timeout)
             .map_err(|_| HostError)
-    }
-
-    fn callout_response(&mut self, body_size: usize) -> CalloutResponse {
-        let status =
-            abi::header_value(abi::CALLOUT_RESPONSE_HEADERS, ":status").ok().flatten().and_then(|v| parse_status(&v));
-        let body = abi::buffer(abi::CALLOUT_RESPONSE_BODY, 0, body_size).unwrap_or_default();
-        CalloutResponse { status, body }
     }
 
     fn resume_request(&mut self) -> Result<(), HostError> {

@@ -47,6 +47,19 @@ pub enum ReplayOutcome {
     UnknownReleased,
 }
 
+/// Where replay protection was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayStore {
+    /// This Envoy's shared store.
+    Local,
+    Etcd,
+    /// etcd failed and `replay.on_store_error` let the local store decide.
+    LocalFallback,
+    /// etcd failed and nothing decided: refused.
+    Unavailable,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRecord {
     pub direction: Direction,
@@ -68,10 +81,8 @@ pub struct AuditRecord {
     pub skew_seconds: Option<i64>,
     pub source_address: Option<String>,
     pub key_id: Option<String>,
-    /// Where replay protection was decided: `local`, `etcd`, `local_fallback`
-    /// (etcd failed, the local store decided) or `unavailable`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub replay_store: Option<&'static str>,
+    pub replay_store: Option<ReplayStore>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replay_outcome: Option<ReplayOutcome>,
     pub verify_us: u64,

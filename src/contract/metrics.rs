@@ -5,6 +5,13 @@
 
 use crate::contract::error::Reject;
 
+/// The filter's own time per delivery, in µs (a histogram).
+pub const FILTER_US: &str = "combo_webhook_filter_us";
+/// Triggers whose last secret expires within 7 days (a gauge).
+pub const SECRETS_EXPIRING: &str = "combo_webhook_secrets_expiring";
+/// The .wasm VM's linear memory, in bytes (a gauge; a soak watches it stay flat).
+pub const VM_MEMORY_BYTES: &str = "combo_webhook_vm_memory_bytes";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counter {
     Accepted,

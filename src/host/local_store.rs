@@ -1,7 +1,7 @@
 //! The native module's replay store: Envoy's shared data as a dynamic
 //! module has none, so a map with compare-and-swap tokens shared by every
 //! worker of the process. No fault knobs: test doubles wrap it
-//! (`host::memory::MemoryStore`).
+//! (`host::testing::FaultyStore`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

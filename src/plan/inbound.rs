@@ -8,7 +8,6 @@ use super::raw::{
     InputsDelivery, MtlsIdentity, OnNoMatch, OnStoreError, OneOrMany, RawConfig, RawReplay, RawTrigger, StoreKind,
     UnknownOutcome,
 };
-pub use super::stage::Stage;
 use super::{valid_id, Compiler, KeyKind, DEFAULT_MAX_BODY_BYTES, MAX_MAX_BODY_BYTES};
 use crate::rules::allowlist::Allowlist;
 use crate::rules::inputs::{InputsId, TemplateSet};
@@ -41,24 +40,6 @@ pub struct InboundPlan {
     pub warnings: Vec<String>,
     /// Triggers whose last secret expires within 7 days.
     pub expiring: u64,
-    /// Where a bench build's pipeline stops (`stage()`); other builds have
-    /// no such field.
-    #[cfg(any(test, feature = "bench-stages"))]
-    pub stage: Stage,
-}
-
-impl InboundPlan {
-    /// Where the pipeline stops: a bench build's stage; in every other build
-    /// the constant `Full`, which the compiler folds, so no runtime value can
-    /// cut a shipped pipeline short (replay protection above all).
-    #[inline]
-    pub fn stage(&self) -> Stage {
-        #[cfg(any(test, feature = "bench-stages"))]
-        let stage = self.stage;
-        #[cfg(not(any(test, feature = "bench-stages")))]
-        let stage = Stage::Full;
-        stage
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -178,19 +159,7 @@ pub(super) fn compile(raw: RawConfig, c: &mut Compiler) -> Option<InboundPlan> {
         templates,
         warnings: std::mem::take(&mut c.warnings),
         expiring: c.expiring,
-        #[cfg(any(test, feature = "bench-stages"))]
-        stage: bench_stage(c),
     })
-}
-
-#[cfg(feature = "bench-stages")]
-fn bench_stage(c: &mut Compiler) -> Stage {
-    (c.sources.env)("COMBO_BENCH_STAGE").and_then(|s| Stage::parse(&s)).unwrap_or_default()
-}
-
-#[cfg(all(test, not(feature = "bench-stages")))]
-fn bench_stage(_: &mut Compiler) -> Stage {
-    Stage::Full
 }
 
 fn replay_policy(r: RawReplay, c: &mut Compiler) -> ReplayPolicy {

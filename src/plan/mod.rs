@@ -10,7 +10,6 @@ mod keys;
 pub mod outbound;
 mod pbstruct;
 pub mod raw;
-mod stage;
 
 use crate::contract::error::ConfigError;
 use crate::rules::allowlist::Allowlist;

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::inbound::{Inbound, Stream};
 use super::tests::{audit_of, deliver, host, store, BODY, NOW};
 use crate::contract::metrics::Counter;
-use crate::host::memory::MemoryHost;
+use crate::host::testing::MemoryHost;
 use crate::host::Action;
 use crate::plan::{self, Compiled, InboundPlan};
 
@@ -23,8 +23,7 @@ fn etcd_plan(on_store_error: &str) -> Arc<InboundPlan> {
 
 fn etcd_answer(s: &mut Stream<MemoryHost>, status: Option<u32>, body: &str) {
     let token = s.host().callouts.len() as u32 - 1;
-    s.host_mut().next_response = crate::host::CalloutResponse { status, body: body.as_bytes().to_vec() };
-    s.on_callout_response(token, body.len());
+    s.on_callout_response(token, crate::host::CalloutResponse { status, body: body.as_bytes().to_vec() });
 }
 
 const GRANTED: &str = r#"{"header":{},"ID":"1","TTL":"30"}"#;
@@ -117,7 +116,7 @@ fn etcd_down_is_503_or_falls_back_as_configured() {
 #[test]
 fn an_answer_for_another_callout_is_ignored() {
     let mut s = etcd_stream(&etcd_plan("reject"));
-    s.on_callout_response(999, 0);
+    s.on_callout_response(999, crate::host::CalloutResponse::default());
     assert!(s.host().reply.is_none() && s.host().resumed == 0, "still waiting");
     assert_eq!(s.on_request_trailers(), Action::Pause);
 }

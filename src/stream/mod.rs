@@ -167,13 +167,14 @@ impl<H: Host, M: Mode> Stream<H, M> {
         })
     }
 
-    /// A callout this stream sent has answered. Answers to callouts the
-    /// stream does not wait for (fire-and-forget) are ignored.
-    pub fn on_callout_response(&mut self, token: u32, body_size: usize) {
+    /// A callout this stream sent has answered (`response.status` is `None`
+    /// when it failed). Answers to callouts the stream does not wait for
+    /// (fire-and-forget) are ignored.
+    pub fn on_callout_response(&mut self, token: u32, response: CalloutResponse) {
         self.timed(|s| {
             if matches!(s.state, State::Settling { token: t } if t == token) {
                 s.state = State::Done;
-                if s.host.callout_response(body_size).status.is_none_or(|st| !(200..300).contains(&st)) {
+                if response.status.is_none_or(|st| !(200..300).contains(&st)) {
                     s.host.log(Level::Warn, "combo_webhook: the replay store did not confirm a settle");
                 }
                 if s.host.resume_response().is_err() {
@@ -187,7 +188,6 @@ impl<H: Host, M: Mode> Stream<H, M> {
             let State::Calling { call, buffered, .. } = std::mem::replace(&mut s.state, State::Answered) else {
                 return;
             };
-            let response = s.host.callout_response(body_size);
             let now = s.now;
             let Some(audit) = s.audit.as_mut() else {
                 // Cannot happen (a stream that calls out has a record); never hang.

@@ -1,7 +1,7 @@
 //! The outbound rules, driven through the stream over an in-memory host.
 
 use super::*;
-use crate::host::memory::MemoryHost;
+use crate::host::testing::MemoryHost;
 use crate::host::Action;
 use crate::plan::{from_json, Compiled};
 use crate::rules::scheme::Key;

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::inbound::{Inbound, Stream};
 use super::outbound::Outbound;
 use crate::contract::metrics::Counter;
-use crate::host::memory::{MemoryHost, MemoryStore};
+use crate::host::testing::{FaultyStore, MemoryHost};
 use crate::host::{Action, Level};
 use crate::plan::{self, Compiled, InboundPlan};
 use crate::rules::scheme::sign_generic;
@@ -27,7 +27,7 @@ fn plan() -> Arc<InboundPlan> {
     }
 }
 
-pub(super) fn host(body: &str, store: &MemoryStore) -> MemoryHost {
+pub(super) fn host(body: &str, store: &FaultyStore) -> MemoryHost {
     let sig = sign_generic(&Key::hmac_sha256("k", b"k"), NOW, body.as_bytes()).unwrap();
     let mut h = MemoryHost::new(
         &[
@@ -44,12 +44,12 @@ pub(super) fn host(body: &str, store: &MemoryStore) -> MemoryHost {
     h
 }
 
-fn stream(body: &str, store: &MemoryStore) -> Stream<MemoryHost> {
+fn stream(body: &str, store: &FaultyStore) -> Stream<MemoryHost> {
     Stream::new(host(body, store), Inbound::new(plan()))
 }
 
-pub(super) fn store() -> MemoryStore {
-    let s = MemoryStore::default();
+pub(super) fn store() -> FaultyStore {
+    let s = FaultyStore::default();
     crate::rules::replay::create_buckets(&s);
     s
 }
@@ -176,7 +176,7 @@ fn rejected_audit_is_published_once_even_with_more_callbacks() {
 
 /// One delivery of BODY over `store`, the backend answering `status`
 /// (`None`: the stream ends without an answer).
-fn attempt(store: &MemoryStore, status: Option<u32>) -> MemoryHost {
+fn attempt(store: &FaultyStore, status: Option<u32>) -> MemoryHost {
     let mut s = stream(BODY, store);
     deliver(&mut s);
     if s.host().reply.is_none() {

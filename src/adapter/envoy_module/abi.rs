@@ -5,6 +5,8 @@
 //! are copied before the hook returns.
 
 use super::ffi::{self, ConfigEnvoy, EnvoyBuffer, EnvoyHttpHeader, FilterEnvoy, ModuleBuffer, ModuleHttpHeader};
+use crate::adapter::core::MetricKind;
+use crate::host::Level;
 
 const NO_BUFFER: EnvoyBuffer = EnvoyBuffer { ptr: std::ptr::null(), length: 0 };
 
@@ -26,7 +28,18 @@ fn header(name: &str, value: &str) -> ModuleHttpHeader {
     }
 }
 
-pub fn log(level: u32, message: &str) {
+/// Envoy's number for a log level.
+fn level(level: Level) -> u32 {
+    match level {
+        Level::Debug => ffi::LOG_DEBUG,
+        Level::Info => ffi::LOG_INFO,
+        Level::Warn => ffi::LOG_WARN,
+        Level::Error => ffi::LOG_ERROR,
+    }
+}
+
+pub fn log(level: Level, message: &str) {
+    let level = self::level(level);
     // SAFETY: plain calls; the buffer outlives them.
     unsafe {
         if ffi::envoy_dynamic_module_callback_log_enabled(level) {
@@ -35,34 +48,28 @@ pub fn log(level: u32, message: &str) {
     }
 }
 
-pub fn log_enabled(level: u32) -> bool {
+pub fn log_enabled(level: Level) -> bool {
     // SAFETY: a plain call.
-    unsafe { ffi::envoy_dynamic_module_callback_log_enabled(level) }
+    unsafe { ffi::envoy_dynamic_module_callback_log_enabled(self::level(level)) }
 }
 
 // ------------------------------------------------------------ config time
 
-pub enum Metric {
-    Counter,
-    Histogram,
-    Gauge,
-}
-
 /// Defines a label-less metric; its id, or `None` when Envoy refused.
-pub fn define_metric(config: ConfigEnvoy, kind: Metric, name: &str) -> Option<usize> {
+pub fn define_metric(config: ConfigEnvoy, kind: MetricKind, name: &str) -> Option<usize> {
     let mut id = 0usize;
     let name = ModuleBuffer::of(name.as_bytes());
     let no_labels = std::ptr::null();
     // SAFETY: `config` is the config being created; `id` is a valid pointer.
     let result = unsafe {
         match kind {
-            Metric::Counter => ffi::envoy_dynamic_module_callback_http_filter_config_define_counter(
+            MetricKind::Counter => ffi::envoy_dynamic_module_callback_http_filter_config_define_counter(
                 config, name, no_labels, 0, &mut id,
             ),
-            Metric::Histogram => ffi::envoy_dynamic_module_callback_http_filter_config_define_histogram(
+            MetricKind::Histogram => ffi::envoy_dynamic_module_callback_http_filter_config_define_histogram(
                 config, name, no_labels, 0, &mut id,
             ),
-            Metric::Gauge => {
+            MetricKind::Gauge => {
                 ffi::envoy_dynamic_module_callback_http_filter_config_define_gauge(config, name, no_labels, 0, &mut id)
             }
         }

@@ -6,28 +6,12 @@
 use std::cell::RefCell;
 use std::sync::{Arc, RwLock};
 
-use super::abi::{self, Metric};
+use super::abi;
 use super::ffi::{ConfigEnvoy, FilterEnvoy};
-use super::host::NativeHost;
-use crate::contract::metrics::Counter;
+use crate::adapter::core::{self, Metrics, Plan};
 use crate::host::local_store::LocalStore;
 use crate::host::Level;
-use crate::plan::{self, Compiled, InboundPlan, OutboundPlan, SdsValue, Sources};
-use crate::rules::replay;
-
-/// Each mode's plan, held directly: a stream never re-checks the mode.
-#[derive(Clone)]
-pub(super) enum Plan {
-    Inbound(Arc<InboundPlan>),
-    Outbound(Arc<OutboundPlan>),
-}
-
-pub(super) struct Metrics {
-    /// Counter ids by `Counter::index`.
-    pub(super) counters: Vec<Option<usize>>,
-    /// `combo_webhook_filter_us`.
-    pub(super) filter_us: Option<usize>,
-}
+use crate::plan::{self, Compiled, SdsValue, Sources};
 
 /// The plan streams start from, and the SDS values it was compiled with.
 struct Current {
@@ -38,7 +22,7 @@ struct Current {
 pub(super) struct FilterConfig {
     /// The configuration as Envoy gave it: recompiled when a secret rotates.
     bytes: Vec<u8>,
-    pub(super) metrics: Metrics,
+    pub(super) metrics: Arc<Metrics<usize>>,
     /// SDS secret names; Envoy's index of `sds[i]` is `i + 1`.
     sds: Vec<String>,
     current: RwLock<Current>,
@@ -68,19 +52,8 @@ fn sds_value(bytes: &[u8]) -> SdsValue {
     }
 }
 
-fn log_outcome(compiled: &Result<Compiled, Vec<crate::contract::error::ConfigError>>) {
-    match compiled {
-        Ok(c) => {
-            for w in c.warnings() {
-                NativeHost::log_at(Level::Warn, &format!("combo_webhook: {w}"));
-            }
-        }
-        Err(errors) => {
-            for e in errors {
-                NativeHost::log_at(Level::Error, &format!("combo_webhook: invalid configuration: {e}"));
-            }
-        }
-    }
+fn log(level: Level, message: &str) {
+    abi::log(level, message);
 }
 
 impl FilterConfig {
@@ -92,7 +65,7 @@ impl FilterConfig {
         let raw = match plan::raw::parse_plugin_bytes(bytes) {
             Ok(raw) => raw,
             Err(e) => {
-                log_outcome(&Err(vec![e]));
+                core::log_compiled(&Err(vec![e]), &mut log);
                 return None;
             }
         };
@@ -121,26 +94,20 @@ impl FilterConfig {
             sds_value(bytes)
         };
         let compiled = plan::compile(raw, Sources { env: &env, sds: Some(&lookup) }, now());
-        log_outcome(&compiled);
-        let compiled = compiled.ok()?;
+        let expiring = compiled.as_ref().map_or(0, Compiled::expiring);
+        let plan = core::configure(compiled, store(), &mut log)?;
         let (sds, seen): (Vec<String>, Vec<Vec<u8>>) = subscribed.into_inner().into_iter().unzip();
-        let metrics = define_metrics(envoy, compiled.expiring());
-        let (plan, summary) = match compiled {
-            Compiled::Inbound(p) => {
-                if p.replay.enabled {
-                    replay::create_buckets(store());
-                }
-                let summary = format!("inbound, {} trigger(s)", p.triggers.len());
-                (Plan::Inbound(Arc::new(p)), summary)
-            }
-            Compiled::Outbound(p) => {
-                let summary = format!("outbound, {} subscription(s)", p.subscriptions.len());
-                (Plan::Outbound(Arc::new(p)), summary)
-            }
+        let metrics = Metrics::define(|kind, name| abi::define_metric(envoy, kind, name), &mut log);
+        if let Some(id) = metrics.secrets_expiring {
+            abi::set_gauge(envoy, id, expiring);
+        }
+        log(Level::Info, &core::configured_line(&plan, "native module", started));
+        let config = FilterConfig {
+            bytes: bytes.to_vec(),
+            metrics: Arc::new(metrics),
+            sds,
+            current: RwLock::new(Current { seen, plan }),
         };
-        let us = started.elapsed().as_micros();
-        NativeHost::log_at(Level::Info, &format!("combo_webhook: {summary}, native module, configured in {us} us"));
-        let config = FilterConfig { bytes: bytes.to_vec(), metrics, sds, current: RwLock::new(Current { seen, plan }) };
         Some(config)
     }
 
@@ -165,7 +132,7 @@ impl FilterConfig {
                 None => SdsValue::Refused,
             };
             let compiled = plan::from_plugin_bytes_with(&self.bytes, Sources { env: &env, sds: Some(&lookup) }, now());
-            log_outcome(&compiled);
+            core::log_compiled(&compiled, &mut log);
             match compiled {
                 Ok(Compiled::Inbound(p)) => current.plan = Plan::Inbound(Arc::new(p)),
                 Ok(Compiled::Outbound(p)) => current.plan = Plan::Outbound(Arc::new(p)),
@@ -173,7 +140,7 @@ impl FilterConfig {
                 // expired since): the last plan stays, and the log says why.
                 Err(_) => {}
             }
-            NativeHost::log_at(Level::Info, "combo_webhook: SDS secrets changed; keys recompiled");
+            log(Level::Info, "combo_webhook: SDS secrets changed; keys recompiled");
             current.seen = values.iter().map(|v| v.to_vec()).collect();
         }
         current.plan.clone()
@@ -183,23 +150,6 @@ impl FilterConfig {
         // A panic while holding the lock leaves a usable plan.
         self.current.read().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-fn define_metrics(envoy: ConfigEnvoy, expiring: u64) -> Metrics {
-    let counters = Counter::all()
-        .map(|c| {
-            let id = abi::define_metric(envoy, Metric::Counter, &c.name());
-            if id.is_none() {
-                NativeHost::log_at(Level::Warn, &format!("combo_webhook: cannot define metric {}", c.name()));
-            }
-            id
-        })
-        .collect();
-    // A gauge, so an alert can fire before a rotation overlap runs out.
-    if let Some(id) = abi::define_metric(envoy, Metric::Gauge, "combo_webhook_secrets_expiring") {
-        abi::set_gauge(envoy, id, expiring);
-    }
-    Metrics { counters, filter_us: abi::define_metric(envoy, Metric::Histogram, "combo_webhook_filter_us") }
 }
 
 // Envoy runs streams of one config on every worker thread.

@@ -4,13 +4,12 @@
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
-use super::config::{self, FilterConfig, Plan};
+use super::config::{self, FilterConfig};
 use super::ffi::{self, ConfigEnvoy, EnvoyBuffer, EnvoyHttpHeader, FilterEnvoy, ABI_VERSION};
 use super::host::NativeHost;
 use super::{bytes, guard, status, stream_hook, Filter, Phase};
+use crate::adapter::core::{seam, Plan};
 use crate::host::{Action, CalloutResponse};
-use crate::plan::inbound::Stage;
-use crate::stream::inbound::Inbound;
 use crate::stream::outbound::Outbound;
 use crate::stream::Stream;
 
@@ -58,16 +57,10 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
         }
         Arc::increment_strong_count(config);
         let config = Arc::from_raw(config);
-        let plan = config.plan(envoy);
-        let filter = match plan {
-            Plan::Inbound(p) => {
-                let host = NativeHost::new(envoy, Arc::clone(&config), config::store(), p.stage());
-                Filter::Inbound(Stream::new(host, Inbound::new(p)))
-            }
-            Plan::Outbound(p) => {
-                let host = NativeHost::new(envoy, Arc::clone(&config), config::store(), Stage::Full);
-                Filter::Outbound(Stream::new(host, Outbound::new(p)))
-            }
+        let host = seam::host(NativeHost::new(envoy, Arc::clone(&config.metrics), config::store()));
+        let filter = match config.plan(envoy) {
+            Plan::Inbound(p) => Filter::Inbound(Stream::new(host, seam::Inbound::new(p))),
+            Plan::Outbound(p) => Filter::Outbound(Stream::new(host, Outbound::new(p))),
         };
         Box::into_raw(Box::new(filter)).cast_const().cast()
     })
@@ -202,8 +195,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
     stream_hook(envoy, filter, Phase::Request, |f| {
         each!(f, s => {
             if let Some(token) = s.host().callout_token(callout_id) {
-                s.host_mut().callout = Some(response);
-                s.on_callout_response(token, 0);
+                s.on_callout_response(token, response);
             }
         }, ());
         ffi::CONTINUE

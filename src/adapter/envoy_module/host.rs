@@ -4,12 +4,11 @@
 use std::sync::Arc;
 
 use super::abi;
-use super::config::FilterConfig;
 use super::ffi::{self, FilterEnvoy};
+use crate::adapter::core::Metrics;
 use crate::contract::metrics::Counter;
 use crate::host::local_store::LocalStore;
-use crate::host::{Callout, CalloutResponse, Host, HostError, Level, Peer, SharedStore, StoreError};
-use crate::plan::inbound::Stage;
+use crate::host::{Callout, Host, HostError, Level, Peer, SharedStore, StoreError};
 
 /// The audit record's filter-state key: the name the .wasm's record has in
 /// Envoy (`wasm.` + key), so one access-log format serves both builds.
@@ -17,45 +16,21 @@ const AUDIT_FILTER_STATE: &str = "wasm.combo_webhook_audit";
 
 pub(super) struct NativeHost {
     filter: FilterEnvoy,
-    config: Arc<FilterConfig>,
+    metrics: Arc<Metrics<usize>>,
     store: &'static LocalStore,
     /// Set while Envoy runs the request-body hook: only then does the
     /// latest chunk live outside the buffered body.
     pub(super) in_body_hook: bool,
-    /// The answer of the callout being delivered (`on_http_callout_done`).
-    pub(super) callout: Option<CalloutResponse>,
     /// Envoy's callout ids; a stream's token is the position plus one.
     callouts: Vec<u64>,
     /// Request headers changed: Envoy must pick the route again (the
     /// annotations route the delivery), once, when the hook returns.
     headers_changed: bool,
-    /// Always `Full` outside bench builds.
-    stage: Stage,
 }
 
 impl NativeHost {
-    pub(super) fn new(
-        filter: FilterEnvoy,
-        config: Arc<FilterConfig>,
-        store: &'static LocalStore,
-        stage: Stage,
-    ) -> Self {
-        NativeHost {
-            filter,
-            config,
-            store,
-            in_body_hook: false,
-            callout: None,
-            callouts: Vec::new(),
-            headers_changed: false,
-            stage,
-        }
-    }
-
-    /// Bench builds leave out the stages after `stage` (`make bench`'s
-    /// per-feature table); in other builds `stage` is `Full`.
-    fn skips(&self, stage: Stage) -> bool {
-        cfg!(feature = "bench-stages") && self.stage.leaves_out(stage)
+    pub(super) fn new(filter: FilterEnvoy, metrics: Arc<Metrics<usize>>, store: &'static LocalStore) -> Self {
+        NativeHost { filter, metrics, store, in_body_hook: false, callouts: Vec::new(), headers_changed: false }
     }
 
     /// The latest chunk is not yet part of the buffered body (Envoy moves
@@ -84,22 +59,9 @@ impl NativeHost {
         u32::try_from(at + 1).ok()
     }
 
-    pub(super) fn log_at(level: Level, message: &str) {
-        abi::log(native_level(level), message);
-    }
-
     fn set_header(&mut self, name: &str, value: Option<&str>) -> Result<(), HostError> {
         self.headers_changed = true;
         abi::set_header(self.filter, ffi::REQUEST_HEADER, name, value).then_some(()).ok_or(HostError)
-    }
-}
-
-fn native_level(level: Level) -> u32 {
-    match level {
-        Level::Debug => ffi::LOG_DEBUG,
-        Level::Info => ffi::LOG_INFO,
-        Level::Warn => ffi::LOG_WARN,
-        Level::Error => ffi::LOG_ERROR,
     }
 }
 
@@ -193,39 +155,28 @@ impl Host for NativeHost {
     }
 
     fn count(&mut self, counter: Counter) {
-        if self.skips(Stage::Metrics) {
-            return;
-        }
-        if let Some(Some(id)) = self.config.metrics.counters.get(counter.index()) {
-            abi::increment_counter(self.filter, *id);
+        if let Some(id) = self.metrics.counter(counter) {
+            abi::increment_counter(self.filter, id);
         }
     }
 
     fn observe_filter_us(&mut self, us: u64) {
-        if self.skips(Stage::Metrics) {
-            return;
-        }
-        if let Some(id) = self.config.metrics.filter_us {
+        if let Some(id) = self.metrics.filter_us {
             abi::record_histogram(self.filter, id, us);
         }
     }
 
     fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), HostError> {
-        if self.skips(Stage::Audit) {
-            return Ok(());
-        }
         let key = if key == crate::contract::audit::FILTER_STATE_KEY { AUDIT_FILTER_STATE } else { key };
         abi::set_filter_state(self.filter, key, value).then_some(()).ok_or(HostError)
     }
 
     fn log_enabled(&self, level: Level) -> bool {
-        !self.skips(Stage::Audit) && abi::log_enabled(native_level(level))
+        abi::log_enabled(level)
     }
 
     fn log(&mut self, level: Level, message: &str) {
-        if !self.skips(Stage::Audit) {
-            NativeHost::log_at(level, message);
-        }
+        abi::log(level, message);
     }
 
     fn http_call(&mut self, call: &Callout) -> Result<u32, HostError> {
@@ -235,10 +186,6 @@ impl Host for NativeHost {
         // The stream's tokens are u32, Envoy's ids u64 of its choosing.
         self.callouts.push(id);
         u32::try_from(self.callouts.len()).map_err(|_| HostError)
-    }
-
-    fn callout_response(&mut self, _body_size: usize) -> CalloutResponse {
-        self.callout.take().unwrap_or_default()
     }
 
     fn resume_request(&mut self) -> Result<(), HostError> {

@@ -23,9 +23,9 @@ mod tests;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use crate::adapter::core::seam;
 use crate::contract::error::Reject;
 use crate::host::{Action, Level};
-use crate::stream::inbound::Inbound;
 use crate::stream::outbound::Outbound;
 use crate::stream::Stream;
 use ffi::{EnvoyBuffer, FilterEnvoy};
@@ -37,8 +37,8 @@ pub use ffi::{ABI_VERSION, EXPORTED, IMPORTED};
 // Boxed once per stream; the variants' sizes never move.
 #[allow(clippy::large_enum_variant)]
 enum Filter {
-    Inbound(Stream<NativeHost, Inbound>),
-    Outbound(Stream<NativeHost, Outbound>),
+    Inbound(Stream<seam::Host<NativeHost>, seam::Inbound>),
+    Outbound(Stream<seam::Host<NativeHost>, Outbound>),
     /// A hook panicked: the stream was answered (500) and is left alone.
     Poisoned,
 }
@@ -63,7 +63,7 @@ fn status(a: Action) -> u32 {
 /// Runs `f` and turns a panic into `fallback`.
 fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
-        NativeHost::log_at(Level::Error, "combo_webhook: a hook panicked; the stream fails closed");
+        abi::log(Level::Error, "combo_webhook: a hook panicked; the stream fails closed");
         fallback
     })
 }
@@ -106,7 +106,7 @@ unsafe fn stream_hook(
         Err(_) => {
             let poisoned = matches!(filter, Filter::Poisoned);
             *filter = Filter::Poisoned;
-            NativeHost::log_at(Level::Error, "combo_webhook: a hook panicked; the stream fails closed");
+            abi::log(Level::Error, "combo_webhook: a hook panicked; the stream fails closed");
             match phase {
                 // Once: a stream poisoned before was answered already.
                 Phase::Request if !poisoned => {

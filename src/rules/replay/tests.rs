@@ -1,5 +1,5 @@
 use super::*;
-use crate::host::memory::MemoryStore;
+use crate::host::testing::FaultyStore;
 
 fn key(n: u32) -> ReplayKey {
     let mut digest = [0u8; 16];
@@ -8,8 +8,8 @@ fn key(n: u32) -> ReplayKey {
     ReplayKey { digest }
 }
 
-fn store() -> MemoryStore {
-    let s = MemoryStore::default();
+fn store() -> FaultyStore {
+    let s = FaultyStore::default();
     create_buckets(&s);
     s
 }
@@ -24,11 +24,11 @@ fn buckets_are_created_once() {
 
 const ROOMY: Limits = Limits { max_entries: 1_000_000, bucket_cap: 64 };
 
-fn res(s: &MemoryStore, k: &ReplayKey, now: i64, inflight: i64) -> Reservation {
+fn res(s: &FaultyStore, k: &ReplayKey, now: i64, inflight: i64) -> Reservation {
     reserve(s, k, now, inflight, ROOMY).outcome
 }
 
-fn com(s: &MemoryStore, k: &ReplayKey, expires: i64, now: i64) -> bool {
+fn com(s: &FaultyStore, k: &ReplayKey, expires: i64, now: i64) -> bool {
     commit(s, k, expires, now, ROOMY).is_some()
 }
 

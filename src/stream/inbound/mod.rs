@@ -9,12 +9,12 @@ mod store;
 use std::sync::Arc;
 
 use super::{Forward, Head, Mode, Outcome, Step};
-use crate::contract::audit::{AuditRecord, Direction, Verdict};
+use crate::contract::audit::{AuditRecord, Direction, ReplayStore, Verdict};
 use crate::contract::error::Reject;
 use crate::contract::metrics::Counter;
 use crate::contract::names::*;
 use crate::host::{CalloutResponse, Headers, Host, Level};
-use crate::plan::inbound::{InboundPlan, Stage, Trigger};
+use crate::plan::inbound::{InboundPlan, Trigger};
 use crate::plan::raw::InputsDelivery;
 use crate::rules::ending::Ending;
 use crate::rules::replay::ReplayKey;
@@ -110,7 +110,6 @@ impl Mode for Inbound {
             return Head::Reject(Reject::NonCanonicalPath);
         }
         match checks::check_head(plan, host, segment, &headers, now, audit) {
-            Ok(HeadCheck::Body(..)) if plan.stage() == Stage::Headers => Head::PassThrough,
             Ok(HeadCheck::Body(trigger, credentials)) => Head::ReadBody(Pending { trigger, credentials, headers }),
             Ok(HeadCheck::Handshake(answer)) => Head::Handshake(answer),
             Err(r) => Head::Reject(r),
@@ -125,69 +124,18 @@ impl Mode for Inbound {
         now: i64,
         audit: &mut AuditRecord,
     ) -> Step<Held, Waiting> {
-        let stage = self.plan.stage();
         let mut p = p;
-        let trigger = Arc::clone(&p.trigger);
-        let scheme = &trigger.scheme;
-        // A token that travels in the body never enters a digest (the audit
-        // record's, the replay key's): the body is digested with it blanked.
-        let token_in_body = scheme.token_in_body();
-        let mut body_sha256 = if stage >= Stage::BodyHash && !token_in_body { audit.body(&body) } else { [0; 32] };
-        // Bounded before the signature holds: a form's fields are counted
-        // (one pass) before anything sorts or copies them.
-        let form = p.headers.first(CONTENT_TYPE).map(checks::media_type).as_deref() == Some(FORM_MEDIA_TYPE);
-        if form && !fields_within_bound(&body) {
-            return Step::Done(Outcome::Reject(Reject::TooManyFields));
-        }
-        let read = scheme.read_body(&mut p.credentials, &body);
-        if token_in_body && stage >= Stage::BodyHash {
-            body_sha256 = audit.body(&scheme.without_token(&p.credentials, &body));
-        }
-        if let Err(r) = read.and_then(|()| checks::check_timestamp(scheme, &p.credentials, now, audit)) {
+        let read = self.read_fields(&mut p, &body);
+        let body_sha256 = self.digest(&p, &body, read.is_ok(), audit);
+        if let Err(r) = read {
             return Step::Done(Outcome::Reject(r));
         }
-        // The signed content, built once: for the signature and the replay key.
-        let message = scheme.message(&p.credentials, &Request { headers: &p.headers, body: &body });
-        let Some(verified_by) = scheme.verify_message(&p.credentials, &message, &trigger.keys, now) else {
-            return Step::Done(Outcome::Reject(Reject::SignatureMismatch));
+        let proven = match self.verify(&p, &body, &body_sha256, now, audit) {
+            Ok(proven) => proven,
+            Err(outcome) => return Step::Done(outcome),
         };
-        let key_id = verified_by.key_id.clone();
-        audit.key_id = Some(key_id.clone());
-        if let Some(h) = scheme.handshake.filter(|h| h.may_be_in(&p.headers, &body)) {
-            // Answered before replay protection: a provider may repeat it.
-            let payload: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
-            if let Some(answer) = h.answer_body(&p.headers, payload.as_ref(), verified_by) {
-                return Step::Done(answer.map_or_else(Outcome::Reject, Outcome::Handshake));
-            }
-        }
-        if stage < Stage::Mapping {
-            return Step::Done(Outcome::Forward(Forward::bare(Verdict::Accepted, Counter::Accepted)));
-        }
-        let key = ReplayKey::new(&trigger.id, &scheme.replay_content(&message, &body_sha256));
-        drop(message); // it borrows the body and the headers, which move on below
-        let delivery_id =
-            scheme.signed_id(&p.credentials).filter(|id| valid_delivery_id(id)).unwrap_or_else(|| key.hex());
-        audit.delivery_id = Some(delivery_id.clone());
-        let expires = self.remember_until(&p, now);
-        let v = Verified { pending: p, body, key, expires, key_id, delivery_id };
-        let policy = &self.plan.replay;
-        if !policy.enabled || stage < Stage::Full {
-            return self.after_reserve(host, v, Held::Nothing, now);
-        }
-        match &policy.etcd {
-            None => {
-                audit.replay_store = Some("local");
-                match store::reserve_local(host, policy, key, expires, now) {
-                    Ok(held) => self.after_reserve(host, v, held, now),
-                    Err(outcome) => Step::Done(outcome),
-                }
-            }
-            Some(etcd) => {
-                audit.replay_store = Some("etcd");
-                let (call, wait) = store::etcd_next(etcd, policy, &key, expires, now);
-                Step::Call(call, Waiting { verified: v, wait })
-            }
-        }
+        let v = self.identify(p, body, proven, now, audit);
+        self.reserve(host, v, now, audit)
     }
 
     fn on_callout<H: Host>(
@@ -203,7 +151,7 @@ impl Mode for Inbound {
         let v = w.verified;
         match store::etcd_answer(host, etcd, policy, w.wait, v.key, v.expires, &response, now, audit) {
             Next::Call(call, wait) => Step::Call(call, Waiting { verified: v, wait }),
-            Next::Reserved(held) => self.after_reserve(host, v, held, now),
+            Next::Reserved(held) => self.forward(host, v, held, now),
             Next::Done(outcome) => Step::Done(outcome),
         }
     }
@@ -220,20 +168,119 @@ impl Mode for Inbound {
     }
 }
 
+/// What the signature proved of a delivery: the key that verified it and
+/// the replay key derived from the signed content.
+#[derive(Debug)]
+pub struct Proven {
+    key_id: String,
+    key: ReplayKey,
+}
+
+/// The body phase, step by step, in the README's order (`Mode::body` runs
+/// them all; each is public so that a bench build can stop after any one).
 impl Inbound {
-    /// Until when a delivered copy is remembered: while its timestamp stays
-    /// inside the tolerance, or `replay.window_seconds` for schemes without one.
-    fn remember_until(&self, p: &Pending, now: i64) -> i64 {
-        match (&p.trigger.scheme.timestamp, &p.credentials.timestamp) {
-            (Some(spec), Some(stamp)) => stamp.unix.saturating_add(spec.max_age),
-            _ => now.saturating_add(self.plan.replay.window_seconds as i64),
+    /// Bounds a form (one counting pass, before anything sorts or copies its
+    /// fields) and reads the scheme's body-borne fields.
+    pub fn read_fields(&self, p: &mut Pending, body: &[u8]) -> Result<(), Reject> {
+        let form = p.headers.first(CONTENT_TYPE).map(checks::media_type).as_deref() == Some(FORM_MEDIA_TYPE);
+        if form && !fields_within_bound(body) {
+            return Err(Reject::TooManyFields);
+        }
+        p.trigger.scheme.read_body(&mut p.credentials, body)
+    }
+
+    /// The body's digest, for the audit record and the replay key. A token
+    /// that travels in the body never enters a digest: it is blanked first,
+    /// and a body whose token could not be read is not digested at all.
+    pub fn digest(&self, p: &Pending, body: &[u8], fields_read: bool, audit: &mut AuditRecord) -> [u8; 32] {
+        let scheme = &p.trigger.scheme;
+        if !scheme.token_in_body() {
+            audit.body(body)
+        } else if fields_read {
+            audit.body(&scheme.without_token(&p.credentials, body))
+        } else {
+            [0; 32]
         }
     }
 
-    /// The delivery holds its reservation: map it, then forward it, or
-    /// answer at the edge and release the reservation.
-    fn after_reserve<H: Host>(&self, host: &mut H, v: Verified, held: Held, now: i64) -> Step<Held, Waiting> {
-        match self.annotate(host, &v) {
+    /// The timestamp window, then the signature over the signed content
+    /// (built once: for the signature and for the replay key), then a
+    /// signed handshake, which is answered before replay protection (a
+    /// provider may repeat it).
+    pub fn verify(
+        &self,
+        p: &Pending,
+        body: &[u8],
+        body_sha256: &[u8; 32],
+        now: i64,
+        audit: &mut AuditRecord,
+    ) -> Result<Proven, Outcome<Held>> {
+        let scheme = &p.trigger.scheme;
+        checks::check_timestamp(scheme, &p.credentials, now, audit).map_err(Outcome::Reject)?;
+        let message = scheme.message(&p.credentials, &Request { headers: &p.headers, body });
+        let verified_by = scheme
+            .verify_message(&p.credentials, &message, &p.trigger.keys, now)
+            .ok_or(Outcome::Reject(Reject::SignatureMismatch))?;
+        audit.key_id = Some(verified_by.key_id.clone());
+        if let Some(h) = scheme.handshake.filter(|h| h.may_be_in(&p.headers, body)) {
+            let payload: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+            if let Some(answer) = h.answer_body(&p.headers, payload.as_ref(), verified_by) {
+                return Err(answer.map_or_else(Outcome::Reject, Outcome::Handshake));
+            }
+        }
+        let key = ReplayKey::new(&p.trigger.id, &scheme.replay_content(&message, body_sha256));
+        Ok(Proven { key_id: verified_by.key_id.clone(), key })
+    }
+
+    /// The delivery's id (the provider's signed one, or the replay key's),
+    /// and until when a delivered copy is remembered: while its timestamp
+    /// stays inside the tolerance, or `replay.window_seconds` for schemes
+    /// without one.
+    pub fn identify(&self, p: Pending, body: Vec<u8>, proven: Proven, now: i64, audit: &mut AuditRecord) -> Verified {
+        let Proven { key_id, key } = proven;
+        let delivery_id =
+            p.trigger.scheme.signed_id(&p.credentials).filter(|id| valid_delivery_id(id)).unwrap_or_else(|| key.hex());
+        audit.delivery_id = Some(delivery_id.clone());
+        let expires = match (&p.trigger.scheme.timestamp, &p.credentials.timestamp) {
+            (Some(spec), Some(stamp)) => stamp.unix.saturating_add(spec.max_age),
+            _ => now.saturating_add(self.plan.replay.window_seconds as i64),
+        };
+        Verified { pending: p, body, key, expires, key_id, delivery_id }
+    }
+
+    /// Replay protection: the delivery is reserved in the local store, or
+    /// the etcd protocol starts; a plan without it forwards at once.
+    pub fn reserve<H: Host>(
+        &self,
+        host: &mut H,
+        v: Verified,
+        now: i64,
+        audit: &mut AuditRecord,
+    ) -> Step<Held, Waiting> {
+        let policy = &self.plan.replay;
+        if !policy.enabled {
+            return self.forward(host, v, Held::Nothing, now);
+        }
+        match &policy.etcd {
+            None => {
+                audit.replay_store = Some(ReplayStore::Local);
+                match store::reserve_local(host, policy, v.key, v.expires, now) {
+                    Ok(held) => self.forward(host, v, held, now),
+                    Err(outcome) => Step::Done(outcome),
+                }
+            }
+            Some(etcd) => {
+                audit.replay_store = Some(ReplayStore::Etcd);
+                let (call, wait) = store::etcd_next(etcd, policy, &v.key, v.expires, now);
+                Step::Call(call, Waiting { verified: v, wait })
+            }
+        }
+    }
+
+    /// The delivery holds its reservation: map and annotate it, then
+    /// forward it, or answer at the edge and release the reservation.
+    pub fn forward<H: Host>(&self, host: &mut H, v: Verified, held: Held, now: i64) -> Step<Held, Waiting> {
+        match self.map(host, &v).and_then(|m| self.annotations(&v, m)) {
             Ok(mut forward) => {
                 forward.held = held;
                 Step::Done(Outcome::Forward(forward))
@@ -248,11 +295,10 @@ impl Inbound {
         }
     }
 
-    /// JSON, match, inputs and annotations of a verified delivery.
-    fn annotate<H: Host>(&self, host: &mut H, v: &Verified) -> Result<Forward<Held>, Outcome<Held>> {
-        let plan = &*self.plan;
+    /// JSON, match and inputs of a verified delivery.
+    pub fn map<H: Host>(&self, host: &mut H, v: &Verified) -> Result<Mapping, Outcome<Held>> {
         let trigger = &*v.pending.trigger;
-        let m = map_delivery(plan, trigger, &v.pending.headers, &v.body).map_err(Outcome::from)?;
+        let m = map_delivery(&self.plan, trigger, &v.pending.headers, &v.body).map_err(Outcome::from)?;
         if !m.failed.is_empty() {
             let msg = format!(
                 "combo_webhook: trigger {}: inputs rendered as null after a template error or the work budget: {}",
@@ -261,9 +307,13 @@ impl Inbound {
             );
             host.log(Level::Warn, &msg);
         }
-        if plan.stage() < Stage::Annotate {
-            return Ok(Forward::bare(Verdict::Accepted, Counter::Accepted));
-        }
+        Ok(m)
+    }
+
+    /// The `x-combo-*` annotations (and the envelope) of a mapped delivery.
+    pub fn annotations(&self, v: &Verified, m: Mapping) -> Result<Forward<Held>, Outcome<Held>> {
+        let plan = &*self.plan;
+        let trigger = &*v.pending.trigger;
         let mut set_headers = vec![
             (TRIGGER_ID, trigger.id.clone()),
             (AGENT_ID, trigger.agent_id.clone()),

@@ -2,7 +2,7 @@
 //! local one (Envoy shared data, synchronous) or etcd (callouts, the request
 //! waits). Both follow the same reserve / commit / release protocol.
 
-use crate::contract::audit::{AuditRecord, ReplayOutcome};
+use crate::contract::audit::{AuditRecord, ReplayOutcome, ReplayStore};
 use crate::contract::error::Reject;
 use crate::contract::metrics::Counter;
 use crate::host::{Callout, CalloutResponse, Host, Level};
@@ -162,11 +162,11 @@ fn store_fault<H: Host>(
     host.count(Counter::ReplayStoreError);
     match policy.on_store_error {
         OnStoreError::Reject => {
-            audit.replay_store = Some("unavailable");
+            audit.replay_store = Some(ReplayStore::Unavailable);
             Next::Done(Outcome::Reject(Reject::ReplayStoreUnavailable))
         }
         OnStoreError::Local => {
-            audit.replay_store = Some("local_fallback");
+            audit.replay_store = Some(ReplayStore::LocalFallback);
             host.count(Counter::ReplayStoreFallback);
             match reserve_local(host, policy, key, expires, now) {
                 Ok(held) => Next::Reserved(held),

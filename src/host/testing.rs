@@ -1,23 +1,26 @@
-//! A host held in memory: the request, the store and everything the stream
-//! did to them, for native tests, fuzzing and the ext_authz baseline of the
-//! benchmarks. It behaves like Envoy where the stream can tell.
+//! Test support (`cfg(test)` or `--features testing`; never in a shipped
+//! artifact): a host held in memory, with the request, the store and
+//! everything the stream did to them, for unit tests, fuzzing and the
+//! bench's pipeline probe; and a store wrapper that injects write conflicts.
+//! It behaves like Envoy where the stream can tell.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use super::local_store::LocalStore;
-use super::{Callout, CalloutResponse, Host, HostError, Level, Peer, SharedStore, StoreError};
+use super::{Callout, Host, HostError, Level, Peer, SharedStore, StoreError};
 use crate::contract::metrics::Counter;
 
-/// The local store with a fault knob: the next writes can fail as if
-/// another worker had written first (CAS retries under test).
+/// The production store (`LocalStore`) wrapped with a fault knob: the next
+/// writes can fail as if another worker had written first (CAS retries
+/// under test).
 #[derive(Debug, Clone, Default)]
-pub struct MemoryStore {
+pub struct FaultyStore {
     inner: LocalStore,
     conflicts: Arc<AtomicU32>,
 }
 
-impl MemoryStore {
+impl FaultyStore {
     pub fn len(&self) -> usize {
         self.inner.len()
     }
@@ -32,7 +35,7 @@ impl MemoryStore {
     }
 }
 
-impl SharedStore for MemoryStore {
+impl SharedStore for FaultyStore {
     fn store_get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), HostError> {
         self.inner.store_get(key)
     }
@@ -82,7 +85,7 @@ pub struct MemoryHost {
     pub response_details: Option<String>,
     /// Upstream requests started; 1 unless a test says otherwise.
     pub upstream_attempts: Option<u64>,
-    pub store: MemoryStore,
+    pub store: FaultyStore,
     // What the stream did.
     pub reply: Option<Reply>,
     pub counters: Vec<Counter>,
@@ -94,8 +97,6 @@ pub struct MemoryHost {
     pub refuse_writes: bool,
     /// Callouts sent, in order (the token is the index).
     pub callouts: Vec<Callout>,
-    /// The answer `callout_response` gives next.
-    pub next_response: CalloutResponse,
     pub resumed: u32,
     pub resumed_response: u32,
 }
@@ -238,10 +239,6 @@ impl Host for MemoryHost {
     fn http_call(&mut self, call: &Callout) -> Result<u32, HostError> {
         self.callouts.push(call.clone());
         Ok(self.callouts.len() as u32 - 1)
-    }
-
-    fn callout_response(&mut self, _body_size: usize) -> CalloutResponse {
-        std::mem::take(&mut self.next_response)
     }
 
     fn resume_request(&mut self) -> Result<(), HostError> {

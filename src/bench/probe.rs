@@ -6,7 +6,7 @@
 
 use std::cell::Cell;
 
-use super::abi;
+use crate::adapter::abi;
 
 thread_local! {
     /// Whether the probe still has to run: read from the environment once.
@@ -84,10 +84,10 @@ pub fn on_request_body(size: usize) {
     PENDING.with(|p| p.set(Some(false)));
     let body = per_call(|| ignore(abi::buffer(abi::REQUEST_BODY, 0, size)));
     let mut clock = clock;
-    let stages = crate::bench_probe::stages_json(500, ROUNDS, &mut clock);
+    let stages = crate::bench::pipeline::stages_json(500, ROUNDS, &mut clock);
     let heads = HEADS.with(Cell::take);
     abi::log(
-        3,
+        crate::host::Level::Warn,
         &format!("bench_probe {{\"hostcall_ns\":{{{heads},\"get_buffer_bytes\":{body}}},\"body_bytes\":{size},\"pipeline_ns\":{stages}}}"),
     );
 }

@@ -1,4 +1,4 @@
-//! Benchmarks only: the per-request pipeline over the in-memory host, timed
+//! The per-request pipeline over the in-memory host, timed
 //! by a clock the caller gives. Natively (`examples/pipeline_cost.rs`) it is
 //! the work's own cost; inside the .wasm (a bench build's `bench_probe` log
 //! line) it is the same work in Envoy's V8, without a single host call. The
@@ -6,12 +6,13 @@
 
 use std::sync::Arc;
 
-use crate::host::memory::{MemoryHost, MemoryStore};
-use crate::plan::inbound::{InboundPlan, Stage};
+use super::{Stage, StagedInbound};
+use crate::host::testing::{FaultyStore, MemoryHost};
+use crate::plan::inbound::InboundPlan;
 use crate::plan::{self, Compiled};
 use crate::rules::replay;
 use crate::rules::scheme::{sign_generic, Key};
-use crate::stream::inbound::{Inbound, Stream};
+use crate::stream::Stream;
 
 /// The bench trigger of `make bench` (tools/benchlib.py `bench_trigger`).
 pub const CONFIG: &str = r#"{"triggers":[{"id":"trg_bench","secrets":[{"id":"k1","value":"bench-secret"}],
@@ -22,7 +23,7 @@ const NOW: i64 = 1_800_000_000;
 
 /// `n` distinct signed 1 KiB deliveries (a copy would be answered early by
 /// the replay cache), each on its own host sharing one store.
-pub fn deliveries(n: usize, store: &MemoryStore) -> Vec<MemoryHost> {
+pub fn deliveries(n: usize, store: &FaultyStore) -> Vec<MemoryHost> {
     (0..n)
         .map(|i| {
             let mut body =
@@ -55,8 +56,8 @@ pub fn deliveries(n: usize, store: &MemoryStore) -> Vec<MemoryHost> {
 
 /// One delivery through the inbound stream, answered 200 by the backend;
 /// whether it was forwarded.
-fn deliver(plan: &Arc<InboundPlan>, host: MemoryHost) -> bool {
-    let mut s = Stream::new(host, Inbound::new(Arc::clone(plan)));
+fn deliver(plan: &Arc<InboundPlan>, stage: Stage, host: MemoryHost) -> bool {
+    let mut s = Stream::new(host, StagedInbound::at(Arc::clone(plan), stage));
     s.on_request_headers(false);
     s.on_request_body(1024, true);
     s.on_response_headers();
@@ -64,11 +65,10 @@ fn deliver(plan: &Arc<InboundPlan>, host: MemoryHost) -> bool {
     s.host().reply.is_none()
 }
 
-/// The bench trigger's plan, stopping after `stage`; `None` (a bench that
-/// reports nothing rather than a made-up figure) if it does not compile.
-fn bench_plan(stage: Stage) -> Option<Arc<InboundPlan>> {
-    let Ok(Compiled::Inbound(mut plan)) = plan::from_json(CONFIG, &|_| None, NOW) else { return None };
-    plan.stage = stage;
+/// The bench trigger's plan; `None` (a bench that reports nothing rather
+/// than a made-up figure) if it does not compile.
+fn bench_plan() -> Option<Arc<InboundPlan>> {
+    let Ok(Compiled::Inbound(plan)) = plan::from_json(CONFIG, &|_| None, NOW) else { return None };
     Some(Arc::new(plan))
 }
 
@@ -76,16 +76,16 @@ fn bench_plan(stage: Stage) -> Option<Arc<InboundPlan>> {
 /// fastest of `rounds` rounds of `n` deliveries (noise only ever adds), and
 /// how many of the last round were forwarded.
 pub fn pipeline_ns(stage: Stage, n: usize, rounds: usize, clock: &mut dyn FnMut() -> u64) -> Option<(u64, usize)> {
-    let plan = bench_plan(stage)?;
+    let plan = bench_plan()?;
     let (mut best, mut forwarded) = (u64::MAX, 0);
     for _ in 0..rounds {
-        let store = MemoryStore::default();
+        let store = FaultyStore::default();
         replay::create_buckets(&store);
         let hosts = deliveries(n, &store);
         let started = clock();
         forwarded = 0;
         for h in hosts {
-            forwarded += usize::from(deliver(&plan, h));
+            forwarded += usize::from(deliver(&plan, stage, h));
         }
         best = best.min(clock().saturating_sub(started) / n.max(1) as u64);
     }
@@ -97,8 +97,8 @@ pub fn pipeline_ns(stage: Stage, n: usize, rounds: usize, clock: &mut dyn FnMut(
 /// the kernel's evict the filter's code and data between requests), and only
 /// the deliveries themselves are timed. The median of `n`.
 pub fn cold_pipeline_ns(n: usize, clock: &mut dyn FnMut() -> u64) -> Option<u64> {
-    let plan = bench_plan(Stage::Full)?;
-    let store = MemoryStore::default();
+    let plan = bench_plan()?;
+    let store = FaultyStore::default();
     replay::create_buckets(&store);
     let mut evict = vec![0u8; 16 << 20];
     let mut times: Vec<u64> = deliveries(n, &store)
@@ -110,7 +110,7 @@ pub fn cold_pipeline_ns(n: usize, clock: &mut dyn FnMut() -> u64) -> Option<u64>
             }
             std::hint::black_box(&evict);
             let started = clock();
-            deliver(&plan, h);
+            deliver(&plan, Stage::Full, h);
             clock().saturating_sub(started)
         })
         .collect();
