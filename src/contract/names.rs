@@ -1,5 +1,16 @@
 //! Every header name the filter reads or writes, lowercase as Envoy hands
 //! them over. One place, so a name cannot drift between reader and writer.
+//! And how long a name or id may be: one bound for all of them.
+
+/// The longest id, name, header name or prefix the configuration may hold,
+/// and the longest a delivery's id may be to be echoed as it is (every one
+/// of them can travel in a header).
+pub const MAX_NAME: usize = 128;
+
+/// A non-empty visible-ASCII string of at most `MAX_NAME` bytes.
+pub fn short_visible(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_NAME && s.bytes().all(|b| b.is_ascii_graphic())
+}
 
 // Annotations the backend receives (README "How an inbound delivery is checked").
 pub const TRIGGER_ID: &str = "x-combo-trigger-id";

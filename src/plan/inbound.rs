@@ -1,6 +1,7 @@
 //! The inbound plan: triggers keyed by id, each with its scheme, secrets,
 //! allowlist, mTLS policy, match and inputs.
 
+use crate::contract::names::MAX_NAME;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -178,7 +179,7 @@ fn replay_policy(r: RawReplay, c: &mut Compiler) -> ReplayPolicy {
                 c.error("replay.etcd.cluster", "must be an Envoy cluster name");
             }
             let prefix = e.prefix.unwrap_or_else(|| DEFAULT_ETCD_PREFIX.to_string());
-            if prefix.is_empty() || prefix.len() > 128 {
+            if prefix.is_empty() || prefix.len() > MAX_NAME {
                 c.error("replay.etcd.prefix", "must be 1 to 128 bytes");
             }
             Some(EtcdStore { authority: e.authority.unwrap_or_else(|| e.cluster.clone()), cluster: e.cluster, prefix })

@@ -148,7 +148,7 @@ impl Compiler<'_> {
 
 /// An id is one path segment and is echoed in a header.
 pub(crate) fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic() && !b"/?#%\\\"".contains(&b))
+    crate::contract::names::short_visible(id) && !id.bytes().any(|b| b"/?#%\\\"".contains(&b))
 }
 
 #[cfg(test)]

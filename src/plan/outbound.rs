@@ -16,7 +16,7 @@ pub const DEFAULT_EVENT_JSONPATH: &str = "$.type";
 const NOISY_EVENTS: &[&str] = &["tool.called"];
 
 /// Longest event name accepted; it is echoed in a header.
-pub const MAX_EVENT_NAME: usize = 128;
+pub const MAX_EVENT_NAME: usize = crate::contract::names::MAX_NAME;
 
 /// An event name is an HTTP token (RFC 9110 tchar) without `*`, at most
 /// `MAX_EVENT_NAME` bytes: it goes upstream as the `X-Combo-Event` header.

@@ -335,5 +335,4 @@ fn without_value(message: &str) -> String {
 }
 
 #[cfg(test)]
-#[path = "raw_tests.rs"]
 mod tests;

@@ -15,8 +15,6 @@ pub use mode::{Head, Mode};
 pub use outcome::{Forward, Outcome, Reply, Step};
 
 #[cfg(test)]
-mod etcd_tests;
-#[cfg(test)]
 mod tests;
 
 use crate::contract::audit::{AuditRecord, FILTER_STATE_KEY};

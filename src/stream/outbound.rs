@@ -53,7 +53,7 @@ impl Mode for Outbound {
 
     fn head<H: Host>(&self, _host: &mut H, headers: Headers, _now: i64, audit: &mut AuditRecord) -> Head<Pending> {
         let id = headers.single(SUBSCRIPTION).ok().flatten();
-        audit.subscription_id = id.map(|id| id.chars().take(128).collect());
+        audit.subscription_id = id.map(|id| id.chars().take(MAX_NAME).collect());
         if headers.first(METHOD) != Some("POST") {
             return Head::Reject(Reject::MethodNotAllowed);
         }
@@ -175,5 +175,4 @@ fn derived_delivery_id(subscription: &str, now: i64, request_id: &str, body: &[u
 }
 
 #[cfg(test)]
-#[path = "outbound_tests.rs"]
 mod tests;

@@ -2,6 +2,8 @@
 //! continue per callback, trailers, 413 while streaming, answered streams,
 //! the replay protocol and the audit record published once.
 
+mod etcd;
+
 use std::sync::Arc;
 
 use serde_json::json;

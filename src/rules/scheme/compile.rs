@@ -6,6 +6,7 @@ use super::raw::{Names, RawFormat, RawScheme, RawSignature, RawTimestamp};
 use super::{
     Algorithm, Encoding, Format, IdSpec, Location, Scheme, SecretEncoding, TimeUnit, TimestampAt, TimestampSpec, Token,
 };
+use crate::contract::names::MAX_NAME;
 
 /// A scheme field that does not hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +118,7 @@ fn headers_of(l: &Location) -> Vec<String> {
 
 fn header_name(field: &str, name: &str) -> Result<String, SchemeError> {
     let valid = !name.is_empty()
-        && name.len() <= 128
+        && name.len() <= MAX_NAME
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!#$%&'*+^`|~".contains(&b));
     if valid {
         Ok(name.to_ascii_lowercase())
@@ -142,7 +143,7 @@ fn location(
             let names = names.iter().map(|n| header_name(&format!("{field}.header"), n)).collect::<Result<_, _>>()?;
             Ok(Some(Location::Headers(names)))
         }
-        (None, Some(q), None) if !q.is_empty() && q.len() <= 128 => Ok(Some(Location::Query(q))),
+        (None, Some(q), None) if !q.is_empty() && q.len() <= MAX_NAME => Ok(Some(Location::Query(q))),
         (None, None, Some(p)) if p.starts_with('/') && p.len() <= 256 => Ok(Some(Location::Json(p))),
         (None, Some(_), None) => err(&format!("{field}.query"), "must be a parameter name"),
         (None, None, Some(_)) => err(&format!("{field}.json"), "must be a JSON pointer starting with '/'"),

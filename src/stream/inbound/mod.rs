@@ -68,7 +68,7 @@ pub struct Waiting {
 }
 
 /// Longest trigger id kept in the audit record for an unknown trigger.
-const MAX_AUDITED_SEGMENT: usize = 128;
+const MAX_AUDITED_SEGMENT: usize = MAX_NAME;
 
 impl Mode for Inbound {
     type Pending = Pending;
@@ -348,7 +348,7 @@ impl Inbound {
 /// A provider's delivery id travels in `x-combo-delivery-id`: only a short
 /// visible-ASCII one is used as it is.
 fn valid_delivery_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
+    short_visible(id)
 }
 
 #[cfg(test)]

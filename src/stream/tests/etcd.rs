@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::inbound::{Inbound, Stream};
-use super::tests::{audit_of, deliver, host, store, BODY, NOW};
+use super::{audit_of, deliver, host, store, BODY, NOW};
 use crate::contract::metrics::Counter;
 use crate::host::testing::MemoryHost;
 use crate::host::Action;
 use crate::plan::{self, Compiled, InboundPlan};
+use crate::stream::inbound::{Inbound, Stream};
 
 fn etcd_plan(on_store_error: &str) -> Arc<InboundPlan> {
     let cfg = json!({"max_body_bytes": 64, "replay": {"store": "etcd", "etcd": {"cluster": "etcd", "prefix": "t/"},
