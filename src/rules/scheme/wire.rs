@@ -86,7 +86,10 @@ pub fn split(format: &Format, values: &[String]) -> Result<Split, Reject> {
                 out.signatures.push(value.strip_prefix(prefix.as_str()).ok_or(Reject::MalformedSignature)?.to_string())
             }
             Format::Kv { pair_sep, kv_sep, signature_keys, timestamp_key } => {
-                for pair in value.split(pair_sep.as_str()) {
+                // Pairs are split on the separator without its spaces, so
+                // "t=1, v1=x" (as WorkOS sends) and "t=1,v1=x" both read.
+                let sep = Some(pair_sep.trim()).filter(|s| !s.is_empty()).unwrap_or(pair_sep);
+                for pair in value.split(sep) {
                     let Some((k, v)) = pair.trim().split_once(kv_sep.as_str()) else { continue };
                     if timestamp_key.as_deref() == Some(k) {
                         if out.timestamp.replace(v.to_string()).is_some() {
