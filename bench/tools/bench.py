@@ -2,8 +2,8 @@
 measured side by side in one run, on loopback only.
 
 Envoy runs with one worker pinned to CPU 0 and proxies every request to a
-small Rust backend (examples/upstream.rs). The load generator (a small Rust
-client, examples/loadgen.rs) and the backend are pinned to CPU 1, so Envoy's
+small Rust backend (bench/src/bin/upstream.rs). The load generator (a small Rust
+client, bench/src/bin/loadgen.rs) and the backend are pinned to CPU 1, so Envoy's
 CPU is the one being measured. The ext_authz service shares CPU 0 with Envoy,
 as a sidecar on the proxy's node would.
 """
@@ -212,8 +212,16 @@ def measure():
          f"{g_native_shipped['rps'] / g_plain['rps']:.2f}x", g_native_shipped["rps"] >= 0.97 * g_plain["rps"]),
         (".wasm at most 3 MiB (with the public-key schemes)", f"{wasm_size / 2**20:.2f} MiB", wasm_size <= 2**20 * 3),
     ]
+    # A row whose deliveries were not all answered 200 measured something
+    # else (a filter refusing everything is fast): no target is judged then.
+    bad = {f"{k} (round {i + 1})": r["statuses"] for k, runs in results.items() for i, r in enumerate(runs)
+           if any(code != "200" for code in r["statuses"])}
+    bad.update({n: r["statuses"] for n, r in (("half load, no filter", lat_plain), ("half load, filter", lat_filter))
+                if any(code != "200" for code in r["statuses"])})
     lines += ["", "| target | measured | |", "|---|---:|---|"]
-    lines += [f"| {t} | {m} | {verdict(ok)} |" for t, m, ok in targets]
+    lines += [f"| {t} | {m} | {'invalid run' if bad else verdict(ok)} |" for t, m, ok in targets]
+    if bad:
+        lines += ["", "**Invalid run**: answers other than 200 in " + "; ".join(f"{k}: {v}" for k, v in bad.items())]
     table = "\n".join(lines)
     print("\n" + table)
     out = REPO / "target/bench"
@@ -222,6 +230,8 @@ def measure():
         f"Measured {time.strftime('%Y-%m-%d')} on {cpu_model()}, {os.cpu_count()} cores, "
         f"{platform.system()} {platform.release()}, Envoy 1.40.0, with `make bench`.\n\n{table}\n")
     print(f"\n(written to {out / 'results.md'})")
+    if bad:
+        sys.exit("bench: invalid run (answers other than 200): no target is judged")
 
 
 def cpu_model() -> str:
