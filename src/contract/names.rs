@@ -1,7 +1,7 @@
 //! Every header name the filter reads or writes, lowercase as Envoy hands
 //! them over. One place, so a name cannot drift between reader and writer.
 
-// Annotations the backend receives (README "How an inbound delivery is checked").
+// Annotations the backend receives (docs "What the backend receives").
 pub const TRIGGER_ID: &str = "x-combo-trigger-id";
 pub const AGENT_ID: &str = "x-combo-agent-id";
 pub const INPUTS: &str = "x-combo-inputs";

@@ -1,5 +1,5 @@
 //! What a scheme's signature must cover, checked at configure time so that
-//! no configuration silently weakens a promise (README "Signature schemes
+//! no configuration silently weakens a promise (docs "Signature schemes
 //! and presets", "Handshakes"): the body, the timestamp and the id; and
 //! a handshake whose answer is a MAC must never answer a delivery signature.
 
