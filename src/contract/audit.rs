@@ -1,4 +1,4 @@
-//! The `webhook_audit` record (README "Audit and metrics"): one per delivery,
+//! The `webhook_audit` record (docs "Audit and metrics"): one per delivery,
 //! hashes and timing only. It never holds a secret, a signature, a token or
 //! the signed string, not even as a digest: `headers_sha256` covers the
 //! timestamp and id headers only.
@@ -33,7 +33,7 @@ pub enum Verdict {
     Handshake,
 }
 
-/// How a forwarded delivery's reservation was settled (README "Replay protection").
+/// How a forwarded delivery's reservation was settled (docs "Replay protection").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplayOutcome {

@@ -1,4 +1,4 @@
-//! Stable error codes (README "How an inbound delivery is checked").
+//! Stable error codes (docs "Error codes").
 
 use std::fmt;
 

@@ -1,6 +1,6 @@
 //! Counters for Envoy's `/stats/prometheus`. Every delivery counts once in
 //! `combo_webhook_deliveries_<verdict>` (`..._rejected_<code>` for refusals);
-//! the shipped configs' `stats_tags` (`STATS_TAGS` in the README) turn verdict
+//! the shipped configs' `stats_tags` (docs "Metrics") turn verdict
 //! and code into labels: `combo_webhook_deliveries{verdict="rejected",code="..."}`.
 
 use crate::contract::error::Reject;

@@ -1,5 +1,5 @@
 //! What the outside world sees of the filter: error codes and their answers,
-//! header names, the audit record, the counters. The README's "Contract"
+//! header names, the audit record, the counters. The book's docs "Contract"
 //! section is the prose form of this module.
 
 pub mod audit;

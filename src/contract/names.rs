@@ -12,7 +12,7 @@ pub fn short_visible(s: &str) -> bool {
     !s.is_empty() && s.len() <= MAX_NAME && s.bytes().all(|b| b.is_ascii_graphic())
 }
 
-// Annotations the backend receives (README "How an inbound delivery is checked").
+// Annotations the backend receives (docs "What the backend receives").
 pub const TRIGGER_ID: &str = "x-combo-trigger-id";
 pub const AGENT_ID: &str = "x-combo-agent-id";
 pub const INPUTS: &str = "x-combo-inputs";

@@ -1,5 +1,5 @@
 //! The outbound plan: subscriptions with the events they pick and the secrets
-//! that sign for them (README "Outbound signing").
+//! that sign for them (docs "Outbound signing").
 
 use std::collections::HashMap;
 use std::sync::Arc;

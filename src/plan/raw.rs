@@ -1,4 +1,4 @@
-//! The plugin configuration as written by the operator (README "Configuration reference").
+//! The plugin configuration as written by the operator (docs "Configuration reference").
 //!
 //! This is the raw, serde-shaped form. `plan::compile` validates it and turns it
 //! into the immutable plan used per request. Unknown fields are rejected, and

@@ -1,4 +1,4 @@
-//! The `x-combo-*` annotations the backend receives (README "How an inbound delivery is checked").
+//! The `x-combo-*` annotations the backend receives (docs "What the backend receives").
 
 use std::io;
 

@@ -1,5 +1,5 @@
 //! How a forwarded delivery ended, read from Envoy's response code details
-//! and the router's attempt count (README "Replay protection": at most once, even when
+//! and the router's attempt count (docs "Replay protection": at most once, even when
 //! the answer never comes).
 //!
 //! - The backend answered (`via_upstream`) on the only try: a 2xx is

@@ -1,4 +1,4 @@
-//! Agent inputs (README "Configuration reference", inputs): each input is a minijinja template over
+//! Agent inputs (docs "Inputs"): each input is a minijinja template over
 //! `payload`, `headers` and `trigger`, or an RFC 9535 JSONPath query over the
 //! payload; optionally required, typed and defaulted.
 //!

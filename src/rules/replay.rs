@@ -14,7 +14,7 @@
 //! stops at `bucket_cap`, far above its share, so that no one bucket's
 //! rewrite grows with the store. Memory stays near `max_entries * ENTRY`.
 //!
-//! The protocol (README "Replay protection"): a verified delivery is *reserved* before it
+//! The protocol (docs "Replay protection"): a verified delivery is *reserved* before it
 //! is forwarded, the backend's 2xx *commits* it, and anything else *releases*
 //! it. A reservation expires by itself after `inflight_seconds`.
 

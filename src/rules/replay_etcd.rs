@@ -1,4 +1,4 @@
-//! The replay protocol over etcd v3 (README "Replay across replicas (etcd)"), through
+//! The replay protocol over etcd v3 (docs "Replay across replicas (etcd)"), through
 //! its JSON gateway: request bodies to send and answers to read. Pure; the
 //! stream sends them through the host's HTTP callouts.
 //!

@@ -1,4 +1,4 @@
-//! Outbound mode (README "Outbound signing"): the platform posts lifecycle events to
+//! Outbound mode (docs "Outbound signing"): the platform posts lifecycle events to
 //! an Envoy egress listener; the filter drops the events a subscription did
 //! not pick and signs the rest with the platform's own scheme.
 
@@ -122,7 +122,7 @@ fn decide(plan: &OutboundPlan, p: Pending, body: &[u8], now: i64, audit: &mut Au
         (COMBO_SIGNATURE.to_string(), signature.clone()),
         (COMBO_TIMESTAMP.to_string(), timestamp.clone()),
     ]);
-    // The signature never enters the digest (README "Audit and metrics").
+    // The signature never enters the digest (docs "Audit and metrics").
     audit.headers_sha256 = Some(signed.sha256_of(&[COMBO_TIMESTAMP]));
     audit.key_id = Some(secret.key_id.clone());
     audit.delivery_id = Some(delivery_id.clone());

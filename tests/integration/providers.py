@@ -113,7 +113,7 @@ def body_hmac(header, prefix="", alg=hashlib.sha256, encode=lambda b: b.hex(), i
     return sign
 
 
-def generic(p, body, ts, key):  # the platform's scheme (README "Signing")
+def generic(p, body, ts, key):  # the platform's scheme (docs "The platform's scheme")
     sig = mac(key.encode(), f"{ts}.".encode() + body).hex()
     return Sent({"X-Combo-Timestamp": str(ts), "X-Combo-Signature": "sha256=" + sig}, body)
 
@@ -390,7 +390,7 @@ def simple(name, doc, header, prefix="", alg=hashlib.sha256, b64enc=False, id_he
 W = (TOLERANCE, TOLERANCE)
 
 PROVIDERS = [
-    Provider("generic_webhook", "README: Signing", "independent computation (README)", signer=generic, window=W,
+    Provider("generic_webhook", "docs: The platform's scheme", "independent computation (docs)", signer=generic, window=W,
              spellings=[upper_hex("X-Combo-Signature", "sha256=")], **secret("generic")),
     simple("github", "https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries",
            "X-Hub-Signature-256", "sha256=", id_header="X-GitHub-Delivery"),

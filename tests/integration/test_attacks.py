@@ -1,7 +1,7 @@
 """The edge under attack, in a real Envoy with two workers: each test plays an
 attacker (or an unlucky network) and asserts what the backend received.
 
-Classes (README "Replay protection", "Paths", "Limits"): concurrent and aborted
+Classes (docs "Replay protection", "Paths", "Limits"): concurrent and aborted
 copies, re-spelled signatures and unsigned ids, non-canonical paths, oversized
 inputs, unsafe event names, secrets in a broken configuration."""
 import hashlib

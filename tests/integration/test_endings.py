@@ -1,4 +1,4 @@
-"""At most once, even when the answer never comes (README "Replay
+"""At most once, even when the answer never comes (docs "Replay
 protection"): how a forwarded delivery ended decides its reservation, on both
 stores (this Envoy's, and etcd's shared by replicas).
 

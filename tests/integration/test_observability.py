@@ -74,7 +74,7 @@ def mix(observed, backends):
 
 
 # Envoy strips the .wasm's stat namespace in Prometheus output; a dynamic
-# module's (`dynamicmodulescustom`) keeps Envoy's prefix (README "Metrics").
+# module's (`dynamicmodulescustom`) keeps Envoy's prefix (docs "Metrics").
 PROMETHEUS_PREFIX = {"wasm": "", "native": "envoy_dynamicmodulescustom_"}[h.BUILD]
 
 

@@ -1,4 +1,4 @@
-"""This round's attacks on the two promises (README "Security"), each played
+"""This round's attacks on the two promises (docs "Security: what the edge guarantees"), each played
 against a real Envoy with the run's build, asserting what the backend got.
 
 - A handshake's keyed answer is never a delivery signature (every preset).

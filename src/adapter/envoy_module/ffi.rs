@@ -1,6 +1,6 @@
 //! The Envoy dynamic-module C ABI, declared by hand and pinned: only the hooks
 //! this filter exports and the callbacks it calls. Checked against the pinned
-//! Envoy binary (`tools/abi_check.py` in `make lint`: every name below exists
+//! Envoy binary (`tools/abi_check.py` in `make abi-check`: every name below exists
 //! in `nm -D`, the exported callback list hashes as recorded) and exercised in
 //! a real Envoy by the integration suite. Re-review every signature when the
 //! pinned Envoy changes: names can stay while arguments change.

@@ -1,7 +1,7 @@
 //! What a request claims about itself: the signature candidates, the
 //! timestamp and the delivery id, read from the request line and headers
 //! before the body is buffered, and from the body for schemes that sign
-//! inside it. Presence is checked before form (README order).
+//! inside it. Presence is checked before form (docs "Order of checks and answers").
 
 use super::body_field::text_at;
 use super::wire::{self, Query};
@@ -35,7 +35,7 @@ impl Scheme {
     }
 
     /// Reads the claims the request line and headers carry: presence of
-    /// signature and timestamp first, then their form (README order).
+    /// signature and timestamp first, then their form (docs "Order of checks and answers").
     pub fn read_head(&self, headers: &Headers) -> Result<Credentials, Reject> {
         let query = Query::of(headers);
         let sig = match &self.signature_at {

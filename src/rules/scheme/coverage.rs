@@ -1,5 +1,5 @@
 //! What a scheme's signature must cover, checked at configure time so that
-//! no configuration silently weakens a promise (README "Signature schemes
+//! no configuration silently weakens a promise (docs "Signature schemes
 //! and presets", "Handshakes"): the body, the timestamp and the id; and
 //! a handshake whose answer is a MAC must never answer a delivery signature.
 
@@ -23,7 +23,7 @@ pub(super) fn covers(
         let what = if algorithm == Algorithm::Token { "a token scheme" } else { "signed" };
         return err(
             "signed",
-            format!("{what} does not cover the body, so any body would be forwarded; set unsigned_body: true only if the sender signs none (README \"Presets\")"),
+            format!("{what} does not cover the body, so any body would be forwarded; set unsigned_body: true only if the sender signs none (docs \"Presets\")"),
         );
     }
     if let Some(t) = timestamp {

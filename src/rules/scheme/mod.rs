@@ -1,6 +1,6 @@
 //! The signature scheme engine: one verifier for every sender.
 //!
-//! A scheme is data (README "Signature schemes and presets"): the algorithm, where the
+//! A scheme is data (docs "Signature schemes and presets"): the algorithm, where the
 //! signature is and how it is spelled, the signed-content template, the
 //! timestamp and the delivery id. Presets (`presets.json`) are schemes
 //! written in that language; a trigger's `scheme:` overrides a preset's

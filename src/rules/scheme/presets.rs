@@ -52,7 +52,7 @@ pub fn all() -> Vec<(String, Preset)> {
 mod tests {
     use super::*;
 
-    /// The names of the README's preset list (and SPEC's): every one is here.
+    /// The names of the book's preset list (docs "Presets"; and SPEC's): every one is here.
     const LISTED: [&str; 34] = [
         "generic_webhook",
         "github",

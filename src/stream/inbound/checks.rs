@@ -1,4 +1,4 @@
-//! The header checks after the path, in the README's order.
+//! The header checks after the path, in the order of docs "Order of checks and answers".
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ pub(super) enum HeadCheck {
     Handshake(Answer),
 }
 
-/// Header checks after the path, in the README's order.
+/// Header checks after the path, in the order of docs "Order of checks and answers".
 pub(super) fn check_head<H: Host>(
     plan: &InboundPlan,
     host: &mut H,
@@ -53,7 +53,7 @@ pub(super) fn check_head<H: Host>(
         let mut peer = host.peer_certificate().ok_or(Reject::MtlsRequired)?;
         if plan.mtls_identity == MtlsIdentity::Xfcc {
             // Trusted only because the connection manager replaces any
-            // client-sent copy (SANITIZE_SET, README "Deployment").
+            // client-sent copy (SANITIZE_SET, docs "mTLS").
             if let Some(xfcc) = headers.first(FORWARDED_CLIENT_CERT) {
                 peer::extend_from_xfcc(&mut peer, xfcc).map_err(|_| Reject::PeerNotAllowed)?;
             }

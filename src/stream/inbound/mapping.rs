@@ -44,7 +44,7 @@ impl<F> From<Unmapped> for Outcome<F> {
 }
 
 /// JSON, match and inputs of a delivery to `trigger` (its signature already
-/// verified), in the README's order.
+/// verified), in the order of docs "Order of checks and answers".
 pub fn map_delivery(
     plan: &InboundPlan,
     trigger: &Trigger,

@@ -1,4 +1,4 @@
-//! Inbound mode: the order of checks of the README ("Order of checks and
+//! Inbound mode: the order of checks (docs "Order of checks and
 //! answers"). Cheap header checks first; the body is read only when they all
 //! hold; then verify, replay (reserve), JSON, match, inputs and annotations.
 
