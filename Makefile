@@ -54,6 +54,7 @@ build: target
 lint: target
 	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 	cargo fmt --all --check
+	$(PYTHON) tools/layers_check.py
 	cargo fmt --check --manifest-path bench/noop-filter/Cargo.toml
 	cargo clippy --all-targets --features fuzzing -- -D warnings
 	cargo clippy --lib --tests --features fake-envoy -- -D warnings

@@ -15,6 +15,20 @@ pub use headers::{Headers, Repeated};
 
 use crate::contract::metrics::Counter;
 
+/// Envoy's response code details when the upstream itself answered
+/// (`Host::response_code_details`).
+pub const VIA_UPSTREAM: &str = "via_upstream";
+
+/// A reply the filter answers with itself (a local reply).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalReply {
+    pub status: u32,
+    /// `combo_webhook_<code or verdict>`, for `%RESPONSE_CODE_DETAILS%` (no whitespace).
+    pub details: String,
+    pub headers: Vec<(&'static str, &'static str)>,
+    pub body: std::borrow::Cow<'static, [u8]>,
+}
+
 /// What a callback tells the proxy to do with the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -107,15 +121,8 @@ pub trait Host: SharedStore {
     fn request_body(&mut self, len: usize) -> Result<Vec<u8>, HostError>;
     /// Replaces the buffered body (`old_len` bytes) with `body`.
     fn replace_request_body(&mut self, old_len: usize, body: &[u8]) -> Result<(), HostError>;
-    /// A local reply; the stream then pauses for good. `details` says why,
-    /// for Envoy's `%RESPONSE_CODE_DETAILS%` (no whitespace).
-    fn send_reply(
-        &mut self,
-        status: u32,
-        details: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Result<(), HostError>;
+    /// A local reply; the stream then pauses for good.
+    fn send_reply(&mut self, reply: &LocalReply) -> Result<(), HostError>;
     /// The upstream response's `:status`.
     fn response_status(&mut self) -> Option<u32>;
     /// Envoy's response code details (`via_upstream` when the backend itself

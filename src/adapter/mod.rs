@@ -5,7 +5,7 @@
 //! with the `envoy-module` feature.
 
 #[cfg(target_arch = "wasm32")]
-pub(crate) mod abi;
+mod abi;
 #[cfg(any(target_arch = "wasm32", feature = "envoy-module"))]
 mod core;
 #[cfg(all(not(target_arch = "wasm32"), feature = "envoy-module"))]

@@ -12,7 +12,7 @@ use super::abi;
 use super::core::{self, seam, MetricKind, Metrics, Plan};
 use crate::contract::metrics::{Counter, VM_MEMORY_BYTES};
 use crate::host::{
-    parse_status, Action, Callout, CalloutResponse, Host, HostError, Level, Peer, SharedStore, StoreError,
+    parse_status, Action, Callout, CalloutResponse, Host, HostError, Level, LocalReply, Peer, SharedStore, StoreError,
 };
 use crate::plan;
 use crate::stream::outbound::Outbound;
@@ -138,14 +138,16 @@ impl<M: Mode> Context for Filter<M> {
 impl<M: Mode> HttpContext for Filter<M> {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> WasmAction {
         #[cfg(feature = "bench-stages")]
-        crate::bench::probe::on_request_headers();
+        if crate::bench::probe::enabled() {
+            probe_calls::on_request_headers();
+        }
         action(self.0.on_request_headers(end_of_stream))
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> WasmAction {
         #[cfg(feature = "bench-stages")]
-        if end_of_stream {
-            crate::bench::probe::on_request_body(body_size);
+        if end_of_stream && crate::bench::probe::enabled() {
+            probe_calls::on_request_body(body_size);
         }
         action(self.0.on_request_body(body_size, end_of_stream))
     }
@@ -234,14 +236,8 @@ impl Host for WasmHost {
         abi::set_buffer(abi::REQUEST_BODY, 0, old_len, body).map_err(|_| HostError)
     }
 
-    fn send_reply(
-        &mut self,
-        status: u32,
-        details: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Result<(), HostError> {
-        abi::send_local_response(status, details, headers, body).map_err(|_| HostError)
+    fn send_reply(&mut self, reply: &LocalReply) -> Result<(), HostError> {
+        abi::send_local_response(reply.status, &reply.details, &reply.headers, &reply.body).map_err(|_| HostError)
     }
 
     fn response_status(&mut self) -> Option<u32> {
@@ -322,5 +318,51 @@ impl Host for WasmHost {
 
     fn resume_response(&mut self) -> Result<(), HostError> {
         abi::continue_stream(abi::HTTP_RESPONSE_STREAM).map_err(|_| HostError)
+    }
+}
+
+/// Bench builds only: the host calls `crate::bench::probe` times, as this
+/// adapter makes them (the probe knows no ABI).
+#[cfg(feature = "bench-stages")]
+mod probe_calls {
+    use super::abi;
+    use crate::bench::probe::{self, ignore};
+    use crate::host::Level;
+
+    fn clock() -> u64 {
+        abi::now_nanos().unwrap_or(0)
+    }
+
+    pub fn on_request_headers() {
+        let audit = vec![b'x'; 480];
+        let value = vec![b'v'; 64];
+        let counter = abi::define_metric(abi::COUNTER, "combo_webhook_probe_total").unwrap_or(0);
+        let histogram = abi::define_metric(abi::HISTOGRAM, "combo_webhook_probe_us").unwrap_or(0);
+        let _ = abi::set_shared_data("combo_probe", &value, None);
+        // A replay bucket after a long window at a high rate: 146 entries of 25 bytes.
+        let _ = abi::set_shared_data("combo_probe_full_bucket", &[7u8; 146 * 25], None);
+        probe::time_header_calls(
+            &clock,
+            &mut [
+                ("get_current_time", &mut || ignore(abi::now_nanos())),
+                ("get_header_map_pairs", &mut || ignore(abi::header_pairs(abi::REQUEST_HEADERS))),
+                ("get_header_map_value", &mut || ignore(abi::header_value(abi::REQUEST_HEADERS, ":path"))),
+                ("replace_header_map_value", &mut || ignore(abi::set_header(abi::REQUEST_HEADERS, "x-probe", "1"))),
+                ("remove_header_map_value", &mut || ignore(abi::remove_header(abi::REQUEST_HEADERS, "x-probe"))),
+                ("get_property", &mut || ignore(abi::property(&["source", "address"]))),
+                ("set_property", &mut || ignore(abi::set_property(&["wasm.combo_probe"], &audit))),
+                ("get_shared_data", &mut || ignore(abi::shared_data("combo_probe"))),
+                ("set_shared_data", &mut || ignore(abi::set_shared_data("combo_probe", &value, None))),
+                ("increment_metric", &mut || ignore(abi::increment_metric(counter, 1))),
+                ("record_metric", &mut || ignore(abi::record_metric(histogram, 5))),
+                ("get_log_level", &mut || ignore(abi::log_level())),
+                ("get_shared_data_3650_bytes", &mut || ignore(abi::shared_data("combo_probe_full_bucket"))),
+            ],
+        );
+    }
+
+    pub fn on_request_body(size: usize) {
+        let line = probe::time_body(&clock, &mut || ignore(abi::buffer(abi::REQUEST_BODY, 0, size)), size);
+        abi::log(Level::Warn, &line);
     }
 }

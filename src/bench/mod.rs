@@ -2,14 +2,15 @@
 //! the pipeline stopped after a stage (`make bench`'s per-feature cost
 //! table), the pipeline's cost over the in-memory host, and, in the .wasm,
 //! the host-call probe and tally. The adapters reach it through one seam
-//! (`adapter::core::seam`) and the probe's hooks at their entry points.
+//! (`adapter::core::seam`) and the probe's hooks at their entry points; it
+//! never imports an adapter (it sits between the stream and the adapters).
 
 pub mod pipeline;
 #[cfg(target_arch = "wasm32")]
-pub(crate) mod probe;
+pub mod probe;
 mod stage;
 #[cfg(target_arch = "wasm32")]
-pub(crate) mod tally;
+pub mod tally;
 #[cfg(test)]
 mod tests;
 

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use crate::contract::audit::{AuditRecord, Direction, Verdict};
 use crate::contract::metrics::Counter;
-use crate::host::{Callout, CalloutResponse, Headers, Host, HostError, Level, Peer, SharedStore, StoreError};
+use crate::host::{
+    Callout, CalloutResponse, Headers, Host, HostError, Level, LocalReply, Peer, SharedStore, StoreError,
+};
 use crate::plan::inbound::InboundPlan;
 use crate::rules::ending::Ending;
 use crate::stream::inbound::{Held, Inbound, Pending, Waiting};
@@ -219,14 +221,8 @@ impl<H: Host> Host for StagedHost<H> {
     fn replace_request_body(&mut self, old_len: usize, body: &[u8]) -> Result<(), HostError> {
         self.inner.replace_request_body(old_len, body)
     }
-    fn send_reply(
-        &mut self,
-        status: u32,
-        details: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Result<(), HostError> {
-        self.inner.send_reply(status, details, headers, body)
+    fn send_reply(&mut self, reply: &LocalReply) -> Result<(), HostError> {
+        self.inner.send_reply(reply)
     }
     fn response_status(&mut self) -> Option<u32> {
         self.inner.response_status()

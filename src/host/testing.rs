@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use super::local_store::LocalStore;
-use super::{Callout, Host, HostError, Level, Peer, SharedStore, StoreError};
+use super::{Callout, Host, HostError, Level, LocalReply, Peer, SharedStore, StoreError};
 use crate::contract::metrics::Counter;
 
 /// The production store (`LocalStore`) wrapped with a fault knob: the next
@@ -108,7 +108,7 @@ impl MemoryHost {
             body: body.to_vec(),
             now,
             source: Some("127.0.0.1:50000".to_string()),
-            response_details: Some(crate::rules::ending::VIA_UPSTREAM.to_string()),
+            response_details: Some(super::VIA_UPSTREAM.to_string()),
             upstream_attempts: Some(1),
             ..MemoryHost::default()
         }
@@ -173,18 +173,12 @@ impl Host for MemoryHost {
         Ok(())
     }
 
-    fn send_reply(
-        &mut self,
-        status: u32,
-        details: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Result<(), HostError> {
+    fn send_reply(&mut self, reply: &LocalReply) -> Result<(), HostError> {
         self.reply = Some(Reply {
-            status,
-            details: details.to_string(),
-            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            body: body.to_vec(),
+            status: reply.status,
+            details: reply.details.clone(),
+            headers: reply.headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            body: reply.body.to_vec(),
         });
         Ok(())
     }

@@ -23,8 +23,7 @@ pub enum Ending {
     Unknown,
 }
 
-/// Envoy's details when the upstream itself answered.
-pub const VIA_UPSTREAM: &str = "via_upstream";
+pub use crate::host::VIA_UPSTREAM;
 
 /// Details that prove the request never left Envoy.
 const NEVER_SENT: [&str; 5] =

@@ -359,7 +359,7 @@ impl<H: Host, M: Mode> Stream<H, M> {
         }
         self.publish();
         if let Some(r) = reply {
-            if self.host.send_reply(r.status, &r.details, &r.headers, &r.body).is_err() {
+            if self.host.send_reply(&r).is_err() {
                 self.host.log(Level::Warn, "combo_webhook: the proxy refused the local reply");
             }
         }

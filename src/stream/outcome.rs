@@ -5,6 +5,7 @@ use crate::contract::error::Reject;
 use crate::contract::metrics::Counter;
 use crate::contract::names::{ALLOW, CONTENT_TYPE, CONTENT_TYPE_OPTIONS, DELIVERY_STATUS, RETRY_AFTER};
 use crate::host::Callout;
+pub use crate::host::LocalReply as Reply;
 use crate::rules::scheme::handshake::Answer;
 
 /// What a mode's body phase decided: each variant knows its own answer.
@@ -52,15 +53,6 @@ impl<F: Default> Forward<F> {
     pub fn bare(verdict: Verdict, counter: Counter) -> Self {
         Forward { remove_headers: &[], set_headers: Vec::new(), body: None, verdict, counter, held: F::default() }
     }
-}
-
-/// A local reply.
-pub struct Reply {
-    pub status: u32,
-    /// `combo_webhook_<code or verdict>`, for `%RESPONSE_CODE_DETAILS%`.
-    pub details: String,
-    pub headers: Vec<(&'static str, &'static str)>,
-    pub body: std::borrow::Cow<'static, [u8]>,
 }
 
 impl<F> Outcome<F> {

@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use combo_webhook_filter::contract::metrics::Counter;
 use combo_webhook_filter::host::local_store::LocalStore;
-use combo_webhook_filter::host::{Callout, Host, HostError, Level, Peer, SharedStore, StoreError};
+use combo_webhook_filter::host::{Callout, Host, HostError, Level, LocalReply, Peer, SharedStore, StoreError};
 use combo_webhook_filter::plan::{self, Compiled, InboundPlan};
 use combo_webhook_filter::rules::replay;
 use combo_webhook_filter::stream::inbound::{Inbound, Stream};
@@ -55,14 +55,8 @@ impl Host for AuthzHost<'_> {
     fn replace_request_body(&mut self, _old_len: usize, _body: &[u8]) -> Result<(), HostError> {
         Err(HostError)
     }
-    fn send_reply(
-        &mut self,
-        status: u32,
-        _details: &str,
-        _headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Result<(), HostError> {
-        self.reply = Some((status, body.to_vec()));
+    fn send_reply(&mut self, reply: &LocalReply) -> Result<(), HostError> {
+        self.reply = Some((reply.status, reply.body.to_vec()));
         Ok(())
     }
     fn response_status(&mut self) -> Option<u32> {
@@ -72,7 +66,7 @@ impl Host for AuthzHost<'_> {
     }
 
     fn response_code_details(&mut self) -> Option<String> {
-        Some(combo_webhook_filter::rules::ending::VIA_UPSTREAM.to_string())
+        Some(combo_webhook_filter::host::VIA_UPSTREAM.to_string())
     }
 
     fn upstream_attempts(&mut self) -> Option<u64> {

@@ -8,7 +8,7 @@ use super::ffi::{self, FilterEnvoy};
 use crate::adapter::core::Metrics;
 use crate::contract::metrics::Counter;
 use crate::host::local_store::LocalStore;
-use crate::host::{Callout, Host, HostError, Level, Peer, SharedStore, StoreError};
+use crate::host::{Callout, Host, HostError, Level, LocalReply, Peer, SharedStore, StoreError};
 
 /// The audit record's filter-state key: the name the .wasm's record has in
 /// Envoy (`wasm.` + key), so one access-log format serves both builds.
@@ -109,14 +109,8 @@ impl Host for NativeHost {
         (drained && abi::append_body(self.filter, target, body)).then_some(()).ok_or(HostError)
     }
 
-    fn send_reply(
-        &mut self,
-        status: u32,
-        details: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Result<(), HostError> {
-        abi::send_response(self.filter, status, headers, body, details);
+    fn send_reply(&mut self, reply: &LocalReply) -> Result<(), HostError> {
+        abi::send_response(self.filter, reply.status, &reply.headers, &reply.body, &reply.details);
         Ok(())
     }
 

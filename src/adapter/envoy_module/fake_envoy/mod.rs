@@ -61,7 +61,7 @@ impl FakeStream {
     /// A stream whose upstream answers on its only try (`via_upstream`).
     pub fn new(config: &FakeConfig) -> Self {
         let attributes = vec![
-            (ffi::ATTRIBUTE_RESPONSE_CODE_DETAILS, crate::rules::ending::VIA_UPSTREAM.to_string()),
+            (ffi::ATTRIBUTE_RESPONSE_CODE_DETAILS, crate::host::VIA_UPSTREAM.to_string()),
             (ffi::ATTRIBUTE_UPSTREAM_REQUEST_ATTEMPT_COUNT, "1".to_string()),
         ];
         FakeStream { config, attributes, ..FakeStream::default() }
