@@ -12,7 +12,7 @@ use combo_webhook_filter::contract::error::Reject;
 use combo_webhook_filter::host::Headers;
 use combo_webhook_filter::plan::inbound::resolve_scheme;
 use combo_webhook_filter::plan::{Compiled, InboundPlan};
-use combo_webhook_filter::rules::scheme::sign::{sign as sign_as, Signer};
+use combo_webhook_filter::rules::scheme::sign::{sign as sign_as, Signed, Signer};
 use combo_webhook_filter::rules::scheme::{presets, Key, KeyMaterial, Location, Request, Scheme};
 use combo_webhook_filter::stream::inbound::{map_delivery, Unmapped};
 
@@ -52,6 +52,11 @@ enum Command {
     },
     /// Render a trigger's inputs against a sample payload, as the edge would.
     Inputs(InputsArgs),
+    /// Sign a delivery as its sender would and post it to a deployed edge.
+    ///
+    /// Prints the answer's status and, for a refusal, the filter's error code;
+    /// exits 1 unless the edge answered 2xx.
+    Send(SendArgs),
     /// List the signature presets and what each needs.
     Presets {
         /// Print the book's preset table (markdown) instead.
@@ -59,6 +64,9 @@ enum Command {
         markdown: bool,
     },
 }
+
+/// The URL `sign` and `verify` assume the sender posted to.
+const DEFAULT_URL: &str = "https://localhost/v1/webhook/generic/cli";
 
 #[derive(Args)]
 struct SchemeArgs {
@@ -78,9 +86,10 @@ struct SchemeArgs {
     /// The body: a file, or - (the default) for standard input.
     #[arg(long, default_value = "-")]
     body: String,
-    /// The URL the sender posts to (schemes that sign {url}, {path}).
-    #[arg(long, default_value = "https://localhost/v1/webhook/generic/cli")]
-    url: String,
+    /// The URL the sender posts to (schemes that sign {url}, {path});
+    /// default https://localhost/v1/webhook/generic/cli (`send`: its URL).
+    #[arg(long)]
+    url: Option<String>,
     /// The request method (schemes that sign {method}).
     #[arg(long, default_value = "POST")]
     method: String,
@@ -102,6 +111,20 @@ struct SignArgs {
     /// A header the scheme signs ({header:NAME}), 'Name: value'; repeat for each.
     #[arg(long = "header", value_name = "NAME: VALUE")]
     headers: Vec<String>,
+}
+
+#[derive(Args)]
+struct SendArgs {
+    /// The edge's URL, e.g. https://hooks.example.com/v1/webhook/generic/trg_github.
+    target: String,
+    #[command(flatten)]
+    sign: SignArgs,
+    /// Print the equivalent curl command instead of sending.
+    #[arg(long)]
+    curl: bool,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
 }
 
 #[derive(Args)]
@@ -144,6 +167,9 @@ mod configs;
 #[path = "combo-webhook/presets_md.rs"]
 mod presets_md;
 
+#[path = "combo-webhook/send.rs"]
+mod send;
+
 use configs::{compile, compile_all, Env};
 
 fn main() -> ExitCode {
@@ -159,6 +185,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Inputs(a) => inputs(&a),
+        Command::Send(a) => send(a),
         Command::Presets { markdown } => {
             if markdown {
                 out::bytes(presets_md::table().as_bytes());
@@ -227,7 +254,8 @@ impl SchemeArgs {
 
     /// The request line as the sender sends it, plus `extra` headers.
     fn request(&self, extra: &[String]) -> Result<Headers, String> {
-        let (scheme, rest) = self.url.split_once("://").ok_or_else(|| format!("--url {:?} is not a URL", self.url))?;
+        let url = self.url.as_deref().unwrap_or(DEFAULT_URL);
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| format!("--url {url:?} is not a URL"))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -243,7 +271,9 @@ impl SchemeArgs {
     }
 }
 
-fn sign(a: &SignArgs) -> Result<ExitCode, String> {
+/// What the sender sends for the body: the signed headers, query and body
+/// fields, the body, and the scheme's first media type.
+fn signed(a: &SignArgs) -> Result<(Signed, Vec<u8>, String), String> {
     let scheme = a.scheme.scheme(a.private_key.is_some(), 300)?;
     let signer = match (&a.private_key, a.scheme.secret_text()?) {
         (Some(path), None) => {
@@ -256,6 +286,12 @@ fn sign(a: &SignArgs) -> Result<ExitCode, String> {
     let body = read(&a.scheme.body)?;
     let request = a.scheme.request(&a.headers)?;
     let signed = sign_as(&scheme, &signer, a.timestamp.unwrap_or_else(now), a.id.as_deref(), &request, &body)?;
+    let media_type = scheme.content_types.first().cloned().unwrap_or_else(|| "application/json".to_string());
+    Ok((signed, body, media_type))
+}
+
+fn sign(a: &SignArgs) -> Result<ExitCode, String> {
+    let (signed, _, _) = signed(a)?;
     for (name, value) in &signed.headers {
         outln!("{name}: {value}");
     }
@@ -266,6 +302,19 @@ fn sign(a: &SignArgs) -> Result<ExitCode, String> {
         outln!("json {pointer}: {value}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn send(mut a: SendArgs) -> Result<ExitCode, String> {
+    // The sender signs the URL it posts to, unless told otherwise (an edge
+    // behind a proxy that rewrites the URL).
+    a.sign.scheme.url.get_or_insert_with(|| a.target.clone());
+    let (signed, body, media_type) = signed(&a.sign)?;
+    let delivery = send::Delivery::new(&a.target, &media_type, signed, body)?;
+    if a.curl {
+        outln!("{}", delivery.curl()?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    delivery.post(std::time::Duration::from_secs(a.timeout))
 }
 
 fn verify(a: &VerifyArgs) -> Result<ExitCode, String> {

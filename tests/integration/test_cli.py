@@ -299,3 +299,55 @@ def test_cli_sign_matches_the_independent_signer(p, tmp_path):
             assert node == value, f"{p.name}: {name}: CLI {value!r}, independent {node!r}"
         else:
             assert expected.get(name) == value, f"{p.name}: {name}: CLI {value!r}, independent {expected.get(name)!r}"
+
+
+SEND_PRESETS = {p.name: p for p in providers.PROVIDERS if p.name in ("github", "stripe", "discord")}
+
+
+@pytest.mark.parametrize("name", sorted(SEND_PRESETS))
+def test_send_posts_a_signed_delivery_to_the_edge(name, preset_edge, tmp_path):
+    """`combo-webhook send` signs as the sender (two secrets and one
+    public-key preset) and posts to the suite's Envoy: accepted, forwarded
+    once; with the wrong key, refused with the filter's code and exit 1."""
+    port, backend, _ = preset_edge
+    p = SEND_PRESETS[name]
+    url = f"http://127.0.0.1:{port}{providers.PREFIX}trg_{name}"
+    if "public_key" in p.config:
+        (tmp_path / "key.pem").write_bytes(pem(p.key))
+        (tmp_path / "other.pem").write_bytes(pem(p.other))
+        key, wrong = ["--private-key", str(tmp_path / "key.pem")], ["--private-key", str(tmp_path / "other.pem")]
+    else:
+        key, wrong = ["--secret-env", "K"], ["--secret", p.other]
+    body = tmp_path / "body.json"
+    body.write_text(json.dumps({"n": 41, "sent_by": "combo-webhook send", "preset": name}))
+    before = len(backend.received())
+    out = cli("send", url, "--source", name, *key, "--body", str(body), env=dict(os.environ, K=str(p.key)))
+    assert (out.returncode, out.stdout.decode().strip()) == (0, "200"), out.stdout + out.stderr
+    got = backend.received()[before:]
+    assert [json.loads(r["body"])["sent_by"] for r in got] == ["combo-webhook send"]
+    body.write_text(json.dumps({"n": 42, "preset": name}))
+    refused = cli("send", url, "--source", name, *wrong, "--body", str(body))
+    assert (refused.returncode, refused.stdout.decode().strip()) == (1, "401 signature_mismatch"), refused.stdout
+    assert len(backend.received()) == before + 1, "the refused one never reached the backend"
+
+
+def test_send_curl_prints_a_command_the_edge_accepts(preset_edge, tmp_path):
+    """`--curl` prints the same delivery as a curl command; run by a shell,
+    the edge accepts it."""
+    port, backend, _ = preset_edge
+    url = f"http://127.0.0.1:{port}{providers.PREFIX}trg_github"
+    body = tmp_path / "body.json"
+    body.write_text(json.dumps({"n": 43, "quote": "it's", "via": "curl"}))
+    out = cli("send", url, "--source", "github", "--secret", SEND_PRESETS["github"].key, "--body", str(body), "--curl")
+    assert out.returncode == 0 and out.stdout.startswith(b"curl "), out.stdout + out.stderr
+    before = len(backend.received())
+    ran = subprocess.run(["bash", "-c", out.stdout.decode().rstrip() + " -o /dev/null -w '%{http_code}'"],
+                         capture_output=True, timeout=30)
+    assert ran.stdout == b"200", ran
+    assert [json.loads(r["body"])["via"] for r in backend.received()[before:]] == ["curl"]
+
+
+def test_send_names_an_unreachable_edge_in_one_line():
+    out = cli("send", "http://127.0.0.1:9/v1/webhook/generic/x", "--secret", "s", "--body", "/dev/null")
+    assert out.returncode == 2
+    assert out.stderr.decode().count("\n") == 1 and b"POST http://127.0.0.1:9/" in out.stderr, out.stderr
