@@ -76,16 +76,20 @@ unit:
 	  echo "$$out" | grep -Eq "^test result: ok\. [1-9][0-9]* passed" || { echo "no test selected by: $$sel"; exit 1; }; \
 	done
 
-# Nothing bench- or test-only in a shipped artifact: the stripped builds'
-# strings, the same builds unstripped for item names, and a bench build as
-# the control that must show them (tools/artifact_check.py).
-SYMBOLS := target/symbols
+# Nothing bench- or test-only in a shipped artifact: the shipped builds'
+# strings, the same code unstripped (dev builds: the same cfg, every item
+# kept) for item names, and a bench build as the control that must show them
+# (tools/artifact_check.py). Dev builds reuse make unit's compiled crates.
+CHECKED := target/artifact-check
 artifact-check: build
-	cargo build --release --target $(TARGET) --lib --target-dir $(SYMBOLS) --config 'profile.release.strip=false'
-	cargo build --profile native --lib --features envoy-module --target-dir $(SYMBOLS) --config 'profile.native.strip=false'
-	cargo build --profile native --lib --features envoy-module,bench-stages --target-dir $(SYMBOLS)-bench --config 'profile.native.strip=false'
-	$(PYTHON) tools/artifact_check.py $(WASM) $(NATIVE) $(SYMBOLS)/$(TARGET)/release/combo_webhook_filter.wasm \
-	  $(SYMBOLS)/native/libcombo_webhook_filter.so $(SYMBOLS)-bench/native/libcombo_webhook_filter.so
+	@mkdir -p $(CHECKED)
+	cargo build --lib --features envoy-module,bench-stages
+	cp target/debug/libcombo_webhook_filter.so $(CHECKED)/control.so
+	cargo build --lib --features envoy-module
+	cp target/debug/libcombo_webhook_filter.so $(CHECKED)/native.so
+	cargo build --target $(TARGET) --lib
+	$(PYTHON) tools/artifact_check.py $(WASM) $(NATIVE) target/$(TARGET)/debug/combo_webhook_filter.wasm \
+	  $(CHECKED)/native.so $(CHECKED)/control.so
 
 # The book (docs/, mdBook): tools/docs_check.py first (every link and anchor
 # in README.md and docs/src resolves, every citation of a section names an

@@ -100,7 +100,7 @@ unsafe fn take(data: *mut u8, size: usize) -> Option<Vec<u8>> {
 /// Bench builds count every host call and the bytes it moves across the VM
 /// boundary (`make bench`'s per-feature table); other builds compile it away.
 #[inline]
-fn tally(kind: &'static str, bytes: usize) {
+fn hostcall(kind: &'static str, bytes: usize) {
     #[cfg(feature = "bench-stages")]
     crate::bench::tally::add(kind, bytes);
     #[cfg(not(feature = "bench-stages"))]
@@ -118,19 +118,19 @@ pub fn level(level: Level) -> u32 {
 }
 
 pub fn log(level: Level, message: &str) {
-    tally("log", message.len());
+    hostcall("log", message.len());
     // Nothing sensible is left to do when logging itself fails.
     let _ = unsafe { proxy_log(self::level(level), message.as_ptr(), message.len()) };
 }
 
 pub fn log_level() -> Result<u32, Status> {
-    tally("get_log_level", 0);
+    hostcall("get_log_level", 0);
     let mut level = 0;
     status(unsafe { proxy_get_log_level(&mut level) }).map(|()| level)
 }
 
 pub fn now_nanos() -> Result<u64, Status> {
-    tally("get_current_time", 0);
+    hostcall("get_current_time", 0);
     let mut t = 0;
     status(unsafe { proxy_get_current_time_nanoseconds(&mut t) }).map(|()| t)
 }
@@ -139,12 +139,12 @@ pub fn header_pairs(map: u32) -> Result<Vec<(String, Vec<u8>)>, Status> {
     let (mut data, mut size) = (null_mut(), 0);
     status(unsafe { proxy_get_header_map_pairs(map, &mut data, &mut size) })?;
     let bytes = unsafe { take(data, size) }.unwrap_or_default();
-    tally("get_header_map_pairs", bytes.len());
+    hostcall("get_header_map_pairs", bytes.len());
     wire::decode_map(&bytes).ok_or(Status(3))
 }
 
 pub fn header_value(map: u32, name: &str) -> Result<Option<Vec<u8>>, Status> {
-    tally("get_header_map_value", name.len());
+    hostcall("get_header_map_value", name.len());
     let (mut data, mut size) = (null_mut(), 0);
     match status(unsafe { proxy_get_header_map_value(map, name.as_ptr(), name.len(), &mut data, &mut size) }) {
         Ok(()) => Ok(unsafe { take(data, size) }),
@@ -154,17 +154,17 @@ pub fn header_value(map: u32, name: &str) -> Result<Option<Vec<u8>>, Status> {
 }
 
 pub fn set_header(map: u32, name: &str, value: &str) -> Result<(), Status> {
-    tally("replace_header_map_value", name.len() + value.len());
+    hostcall("replace_header_map_value", name.len() + value.len());
     status(unsafe { proxy_replace_header_map_value(map, name.as_ptr(), name.len(), value.as_ptr(), value.len()) })
 }
 
 pub fn remove_header(map: u32, name: &str) -> Result<(), Status> {
-    tally("remove_header_map_value", name.len());
+    hostcall("remove_header_map_value", name.len());
     status(unsafe { proxy_remove_header_map_value(map, name.as_ptr(), name.len()) })
 }
 
 pub fn buffer(kind: u32, start: usize, max: usize) -> Result<Vec<u8>, Status> {
-    tally("get_buffer_bytes", max);
+    hostcall("get_buffer_bytes", max);
     let (mut data, mut size) = (null_mut(), 0);
     match status(unsafe { proxy_get_buffer_bytes(kind, start, max, &mut data, &mut size) }) {
         Ok(()) => Ok(unsafe { take(data, size) }.unwrap_or_default()),
@@ -174,12 +174,12 @@ pub fn buffer(kind: u32, start: usize, max: usize) -> Result<Vec<u8>, Status> {
 }
 
 pub fn set_buffer(kind: u32, start: usize, size: usize, data: &[u8]) -> Result<(), Status> {
-    tally("set_buffer_bytes", data.len());
+    hostcall("set_buffer_bytes", data.len());
     status(unsafe { proxy_set_buffer_bytes(kind, start, size, data.as_ptr(), data.len()) })
 }
 
 pub fn send_local_response(code: u32, details: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<(), Status> {
-    tally("send_local_response", details.len() + body.len());
+    hostcall("send_local_response", details.len() + body.len());
     let headers = wire::encode_map(headers);
     status(unsafe {
         proxy_send_local_response(
@@ -196,7 +196,7 @@ pub fn send_local_response(code: u32, details: &str, headers: &[(&str, &str)], b
 }
 
 pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
-    tally("get_property", 0);
+    hostcall("get_property", 0);
     let path = wire::encode_path(path);
     let (mut data, mut size) = (null_mut(), 0);
     match status(unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) }) {
@@ -207,13 +207,13 @@ pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
 }
 
 pub fn set_property(path: &[&str], value: &[u8]) -> Result<(), Status> {
-    tally("set_property", value.len());
+    hostcall("set_property", value.len());
     let path = wire::encode_path(path);
     status(unsafe { proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len()) })
 }
 
 pub fn shared_data(key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), Status> {
-    tally("get_shared_data", key.len());
+    hostcall("get_shared_data", key.len());
     let (mut data, mut size, mut cas) = (null_mut(), 0, 0);
     match status(unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) }) {
         Ok(()) => Ok((unsafe { take(data, size) }, (cas != 0).then_some(cas))),
@@ -223,7 +223,7 @@ pub fn shared_data(key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), Status> 
 }
 
 pub fn set_shared_data(key: &str, value: &[u8], cas: Option<u32>) -> Result<(), Status> {
-    tally("set_shared_data", key.len() + value.len());
+    hostcall("set_shared_data", key.len() + value.len());
     status(unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas.unwrap_or(0)) })
 }
 
@@ -233,16 +233,16 @@ pub fn define_metric(kind: u32, name: &str) -> Result<u32, Status> {
 }
 
 pub fn increment_metric(id: u32, offset: i64) -> Result<(), Status> {
-    tally("increment_metric", 0);
+    hostcall("increment_metric", 0);
     status(unsafe { proxy_increment_metric(id, offset) })
 }
 
 pub fn record_metric(id: u32, value: u64) -> Result<(), Status> {
-    tally("record_metric", 0);
+    hostcall("record_metric", 0);
     status(unsafe { proxy_record_metric(id, value) })
 }
 
 pub fn continue_stream(stream: u32) -> Result<(), Status> {
-    tally("continue_stream", 0);
+    hostcall("continue_stream", 0);
     status(unsafe { proxy_continue_stream(stream) })
 }
