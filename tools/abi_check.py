@@ -10,7 +10,12 @@
 - Envoy's version, or the sha256 of its sorted exported callback list,
   differs from the pin (src/adapter/envoy_module/envoy.abi.lock): the ABI
   may have moved, so re-review every signature in ffi.rs, then re-pin with
-  `--update`.
+  `--update`;
+- the .so imports an optional callback (ffi.rs OPTIONAL: resolved at load
+  time, so that older Envoys load the module), or the pinned Envoy lacks one;
+- an older supported Envoy (ENVOY_OLDER: binaries, space-separated) lacks a
+  callback the module imports or a hook it must export, or does not carry
+  the ABI string the module answers it (ABI_VERSION_WITHOUT_SDS).
 """
 import hashlib
 import os
@@ -45,7 +50,9 @@ def main() -> int:
     imported = rust_list(source, "IMPORTED")
     exported = rust_list(source, "EXPORTED")
     declared = set(re.findall(r"pub fn (envoy_dynamic_module_callback_[a-z0-9_]+)\(", source))
+    optional = rust_list(source, "OPTIONAL")
     abi = re.search(r'pub const ABI_VERSION: &\[u8\] = b"(v[0-9.]+)\\0";', source).group(1)
+    older_abi = re.search(r'pub const ABI_VERSION_WITHOUT_SDS: &\[u8\] = b"(v[0-9.]+)\\0";', source).group(1)
 
     envoy_callbacks = sorted(s for s in symbols(envoy, "--defined-only") if s.startswith(PREFIX))
     version = subprocess.run([envoy, "--version"], check=True, capture_output=True, text=True).stdout
@@ -76,6 +83,13 @@ def main() -> int:
         problems.append(f"hooks Envoy {version} never looks up: {unknown}")
     if abi not in strings:
         problems.append(f"Envoy {version} does not carry the ABI string {abi}")
+    if set(optional) & so_imports:
+        problems.append(f"the .so imports optional callbacks (they must be resolved at load): "
+                        f"{sorted(set(optional) & so_imports)}")
+    if not set(optional) <= set(envoy_callbacks):
+        problems.append(f"optional callbacks Envoy {version} lacks: {sorted(set(optional) - set(envoy_callbacks))}")
+    for older in os.environ.get("ENVOY_OLDER", "").split():
+        problems += check_older(older, imported, exported, optional, older_abi)
     if LOCK.read_text() != pinned:
         problems.append(f"the pinned Envoy changed:\n  pinned: {LOCK.read_text()!r}\n  found:  {pinned!r}\n"
                         "  re-review every signature in ffi.rs against this binary, then run with --update")
@@ -86,6 +100,29 @@ def main() -> int:
     print(f"abi-check: Envoy {version}, ABI {abi}: {len(imported)} callbacks imported and "
           f"{len(exported)} hooks exported, all present; {len(envoy_callbacks)} callbacks, sha256 {digest[:16]} as pinned")
     return 0
+
+
+def check_older(envoy: str, imported: list[str], exported: list[str], optional: list[str], abi: str) -> list[str]:
+    """An older supported Envoy: everything the module imports and exports is
+    there, and the ABI string the module answers it (without SDS)."""
+    callbacks = {s for s in symbols(envoy, "--defined-only") if s.startswith(PREFIX)}
+    version = subprocess.run([envoy, "--version"], check=True, capture_output=True, text=True).stdout
+    version = re.search(r"/(\d+\.\d+\.\d+)/", version).group(1)
+    strings = set(subprocess.run(["strings", "-n", "6", envoy], check=True, capture_output=True, text=True)
+                  .stdout.splitlines())
+    problems = []
+    missing = sorted(set(imported) - callbacks)
+    if missing:
+        problems.append(f"callbacks the module imports that Envoy {version} does not export: {missing}")
+    unknown = sorted(h for h in exported if h not in strings)
+    if unknown:
+        problems.append(f"hooks Envoy {version} never looks up: {unknown}")
+    if abi not in strings:
+        problems.append(f"Envoy {version} does not carry the ABI string {abi}")
+    present = sorted(n.removeprefix(PREFIX) for n in set(optional) & callbacks)
+    print(f"abi-check: Envoy {version}: {len(imported)} imports and {len(exported)} hooks present; "
+          f"optional callbacks present: {present or 'none'}")
+    return problems
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ from pathlib import Path
 from combo_edge.backend import Recorder, ResettingUpstream  # noqa: F401
 # The configuration half of the harness, under the names the tests use (h.*).
 from combo_edge.bootstrap import (BUILD, NATIVE, PROCESS_ENV, REPO, WASM, WASM_TYPE, agent_routes,  # noqa: F401
-                                  cluster, edge_filter, envoy_binary, for_build, http_connection_manager,
+                                  cluster, edge_filter, envoy_binary, envoy_version, for_build,
+                                  http_connection_manager, native_has_sds, native_has_details, envoy_has_v8,
                                   listener, native_file, native_filter, shipped_config, single_upstream,
                                   take_process_env, wasm_file, wasm_filter, with_xfcc)
 

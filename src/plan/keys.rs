@@ -12,6 +12,9 @@ use crate::rules::scheme::{Algorithm, Key, KeyMaterial, SecretEncoding};
 pub enum SdsValue {
     /// Envoy would not subscribe (e.g. an invalid config source).
     Refused,
+    /// This Envoy has no SDS for the filter (a dynamic module on Envoy
+    /// before 1.40).
+    Unsupported,
     /// Subscribed; nothing delivered yet.
     Pending,
     Value(String),
@@ -174,6 +177,13 @@ impl Compiler<'_> {
         let text = match lookup(name) {
             SdsValue::Refused => {
                 self.error(format!("{at}.sds"), format!("Envoy refused the SDS subscription to {name:?}"));
+                return vec![];
+            }
+            SdsValue::Unsupported => {
+                self.error(
+                    format!("{at}.sds"),
+                    "this Envoy has no SDS callbacks for dynamic modules (Envoy 1.40 or newer); use value or env",
+                );
                 return vec![];
             }
             SdsValue::Pending => {

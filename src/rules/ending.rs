@@ -14,6 +14,9 @@
 //!   connection was made, the client gone after forwarding, or a retry (an
 //!   earlier try may have reached a backend whatever the last one says).
 //!   Unknown: `replay.unknown_outcome` decides.
+//! - An Envoy that gives a dynamic module no response code details (1.38):
+//!   a 2xx answer is delivered (committing can only lose a delivery, never
+//!   let a copy through), anything else is unknown.
 
 /// What the end of a forwarded delivery means for its reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +36,12 @@ const NEVER_SENT: [&str; 5] =
 /// ended without an answer); `details`: Envoy's response code details;
 /// `attempts`: the upstream requests the router started (`None`: unknown).
 pub fn ending(status: Option<u32>, details: Option<&str>, attempts: Option<u64>) -> Ending {
-    let details = details.unwrap_or("");
+    let Some(details) = details else {
+        return match status {
+            Some(s) if (200..300).contains(&s) => Ending::Delivered,
+            _ => Ending::Unknown,
+        };
+    };
     let retried = attempts.is_none_or(|n| n > 1);
     if details == VIA_UPSTREAM {
         return match status {
@@ -65,6 +73,13 @@ mod tests {
     use super::*;
 
     const ONCE: Option<u64> = Some(1);
+
+    #[test]
+    fn without_details_only_a_2xx_is_delivered() {
+        assert_eq!(ending(Some(200), None, None), Ending::Delivered);
+        assert_eq!(ending(Some(503), None, None), Ending::Unknown);
+        assert_eq!(ending(None, None, None), Ending::Unknown);
+    }
 
     #[test]
     fn the_backends_answer_on_the_only_try_decides() {

@@ -8,6 +8,15 @@ import pytest
 from combo_edge import envoy as h
 from combo_edge import pki
 
+# The native module on Envoy 1.38 reads no response code details and no
+# attempt count (that Envoy's ABI lacks both attributes): how a failed
+# delivery ended is unknown there, so the tests of releasing one cannot hold
+# (test_endings.py::test_a_backend_503_releases_for_the_retry tests what
+# holds instead).
+needs_details = pytest.mark.skipif(
+    not h.native_has_details(),
+    reason="the native module on Envoy 1.38 gets no response code details (docs \"Supported Envoy versions\")")
+
 SECRET = "s3cr3t-generic"
 PAST = 1_700_000_000     # 2023-11
 FUTURE = 4_102_444_800   # 2100-01

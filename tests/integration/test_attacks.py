@@ -15,6 +15,7 @@ import uuid
 import pytest
 
 from combo_edge import envoy as h
+from conftest import needs_details
 
 SECRET = "attack-secret"
 GH_SECRET = "attack-gh-secret"
@@ -95,6 +96,7 @@ def test_concurrent_copies_reach_the_backend_once(edge, agent):
     assert len(agent.backend.received()) == 1
 
 
+@needs_details
 def test_a_failed_delivery_is_released_for_the_retry(edge, agent):
     _, port = edge
     data = body()

@@ -62,6 +62,10 @@ def test_envoy_validates_shipped_config(name, tmp_path, certs):
         env = dict(os.environ, **yaml.safe_load((h.REPO / "compose/native.yml").read_text())
                    ["services"]["envoy"]["environment"])
     out = validate_envoy(doc, tmp_path, env)
+    if name == "envoy-native.yaml" and not h.native_has_sds():
+        # Its secrets come from SDS, which Envoy before 1.40 gives no module.
+        assert out.returncode != 0 and "sds: this Envoy has no SDS callbacks" in out.stdout + out.stderr
+        return
     assert out.returncode == 0, out.stdout + out.stderr
     assert "OK" in out.stdout
 

@@ -17,6 +17,7 @@ import uuid
 import pytest
 
 from combo_edge import envoy as h
+from conftest import needs_details
 
 SECRET = "endings-secret"
 PREFIX = "/v1/webhook/generic/"
@@ -228,6 +229,7 @@ def test_an_upstream_reset_is_an_unknown_outcome(edges, resetter, store):
     assert resetter.requests == seen + 1, "never sent again"
 
 
+@needs_details
 @pytest.mark.parametrize("store", STORES)
 @pytest.mark.parametrize("tid", ["trg_empty", "trg_refused", "trg_direct", "trg_faulted"])
 def test_a_request_that_never_reached_a_backend_is_released(edges, store, tid):
@@ -283,10 +285,19 @@ def test_a_retried_delivery_is_unknown_whatever_the_last_try_says(edges, store):
 @pytest.mark.matrix
 @pytest.mark.parametrize("store", STORES)
 def test_a_backend_503_releases_for_the_retry(edges, agent, store):
+    """The backend's 503 releases the delivery for the sender's retry. Where
+    the build cannot tell a backend's answer from Envoy's own (the native
+    module on Envoy 1.38), it is an unknown outcome: committed under the
+    default `unknown_outcome: delivered`, so the retry is a duplicate."""
     _, port = edges[store]
     body, headers = delivery()
     agent.backend.status = 503
     assert post(port, "trg_ok", body, headers).status == 503
+    if not h.native_has_details():
+        agent.backend.status = 200
+        assert post(port, "trg_ok", body, headers).json() == {"status": "duplicate"}
+        assert len(agent.backend.received()) == 1
+        return
     agent.backend.status = 200
     r = post(port, "trg_ok", body, headers)
     assert r.status == 200 and r.json() == {"backend": "agent"}, r
@@ -294,6 +305,7 @@ def test_a_backend_503_releases_for_the_retry(edges, agent, store):
     assert len(agent.backend.received()) == 2
 
 
+@needs_details
 def test_unknown_outcome_retry_lets_the_senders_retry_through(edges, agent):
     """`replay.unknown_outcome: retry` chooses at least once: a hung-up copy
     is released, counted and audited as such."""

@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from combo_edge import envoy as h
+from conftest import needs_details
 
 SECRET = "etcd-secret"
 PREFIX = "combo_webhook/replay/"
@@ -88,6 +89,7 @@ def test_sequential_copies_alternate_replicas(replicas, agent, etcd):
     assert keys and all(len(k) == len(PREFIX) + 32 for k in keys), "keys are replay digests, nothing else"
 
 
+@needs_details
 def test_a_copy_after_a_backend_failure_gets_through_on_the_other_replica(replicas, agent):
     body, headers = delivery()
     agent.backend.status = 503

@@ -15,6 +15,7 @@ import standardwebhooks
 import stripe
 
 from combo_edge import envoy as h
+from conftest import needs_details
 
 GITHUB_SECRET = "gh-secret"
 STRIPE_SECRET = "whsec_stripe_test_secret"
@@ -128,6 +129,7 @@ def test_same_delivery_id_resigned_is_still_a_duplicate(provider_edge, backends)
     assert len(backends["ticket-triage"].received()) == 1
 
 
+@needs_details
 def test_retry_after_backend_5xx_gets_through(provider_edge, backends):
     agent = backends["ticket-triage"]
     body = payload()

@@ -77,30 +77,35 @@ pub fn define_metric(config: ConfigEnvoy, kind: MetricKind, name: &str) -> Optio
     (result == ffi::METRICS_SUCCESS).then_some(id)
 }
 
+/// Sets a gauge at configure time; nothing on an Envoy without the callback
+/// (before 1.39: the gauge then stays 0).
 pub fn set_gauge(config: ConfigEnvoy, id: usize, value: u64) {
-    // SAFETY: `config` is live; no labels.
-    unsafe { ffi::envoy_dynamic_module_callback_http_filter_config_set_gauge(config, id, std::ptr::null(), 0, value) };
+    if let Some(set) = ffi::optional().config_set_gauge {
+        // SAFETY: `config` is live; no labels.
+        unsafe { set(config, id, std::ptr::null(), 0, value) };
+    }
+}
+
+/// Whether this Envoy has the SDS callbacks (1.40 and newer).
+pub fn has_sds() -> bool {
+    ffi::optional().has_sds()
 }
 
 /// Subscribes to an SDS generic secret; Envoy's index for it (from 1), 0
-/// when refused. `source` is a ConfigSource as JSON, or empty.
+/// when refused or when this Envoy has no SDS callbacks. `source` is a
+/// ConfigSource as JSON, or empty.
 pub fn subscribe_secret(config: ConfigEnvoy, name: &str, source: &str) -> usize {
+    let Some(subscribe) = ffi::optional().secret_subscribe else { return 0 };
     // SAFETY: `config` is the config being created; the buffers outlive the call.
-    unsafe {
-        ffi::envoy_dynamic_module_callback_http_filter_config_generic_secret_subscribe(
-            config,
-            ModuleBuffer::of(name.as_bytes()),
-            ModuleBuffer::of(source.as_bytes()),
-        )
-    }
+    unsafe { subscribe(config, ModuleBuffer::of(name.as_bytes()), ModuleBuffer::of(source.as_bytes())) }
 }
 
 /// An SDS secret at configure time; `None` when Envoy has none for `index`.
 pub fn config_secret<'a>(config: ConfigEnvoy, index: usize) -> Option<&'a [u8]> {
+    let get = ffi::optional().config_get_secret?;
     let mut out = NO_BUFFER;
     // SAFETY: `config` is live; `out` is a valid pointer.
-    let ok =
-        unsafe { ffi::envoy_dynamic_module_callback_http_filter_config_get_generic_secret(config, index, &mut out) };
+    let ok = unsafe { get(config, index, &mut out) };
     (ok && !out.ptr.is_null()).then(|| lent(out))
 }
 
@@ -108,9 +113,10 @@ pub fn config_secret<'a>(config: ConfigEnvoy, index: usize) -> Option<&'a [u8]> 
 
 /// An SDS secret's current value from a stream (empty until delivered).
 pub fn secret<'a>(filter: FilterEnvoy, index: usize) -> &'a [u8] {
+    let Some(get) = ffi::optional().get_secret else { return &[] };
     let mut out = NO_BUFFER;
     // SAFETY: `filter` is live; `out` is a valid pointer.
-    let ok = unsafe { ffi::envoy_dynamic_module_callback_http_filter_get_generic_secret(filter, index, &mut out) };
+    let ok = unsafe { get(filter, index, &mut out) };
     if ok {
         lent(out)
     } else {

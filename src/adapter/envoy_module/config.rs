@@ -75,6 +75,9 @@ impl FilterConfig {
         // Names in Envoy's index order, and the values the plan is compiled from.
         let subscribed: RefCell<Vec<(String, Vec<u8>)>> = RefCell::new(Vec::new());
         let lookup = |name: &str| -> SdsValue {
+            if !abi::has_sds() {
+                return SdsValue::Unsupported;
+            }
             let mut names = subscribed.borrow_mut();
             let index = match names.iter().position(|(n, _)| n == name) {
                 Some(i) => i + 1,

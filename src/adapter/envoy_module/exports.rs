@@ -4,10 +4,11 @@
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
+use super::abi;
 use super::config::{self, FilterConfig};
-use super::ffi::{self, ConfigEnvoy, EnvoyBuffer, EnvoyHttpHeader, FilterEnvoy, ABI_VERSION};
+use super::ffi::{self, ConfigEnvoy, EnvoyBuffer, EnvoyHttpHeader, FilterEnvoy, ABI_VERSION, ABI_VERSION_WITHOUT_SDS};
 use super::host::NativeHost;
-use super::{bytes, guard, status, stream_hook, Filter, Phase};
+use super::{bytes, guard, status, stream_hook, Filter, Phase, Slot};
 use crate::adapter::core::{seam, Plan};
 use crate::host::{Action, CalloutResponse};
 use crate::stream::outbound::Outbound;
@@ -15,7 +16,10 @@ use crate::stream::Stream;
 
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
-    ABI_VERSION.as_ptr().cast()
+    // An Envoy without the SDS callbacks speaks the ABI before them (1.38,
+    // 1.39: v0.1.0); answering its version keeps its log free of a
+    // mismatch warning. The module needs nothing else of the newer ABI.
+    if abi::has_sds() { ABI_VERSION } else { ABI_VERSION_WITHOUT_SDS }.as_ptr().cast()
 }
 
 /// # Safety
@@ -62,7 +66,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
             Plan::Inbound(p) => Filter::Inbound(Stream::new(host, seam::Inbound::new(p))),
             Plan::Outbound(p) => Filter::Outbound(Stream::new(host, Outbound::new(p))),
         };
-        Box::into_raw(Box::new(filter)).cast_const().cast()
+        Slot::into_raw(filter)
     })
 }
 
@@ -72,7 +76,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter: *const c_void) {
     guard((), || {
         if !filter.is_null() {
-            drop(Box::from_raw(filter as *mut Filter));
+            Slot::destroy(filter);
         }
     })
 }

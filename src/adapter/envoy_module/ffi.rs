@@ -14,6 +14,8 @@ use std::ffi::c_void;
 
 /// What `envoy_dynamic_module_on_program_init` answers; Envoy 1.40 expects it.
 pub const ABI_VERSION: &[u8] = b"v0.2.0\0";
+/// What Envoy 1.38 and 1.39 expect (they have no SDS callbacks).
+pub const ABI_VERSION_WITHOUT_SDS: &[u8] = b"v0.1.0\0";
 
 /// A buffer Envoy owns; valid until the end of the running hook.
 #[repr(C)]
@@ -107,7 +109,6 @@ pub const IMPORTED: &[&str] = &[
     "envoy_dynamic_module_callback_http_filter_config_define_counter",
     "envoy_dynamic_module_callback_http_filter_config_define_histogram",
     "envoy_dynamic_module_callback_http_filter_config_define_gauge",
-    "envoy_dynamic_module_callback_http_filter_config_set_gauge",
     "envoy_dynamic_module_callback_http_filter_increment_counter",
     "envoy_dynamic_module_callback_http_filter_record_histogram_value",
     "envoy_dynamic_module_callback_http_get_headers_size",
@@ -130,10 +131,89 @@ pub const IMPORTED: &[&str] = &[
     "envoy_dynamic_module_callback_http_filter_continue_encoding",
     "envoy_dynamic_module_callback_http_filter_reset_stream",
     "envoy_dynamic_module_callback_http_clear_route_cache",
+];
+
+/// Callbacks only newer Envoys have: the SDS subscriptions (Envoy 1.40) and
+/// the config-time gauge (1.39). They are resolved when the module loads
+/// (`optional()`), never imported, so the module loads on Envoy 1.38 and
+/// 1.39 as well; a configuration that needs one that is missing is refused
+/// (`tools/abi_check.py` checks the .so imports none of them).
+pub const OPTIONAL: &[&str] = &[
+    "envoy_dynamic_module_callback_http_filter_config_set_gauge",
     "envoy_dynamic_module_callback_http_filter_config_generic_secret_subscribe",
     "envoy_dynamic_module_callback_http_filter_config_get_generic_secret",
     "envoy_dynamic_module_callback_http_filter_get_generic_secret",
 ];
+
+/// `..._config_set_gauge(config, id, label_values, label_values_length, value)`.
+pub type ConfigSetGauge = unsafe extern "C" fn(ConfigEnvoy, usize, *const ModuleBuffer, usize, u64) -> u32;
+/// `..._config_generic_secret_subscribe(config, name, config_source)`:
+/// subscribes to an SDS generic secret (only while the config is being
+/// created). `config_source` is a `ConfigSource` as JSON, or empty for a
+/// static bootstrap secret. Answers the secret's index (from 1), 0 when
+/// refused. (Read from the 1.40 binary: it is newer than any public header
+/// this project could reach.)
+pub type SecretSubscribe = unsafe extern "C" fn(ConfigEnvoy, ModuleBuffer, ModuleBuffer) -> usize;
+/// `..._config_get_generic_secret(config, index, result)`: the secret's
+/// current value (empty until SDS delivered it), at configure time.
+pub type ConfigGetSecret = unsafe extern "C" fn(ConfigEnvoy, usize, *mut EnvoyBuffer) -> bool;
+/// `..._http_filter_get_generic_secret(filter, index, result)`: the same,
+/// from a stream.
+pub type GetSecret = unsafe extern "C" fn(FilterEnvoy, usize, *mut EnvoyBuffer) -> bool;
+
+/// The optional callbacks this Envoy has.
+#[derive(Clone, Copy, Default)]
+pub struct Optional {
+    pub config_set_gauge: Option<ConfigSetGauge>,
+    pub secret_subscribe: Option<SecretSubscribe>,
+    pub config_get_secret: Option<ConfigGetSecret>,
+    pub get_secret: Option<GetSecret>,
+}
+
+impl Optional {
+    /// SDS secrets need all three of their callbacks.
+    pub fn has_sds(&self) -> bool {
+        self.secret_subscribe.is_some() && self.config_get_secret.is_some() && self.get_secret.is_some()
+    }
+}
+
+/// The optional callbacks of the Envoy that loaded the module, looked up
+/// once (`dlsym` in the process: Envoy exports its callbacks dynamically).
+#[cfg(not(any(test, feature = "fake-envoy")))]
+pub fn optional() -> Optional {
+    static RESOLVED: std::sync::OnceLock<Optional> = std::sync::OnceLock::new();
+    *RESOLVED.get_or_init(|| {
+        extern "C" {
+            fn dlsym(handle: *mut c_void, symbol: *const std::ffi::c_char) -> *mut c_void;
+        }
+        // RTLD_DEFAULT (glibc: a null handle): every object of the process.
+        let find = |name: &std::ffi::CStr| {
+            // SAFETY: a plain lookup; `name` is NUL-terminated.
+            let found = unsafe { dlsym(std::ptr::null_mut(), name.as_ptr()) };
+            (!found.is_null()).then_some(found)
+        };
+        // SAFETY: each name is Envoy's function of the type it is cast to
+        // (the declarations above, checked against every supported Envoy).
+        unsafe {
+            Optional {
+                config_set_gauge: find(c"envoy_dynamic_module_callback_http_filter_config_set_gauge")
+                    .map(|f| std::mem::transmute::<*mut c_void, ConfigSetGauge>(f)),
+                secret_subscribe: find(c"envoy_dynamic_module_callback_http_filter_config_generic_secret_subscribe")
+                    .map(|f| std::mem::transmute::<*mut c_void, SecretSubscribe>(f)),
+                config_get_secret: find(c"envoy_dynamic_module_callback_http_filter_config_get_generic_secret")
+                    .map(|f| std::mem::transmute::<*mut c_void, ConfigGetSecret>(f)),
+                get_secret: find(c"envoy_dynamic_module_callback_http_filter_get_generic_secret")
+                    .map(|f| std::mem::transmute::<*mut c_void, GetSecret>(f)),
+            }
+        }
+    })
+}
+
+/// Tests: the fake Envoy's callbacks, or none of them (an older Envoy).
+#[cfg(any(test, feature = "fake-envoy"))]
+pub fn optional() -> Optional {
+    super::fake_envoy::optional()
+}
 
 /// Every hook Envoy 1.40 requires of an HTTP filter module (it refuses the
 /// filter config, naming the symbol, when one is missing).
@@ -185,13 +265,6 @@ extern "C" {
         label_names: *const ModuleBuffer,
         label_names_length: usize,
         id_out: *mut usize,
-    ) -> u32;
-    pub fn envoy_dynamic_module_callback_http_filter_config_set_gauge(
-        config: ConfigEnvoy,
-        id: usize,
-        label_values: *const ModuleBuffer,
-        label_values_length: usize,
-        value: u64,
     ) -> u32;
     pub fn envoy_dynamic_module_callback_http_filter_increment_counter(
         filter: FilterEnvoy,
@@ -290,28 +363,4 @@ extern "C" {
     pub fn envoy_dynamic_module_callback_http_filter_continue_decoding(filter: FilterEnvoy);
     pub fn envoy_dynamic_module_callback_http_filter_continue_encoding(filter: FilterEnvoy);
     pub fn envoy_dynamic_module_callback_http_clear_route_cache(filter: FilterEnvoy);
-
-    /// Subscribes to an SDS generic secret (only while the config is being
-    /// created). `config_source` is a `ConfigSource` as JSON, or empty for a
-    /// static bootstrap secret. Answers the secret's index (from 1), 0 when
-    /// refused. (Read from the 1.40 binary: it is newer than any public
-    /// header this project could reach.)
-    pub fn envoy_dynamic_module_callback_http_filter_config_generic_secret_subscribe(
-        config: ConfigEnvoy,
-        name: ModuleBuffer,
-        config_source: ModuleBuffer,
-    ) -> usize;
-    /// The secret's current value (empty until SDS delivered it), at
-    /// configure time.
-    pub fn envoy_dynamic_module_callback_http_filter_config_get_generic_secret(
-        config: ConfigEnvoy,
-        index: usize,
-        result: *mut EnvoyBuffer,
-    ) -> bool;
-    /// The same, from a stream.
-    pub fn envoy_dynamic_module_callback_http_filter_get_generic_secret(
-        filter: FilterEnvoy,
-        index: usize,
-        result: *mut EnvoyBuffer,
-    ) -> bool;
 }

@@ -43,6 +43,55 @@ enum Filter {
     Poisoned,
 }
 
+/// One stream's filter as Envoy holds it. Envoy before 1.40 destroys a
+/// filter inside the hook that made it send a local reply (its destroy is
+/// not deferred until the hook returns; envoyproxy/envoy#46548): the slot
+/// then outlives the destroy until that hook returns, and nothing calls into
+/// Envoy for the stream after it.
+pub(crate) struct Slot {
+    filter: Filter,
+    /// Hooks running on the filter (a destroy can only come from inside one).
+    running: std::cell::Cell<u32>,
+    destroyed: std::cell::Cell<bool>,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: this thread's slots not yet freed (a destroy must not free a
+    /// slot whose hook still runs).
+    pub(crate) static LIVE_SLOTS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+impl Drop for Slot {
+    fn drop(&mut self) {
+        LIVE_SLOTS.with(|n| n.set(n.get() - 1));
+    }
+}
+
+impl Slot {
+    fn into_raw(filter: Filter) -> *const c_void {
+        #[cfg(test)]
+        LIVE_SLOTS.with(|n| n.set(n.get() + 1));
+        let slot = Slot { filter, running: std::cell::Cell::new(0), destroyed: std::cell::Cell::new(false) };
+        Box::into_raw(Box::new(slot)).cast_const().cast()
+    }
+
+    /// Envoy's destroy: freed now, or when the hook running on it returns.
+    ///
+    /// # Safety
+    /// `ptr` is a pointer `into_raw` returned, destroyed once.
+    unsafe fn destroy(ptr: *const c_void) {
+        let slot = ptr as *mut Slot;
+        // Only the flags are touched: a running hook holds the filter.
+        if (*slot).running.get() > 0 {
+            (*slot).destroyed.set(true);
+        } else {
+            drop(Box::from_raw(slot));
+        }
+    }
+}
+
 macro_rules! each {
     ($filter:expr, $s:ident => $body:expr, $poisoned:expr) => {
         match $filter {
@@ -93,16 +142,37 @@ unsafe fn stream_hook(
     phase: Phase,
     f: impl FnOnce(&mut Filter) -> u32,
 ) -> u32 {
-    let Some(filter) = (filter as *mut Filter).as_mut() else {
+    let slot = filter as *mut Slot;
+    if slot.is_null() {
         return ffi::CONTINUE;
-    };
+    }
+    (*slot).running.set((*slot).running.get() + 1);
+    let status = run_hook(envoy, slot, phase, f);
+    (*slot).running.set((*slot).running.get() - 1);
+    if (*slot).destroyed.get() && (*slot).running.get() == 0 {
+        drop(Box::from_raw(slot));
+    }
+    status
+}
+
+/// # Safety
+/// `slot` is live for the call (`stream_hook` holds it).
+unsafe fn run_hook(envoy: FilterEnvoy, slot: *mut Slot, phase: Phase, f: impl FnOnce(&mut Filter) -> u32) -> u32 {
+    let filter = &mut (*slot).filter;
+    let destroyed = || (*slot).destroyed.get();
     let run = |filter: &mut Filter| {
         let status = f(filter);
-        each!(filter, s => s.host_mut().refresh_route(), ());
+        if !destroyed() {
+            each!(filter, s => s.host_mut().refresh_route(), ());
+        }
         status
     };
     match catch_unwind(AssertUnwindSafe(|| run(filter))) {
         Ok(status) => status,
+        Err(_) if destroyed() => {
+            abi::log(Level::Error, "combo_webhook: a hook panicked; the stream is over");
+            ffi::STOP
+        }
         Err(_) => {
             let poisoned = matches!(filter, Filter::Poisoned);
             *filter = Filter::Poisoned;
@@ -136,4 +206,4 @@ unsafe fn bytes<'a>(b: EnvoyBuffer) -> &'a [u8] {
 }
 
 // After `each!`: the exported hooks use it.
-mod exports;
+pub(crate) mod exports;

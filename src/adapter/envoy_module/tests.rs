@@ -79,7 +79,7 @@ fn a_refused_header_write_fails_closed() {
     let config = configure(&mut fake, CONFIG);
     let mut stream = FakeStream::new(&fake);
     stream.refuse_writes = true;
-    let body = r#"{"id": "abc"}"#;
+    let body = r#"{"id": "refused-write"}"#;
     request(&mut stream, b"k", body);
     assert_eq!(run(config, &mut stream, body).last(), Some(&ffi::STOP));
     assert_eq!(stream.reply.unwrap().status, 500);
@@ -91,7 +91,7 @@ fn a_panic_in_a_hook_is_caught_and_the_stream_answers_500_once() {
     let mut fake = FakeConfig::default();
     let config = configure(&mut fake, CONFIG);
     let mut stream = FakeStream::new(&fake);
-    let body = r#"{"id": "abc"}"#;
+    let body = r#"{"id": "panics"}"#;
     request(&mut stream, b"k", body);
     PANIC_AT.with(|p| p.set(Some("request")));
     let answers = run(config, &mut stream, body);
@@ -197,4 +197,62 @@ fn a_callout_answer_reaches_the_stream_by_envoy_id() {
 fn the_abi_version_is_the_pinned_one() {
     let v = unsafe { std::ffi::CStr::from_ptr(envoy_dynamic_module_on_program_init()) };
     assert_eq!(v.to_str().unwrap(), "v0.2.0");
+}
+
+/// Envoy 1.38 and 1.39 destroy the filter inside the hook whose local reply
+/// they send: the filter lives until that hook returns, and nothing calls
+/// into Envoy for the stream after the destroy.
+#[test]
+fn a_filter_destroyed_inside_its_own_reply_is_freed_after_the_hook() {
+    let mut fake = FakeConfig::default();
+    let config = configure(&mut fake, CONFIG);
+    let mut stream = FakeStream::new(&fake);
+    request(&mut stream, b"not-the-key", r#"{"id": "x"}"#);
+    let envoy = stream.ptr();
+    unsafe {
+        let filter = envoy_dynamic_module_on_http_filter_new(config, envoy);
+        let s = &mut *envoy.cast::<FakeStream>();
+        s.destroy_on_reply = Some(filter);
+        s.received = br#"{"id": "x"}"#.to_vec();
+        assert_eq!(envoy_dynamic_module_on_http_filter_request_headers(envoy, filter, false), ffi::STOP);
+        assert_eq!(envoy_dynamic_module_on_http_filter_request_body(envoy, filter, true), ffi::STOP);
+        let s = &*envoy.cast::<FakeStream>();
+        assert_eq!(s.reply.as_ref().map(|r| r.status), Some(401));
+        assert!(s.destroyed, "the fake destroyed the filter inside the reply");
+        assert_eq!(s.live_after_destroy, Some(1), "the destroy inside the hook left the filter the hook runs on");
+        assert_eq!(LIVE_SLOTS.with(std::cell::Cell::get), 0, "freed when the hook returned");
+        assert_eq!(s.calls_after_destroy, 0, "no callback after the destroy (route refresh above all)");
+        envoy_dynamic_module_on_http_filter_config_destroy(config);
+    }
+}
+
+/// On an Envoy without the optional callbacks (1.38, 1.39) the module says
+/// the older ABI, a configuration with `sds:` secrets is refused naming the
+/// field, and one without runs.
+#[test]
+fn an_envoy_without_sds_refuses_sds_secrets_by_field_and_runs_the_rest() {
+    super::fake_envoy::OLD_ENVOY.with(|o| o.set(true));
+    let abi = unsafe { std::ffi::CStr::from_ptr(envoy_dynamic_module_on_program_init()) };
+    assert_eq!(abi.to_bytes_with_nul(), ffi::ABI_VERSION_WITHOUT_SDS);
+    LOGS.with(|l| l.borrow_mut().clear());
+    let mut fake = FakeConfig::default();
+    let sds = r#"{"triggers": [{"id": "t1", "secrets": [{"sds": "combo_hmac"}], "action": {"agent_id": "a"}}]}"#;
+    assert!(configure(&mut fake, sds).is_null(), "refused");
+    let logged = LOGS.with(|l| l.borrow().iter().map(|(_, m)| m.clone()).collect::<Vec<_>>().join("\n"));
+    assert!(logged.contains("triggers[0].secrets[0].sds: this Envoy has no SDS callbacks"), "{logged}");
+    assert!(fake.subscribed.is_empty(), "nothing subscribed");
+    let mut fake = FakeConfig::default();
+    let config = configure(&mut fake, CONFIG);
+    assert!(!config.is_null());
+    assert!(fake.gauges.is_empty(), "no config-time gauge without its callback");
+    let mut stream = FakeStream::new(&fake);
+    // A body of its own: the replay store is the process's, shared by tests.
+    let body = r#"{"id": "on-an-older-envoy"}"#;
+    request(&mut stream, b"k", body);
+    assert_eq!(run(config, &mut stream, body), [ffi::STOP, ffi::STOP, ffi::CONTINUE]);
+    assert_eq!(stream.header("x-combo-agent-id").as_deref(), Some("agent-a"));
+    unsafe { envoy_dynamic_module_on_http_filter_config_destroy(config) };
+    super::fake_envoy::OLD_ENVOY.with(|o| o.set(false));
+    let abi = unsafe { std::ffi::CStr::from_ptr(envoy_dynamic_module_on_program_init()) };
+    assert_eq!(abi.to_bytes_with_nul(), ffi::ABI_VERSION);
 }

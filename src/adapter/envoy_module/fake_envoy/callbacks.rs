@@ -7,8 +7,14 @@ use std::ffi::c_void;
 use super::{FakeConfig, FakeStream, SentReply, LOGS};
 use crate::adapter::envoy_module::ffi::{self, EnvoyBuffer, EnvoyHttpHeader, ModuleBuffer, ModuleHttpHeader};
 
+/// The stream a callback is for; a call after the module's filter was
+/// destroyed is counted (Envoy's stream is gone by then).
 unsafe fn stream<'a>(p: *mut c_void) -> &'a mut FakeStream {
-    &mut *(p.cast::<FakeStream>())
+    let s = &mut *(p.cast::<FakeStream>());
+    if s.destroyed {
+        s.calls_after_destroy += 1;
+    }
+    s
 }
 
 unsafe fn config<'a>(p: *mut c_void) -> &'a mut FakeConfig {
@@ -203,6 +209,15 @@ pub unsafe extern "C" fn envoy_dynamic_module_callback_http_send_response(
     let s = stream(f);
     s.replies += 1;
     s.reply = Some(SentReply { status, headers, body: read(body), details });
+    // As Envoy before 1.40: the filter is destroyed inside this call.
+    if let Some(filter) = s.destroy_on_reply.take() {
+        s.destroyed = true;
+        crate::adapter::envoy_module::exports::envoy_dynamic_module_on_http_filter_destroy(filter);
+        #[cfg(test)]
+        {
+            s.live_after_destroy = Some(crate::adapter::envoy_module::LIVE_SLOTS.with(std::cell::Cell::get));
+        }
+    }
 }
 
 unsafe fn body(f: *mut c_void, kind: u32) -> &'static mut Vec<u8> {

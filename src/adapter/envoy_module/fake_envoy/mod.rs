@@ -4,7 +4,7 @@
 //! would pass are `FakeConfig` and `FakeStream` values; the exported hooks run
 //! unchanged against them (`callbacks.rs` answers their calls).
 
-mod callbacks;
+pub(super) mod callbacks;
 
 use std::ffi::c_void;
 
@@ -55,6 +55,13 @@ pub struct FakeStream {
     pub mtls: bool,
     /// Hooks refuse (return false) every header write.
     pub refuse_writes: bool,
+    /// The module's filter, destroyed inside the next local reply (as Envoy
+    /// 1.38 and 1.39 do); then `destroyed`, and every later callback counted.
+    pub destroy_on_reply: Option<*const c_void>,
+    pub destroyed: bool,
+    pub calls_after_destroy: u32,
+    /// Tests: the module's live filters right after that destroy returned.
+    pub live_after_destroy: Option<usize>,
 }
 
 impl FakeStream {
@@ -82,4 +89,19 @@ thread_local! {
     /// catch_unwind tests): a bug, which no input may cause.
     pub static PANIC_AT: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
     pub static LOGS: std::cell::RefCell<Vec<(u32, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Play an Envoy older than 1.39: none of the optional callbacks.
+    pub static OLD_ENVOY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The optional callbacks this fake Envoy offers: all, or none (`OLD_ENVOY`).
+pub fn optional() -> super::ffi::Optional {
+    if OLD_ENVOY.with(std::cell::Cell::get) {
+        return super::ffi::Optional::default();
+    }
+    super::ffi::Optional {
+        config_set_gauge: Some(callbacks::envoy_dynamic_module_callback_http_filter_config_set_gauge),
+        secret_subscribe: Some(callbacks::envoy_dynamic_module_callback_http_filter_config_generic_secret_subscribe),
+        config_get_secret: Some(callbacks::envoy_dynamic_module_callback_http_filter_config_get_generic_secret),
+        get_secret: Some(callbacks::envoy_dynamic_module_callback_http_filter_get_generic_secret),
+    }
 }
