@@ -29,7 +29,7 @@ BOOK = REPO / "docs" / "src"
 README = REPO / "README.md"
 
 # Where citations are looked for, and what is skipped there.
-CITING = ["src", "tests", "tools", "python", "envoy", "compose", "docs", "examples", "bench", "fuzz", ".ci",
+CITING = ["src", "tests", "tools", "python", "envoy", "deploy", "compose", "docs", "examples", "bench", "fuzz", ".ci",
           "Makefile", "README.md", "Dockerfile", "docker-compose.yml", "Cargo.toml"]
 SKIP_DIRS = {"target", "book", "corpus", "artifacts", "__pycache__", ".pytest_cache", "data", "node_modules"}
 TEXT_SUFFIXES = {".rs", ".py", ".md", ".toml", ".yaml", ".yml", ".json", ".sh", ".txt", ".cfg", ".ini", ""}

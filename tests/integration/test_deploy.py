@@ -37,6 +37,8 @@ def with_built_wasm(node):
 
 def test_repo_has_the_expected_envoy_configs():
     assert {"envoy.yaml", "envoy-native.yaml", "egress.yaml", "envoy-compose.yaml"} <= set(ENVOY_CONFIGS)
+    assert {p.name for p in (h.REPO / "envoy/istio").glob("*.yaml")} == {
+        "envoyfilter.yaml", "wasmplugin.yaml", "envoyfilter-native.yaml"}
 
 
 def etcd_files(certs) -> dict:
@@ -259,6 +261,49 @@ def test_istio_wasmplugin_config_passes_validation(tmp_path):
     assert res.returncode == 0, res.stdout
 
 
+def test_istio_native_envoyfilter_is_valid_and_matches_the_wasm_one(tmp_path):
+    """envoyfilter-native.yaml (experimental): the dynamic-modules filter for
+    the Istio release whose proxy both compiles the extension in (1.31 on) and
+    is the Envoy the module is built for (1.40: Istio 1.32 expected)."""
+    [ef] = istio_docs()["envoyfilter-native.yaml"]
+    [wasm_ef] = istio_docs()["envoyfilter.yaml"]
+    assert ef["kind"] == "EnvoyFilter" and ef["apiVersion"] == "networking.istio.io/v1alpha3"
+    assert ef["metadata"]["name"] != wasm_ef["metadata"]["name"]
+    assert ef["spec"]["workloadSelector"] == wasm_ef["spec"]["workloadSelector"]
+    http, paths = ef["spec"]["configPatches"]
+    for patch in (http, paths):
+        version = patch["match"]["proxy"]["proxyVersion"]
+        for ok in ("1.32.0", "1.32.7"):
+            assert re.fullmatch(version, ok), (version, ok)
+        # 1.31: the extension, but Envoy 1.39's ABI; 1.33 and later: another Envoy.
+        for other in ("1.31.0", "1.31.2", "1.30.1", "1.28.0", "1.33.0", "1.320.0", "1.3.2"):
+            assert not re.fullmatch(version, other), (version, other)
+        assert patch["match"]["listener"]["portNumber"] == 8443, "scoped to the webhook listener"
+    # The paths patch is envoyfilter.yaml's, for this proxy version.
+    wasm_paths = wasm_ef["spec"]["configPatches"][2]
+    assert {k: v for k, v in paths.items() if k != "match"} == {k: v for k, v in wasm_paths.items() if k != "match"}
+    assert paths["match"]["listener"] == wasm_paths["match"]["listener"]
+    assert http["applyTo"] == "HTTP_FILTER" and http["patch"]["operation"] == "INSERT_BEFORE"
+    assert http["match"]["listener"]["filterChain"]["filter"]["subFilter"] == {"name": "envoy.filters.http.router"}
+    flt = http["patch"]["value"]
+    typed = flt["typed_config"]
+    assert typed["@type"].endswith("dynamic_modules.v3.DynamicModuleFilter")
+    assert typed["dynamic_module_config"] == {"name": "combo_webhook_filter"}  # lib<name>.so on the search path
+    assert typed["filter_name"] == "combo_webhook"
+    plugin = json.loads(typed["filter_config"]["value"])
+    [wasm_cfg] = wasm_plugin_configs(wasm_ef)
+    assert plugin == json.loads(wasm_cfg["configuration"]["value"]), "the .wasm's configuration, unchanged"
+    # Envoy loads the module and its configuration (secrets from its environment) ...
+    doc = {"static_resources": {"listeners": [h.listener("l", 10000, h.http_connection_manager(
+        [flt], [{"match": {"prefix": "/"}, "direct_response": {"status": 200}}]))]}}
+    out = validate_envoy(doc, tmp_path, env={k: "from-proxy-env" for k in env_refs(plugin)})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Dynamic module ABI version v0.2.0 matched." in out.stdout + out.stderr
+    # ... and refuses the whole configuration when a secret is missing (fail closed).
+    without = validate_envoy(doc, tmp_path, env={})
+    assert without.returncode != 0
+
+
 def istio_schema(api_version: str, kind: str) -> dict:
     schemas = json.loads((h.REPO / "tests/data/istio/crd-schemas.json").read_text())
     return schemas[f"{api_version}/{kind}"]
@@ -281,7 +326,7 @@ def test_istio_manifests_match_the_crd_schemas():
 
     docs = [d for ds in istio_docs().values() for d in ds] + istio_doc_yaml_blocks()
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds.count("EnvoyFilter") == 1 and kinds.count("WasmPlugin") == 1
+    assert kinds.count("EnvoyFilter") == 2 and kinds.count("WasmPlugin") == 1
     assert "Gateway" in kinds and "VirtualService" in kinds, kinds
     for doc in docs:
         schema = istio_schema(doc["apiVersion"], doc["kind"])
