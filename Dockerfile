@@ -8,6 +8,10 @@ RUN rustup target add wasm32-wasip1
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The workspace's other manifests and targets, which cargo reads to resolve
+# it (bench/ is a member; tests/ holds targets the manifest names).
+COPY bench ./bench
+COPY tests ./tests
 RUN cargo build --release --locked --target wasm32-wasip1 --lib
 
 FROM scratch
