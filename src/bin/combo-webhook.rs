@@ -13,7 +13,7 @@ use combo_webhook_filter::host::Headers;
 use combo_webhook_filter::plan::inbound::resolve_scheme;
 use combo_webhook_filter::plan::{Compiled, InboundPlan};
 use combo_webhook_filter::rules::scheme::sign::{sign as sign_as, Signed, Signer};
-use combo_webhook_filter::rules::scheme::{presets, Key, KeyMaterial, Location, Request, Scheme};
+use combo_webhook_filter::rules::scheme::{Key, KeyMaterial, Request, Scheme};
 use combo_webhook_filter::stream::inbound::{map_delivery, Unmapped};
 
 /// Sign, verify and validate webhook deliveries with the filter's own code.
@@ -170,14 +170,14 @@ mod presets_md;
 #[path = "combo-webhook/send.rs"]
 mod send;
 
-use configs::{compile, compile_all, Env};
+use configs::compile;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sign(a) => sign(&a),
         Command::Verify(a) => verify(&a),
-        Command::Validate { config, allow_missing_env } => validate(&config, allow_missing_env),
+        Command::Validate { config, allow_missing_env } => configs::validate(&config, allow_missing_env),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "combo-webhook", &mut script);
@@ -190,7 +190,7 @@ fn main() -> ExitCode {
             if markdown {
                 out::bytes(presets_md::table().as_bytes());
             } else {
-                presets();
+                presets_md::list();
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -353,22 +353,6 @@ fn verify(a: &VerifyArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn validate(path: &str, allow_missing_env: bool) -> Result<ExitCode, String> {
-    let env = if allow_missing_env { Env::AllowMissing } else { Env::Process };
-    let Some(all) = compile_all(path, env)? else { return Ok(ExitCode::from(1)) };
-    for (at, compiled) in &all {
-        let place = if at.is_empty() { path.to_string() } else { format!("{path} ({at})") };
-        for w in compiled.warnings() {
-            outln!("warning: {w}");
-        }
-        match compiled {
-            Compiled::Inbound(p) => outln!("{place}: ok (inbound, {} trigger(s))", p.triggers.len()),
-            Compiled::Outbound(p) => outln!("{place}: ok (outbound, {} subscription(s))", p.subscriptions.len()),
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 fn inputs(a: &InputsArgs) -> Result<ExitCode, String> {
     let plan: Arc<InboundPlan> = match compile(&a.config)? {
         Some(Compiled::Inbound(p)) => Arc::new(p),
@@ -395,20 +379,5 @@ fn inputs(a: &InputsArgs) -> Result<ExitCode, String> {
             outln!("{status} {body}");
             Ok(ExitCode::from(1))
         }
-    }
-}
-
-fn presets() {
-    outln!("{:<18} {:<18} {:<40} needs", "preset", "algorithm", "signature");
-    for (name, p) in presets::all() {
-        let public = p.public_key.is_some();
-        let Ok(s) = resolve_scheme(Some(&name), None, false, 300) else { continue };
-        let at = match &s.signature_at {
-            Location::Headers(h) => h.join(" | "),
-            Location::Query(q) => format!("?{q}"),
-            Location::Json(j) => format!("body {j}"),
-        };
-        let alg = if public { format!("{} | ed25519", s.algorithm.name()) } else { s.algorithm.name().to_string() };
-        outln!("{name:<18} {alg:<18} {at:<40} {}", p.needs);
     }
 }

@@ -2,6 +2,7 @@
 //! every combo_webhook plugin inside an Envoy bootstrap or an Istio manifest.
 
 use combo_webhook_filter::plan::{self, raw, Compiled};
+use std::process::ExitCode;
 
 use super::{now, read};
 use crate::out::outln;
@@ -132,4 +133,22 @@ pub fn compile_all(path: &str, env: Env) -> Result<Option<Vec<(String, Compiled)
 /// The one plugin configuration of a file (for `inputs`).
 pub fn compile(path: &str) -> Result<Option<Compiled>, String> {
     Ok(compile_all(path, Env::Process)?.and_then(|mut all| (all.len() == 1).then(|| all.remove(0).1)))
+}
+
+/// `combo-webhook validate`: every plugin configuration in the file, with
+/// its warnings and errors.
+pub fn validate(path: &str, allow_missing_env: bool) -> Result<ExitCode, String> {
+    let env = if allow_missing_env { Env::AllowMissing } else { Env::Process };
+    let Some(all) = compile_all(path, env)? else { return Ok(ExitCode::from(1)) };
+    for (at, compiled) in &all {
+        let place = if at.is_empty() { path.to_string() } else { format!("{path} ({at})") };
+        for w in compiled.warnings() {
+            outln!("warning: {w}");
+        }
+        match compiled {
+            Compiled::Inbound(p) => outln!("{place}: ok (inbound, {} trigger(s))", p.triggers.len()),
+            Compiled::Outbound(p) => outln!("{place}: ok (outbound, {} subscription(s))", p.subscriptions.len()),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,8 +1,10 @@
-//! `combo-webhook presets --markdown`: the preset table of the book
+//! `combo-webhook presets`: every preset and what it needs; with
+//! `--markdown`, the preset table of the book
 //! (docs/src/schemes/presets-table.md), generated from `presets.json` through
 //! the same compiler as a trigger's `scheme:`, so the page cannot drift from
 //! the data. `tests/presets_page.rs` fails when the committed page differs.
 
+use super::out::outln;
 use combo_webhook_filter::plan::inbound::resolve_scheme;
 use combo_webhook_filter::rules::scheme::presets::{self, Preset};
 use combo_webhook_filter::rules::scheme::raw::RawScheme;
@@ -172,4 +174,20 @@ fn cell(text: &str) -> String {
 /// in the presets).
 fn code(text: &str) -> String {
     format!("`{}`", text.replace('|', "\\|"))
+}
+
+/// `combo-webhook presets`: one line per preset.
+pub fn list() {
+    outln!("{:<18} {:<18} {:<40} needs", "preset", "algorithm", "signature");
+    for (name, p) in presets::all() {
+        let public = p.public_key.is_some();
+        let Ok(s) = resolve_scheme(Some(&name), None, false, 300) else { continue };
+        let at = match &s.signature_at {
+            Location::Headers(h) => h.join(" | "),
+            Location::Query(q) => format!("?{q}"),
+            Location::Json(j) => format!("body {j}"),
+        };
+        let alg = if public { format!("{} | ed25519", s.algorithm.name()) } else { s.algorithm.name().to_string() };
+        outln!("{name:<18} {alg:<18} {at:<40} {}", p.needs);
+    }
 }
