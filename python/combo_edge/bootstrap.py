@@ -68,6 +68,13 @@ def native_has_details() -> bool:
     return BUILD == "wasm" or envoy_version() >= (1, 39, 0)
 
 
+def native_holds_responses() -> bool:
+    """Whether the run's build can hold a response for the etcd settle: the
+    native module on Envoy 1.38 cannot (that Envoy drops its resume), so
+    `replay.store: etcd` is a configuration error there."""
+    return BUILD == "wasm" or envoy_version() >= (1, 39, 0)
+
+
 def native_has_sds() -> bool:
     """Whether this Envoy gives dynamic modules SDS secrets (1.40 and newer;
     docs "Supported Envoy versions")."""

@@ -29,6 +29,7 @@ from combo_edge.backend import Recorder, ResettingUpstream  # noqa: F401
 from combo_edge.bootstrap import (BUILD, NATIVE, PROCESS_ENV, REPO, WASM, WASM_TYPE, agent_routes,  # noqa: F401
                                   cluster, edge_filter, envoy_binary, envoy_version, for_build,
                                   http_connection_manager, native_has_sds, native_has_details, envoy_has_v8,
+                                  native_holds_responses,
                                   listener, native_file, native_filter, shipped_config, single_upstream,
                                   take_process_env, wasm_file, wasm_filter, with_xfcc)
 

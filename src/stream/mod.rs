@@ -173,6 +173,7 @@ impl<H: Host, M: Mode> Stream<H, M> {
             if matches!(s.state, State::Settling { token: t } if t == token) {
                 s.state = State::Done;
                 if response.status.is_none_or(|st| !(200..300).contains(&st)) {
+                    s.host.count(crate::contract::metrics::Counter::ReplayStoreError);
                     s.host.log(Level::Warn, "combo_webhook: the replay store did not confirm a settle");
                 }
                 if s.host.resume_response().is_err() {

@@ -351,3 +351,43 @@ def test_send_names_an_unreachable_edge_in_one_line():
     out = cli("send", "http://127.0.0.1:9/v1/webhook/generic/x", "--secret", "s", "--body", "/dev/null")
     assert out.returncode == 2
     assert out.stderr.decode().count("\n") == 1 and b"POST http://127.0.0.1:9/" in out.stderr, out.stderr
+
+
+def test_send_never_echoes_a_query_token_nor_follows_a_redirect(tmp_path):
+    """A scheme whose token travels in the query: an unreachable edge's error
+    names the URL without it. A redirect is the edge's answer (exit 1),
+    never followed: the token would go to another host."""
+    scheme = tmp_path / "scheme.json"
+    scheme.write_text(json.dumps({"algorithm": "token", "signature": {"query": "token"}, "unsigned_body": True}))
+    body = tmp_path / "body.json"
+    body.write_text("{}")
+    args = ["--source", "custom", "--scheme", str(scheme), "--secret", "TOPSECRET-7417", "--body", str(body)]
+    out = cli("send", "http://127.0.0.1:9/v1/webhook/generic/t", *args)
+    assert out.returncode == 2 and b"http://127.0.0.1:9/v1/webhook/generic/t" in out.stderr, out.stderr
+    assert b"TOPSECRET" not in out.stdout + out.stderr
+
+    import http.server
+    import threading
+    seen = []
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append(self.path)
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self.send_response(302)
+            self.send_header("location", "http://127.0.0.2:9/elsewhere")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        out = cli("send", f"http://127.0.0.1:{server.server_port}/v1/webhook/generic/t", *args)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (out.returncode, out.stdout.decode().strip()) == (1, "302"), out.stdout + out.stderr
+    assert len(seen) == 1

@@ -68,6 +68,10 @@ def test_envoy_validates_shipped_config(name, tmp_path, certs):
         # Its secrets come from SDS, which Envoy before 1.40 gives no module.
         assert out.returncode != 0 and "sds: this Envoy has no SDS callbacks" in out.stdout + out.stderr
         return
+    if name == "envoy-compose-native.yaml" and not h.native_holds_responses():
+        # Its replay store is etcd, which the module refuses on Envoy 1.38.
+        assert out.returncode != 0 and "replay.store: etcd needs Envoy 1.39" in out.stdout + out.stderr
+        return
     assert out.returncode == 0, out.stdout + out.stderr
     assert "OK" in out.stdout
 

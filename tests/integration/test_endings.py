@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from combo_edge import envoy as h
-from conftest import needs_details
+from conftest import needs_details, needs_etcd
 
 SECRET = "endings-secret"
 PREFIX = "/v1/webhook/generic/"
@@ -90,6 +90,8 @@ def edges(agent, etcd, resetter):
     out, envoys = {}, []
     for name, store, unknown in (("local", "local", "delivered"), ("etcd", "etcd", "delivered"),
                                  ("retry", "local", "retry")):
+        if store == "etcd" and not h.native_holds_responses():
+            continue  # refused by this Envoy: its tests are skipped (needs_etcd)
         port = h.free_port()
         etcd_port = etcd.port if store == "etcd" else None
         envoy = h.Envoy(bootstrap(plugin_config(store, etcd_port, unknown), port, agent.backend.port,
@@ -161,7 +163,7 @@ def unknown_outcomes(envoy) -> int:
     return sum(int(line.split(b":")[1]) for line in text.splitlines() if b":" in line)
 
 
-STORES = ["local", "etcd"]
+STORES = ["local", pytest.param("etcd", marks=needs_etcd)]
 
 
 @pytest.mark.matrix

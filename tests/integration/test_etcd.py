@@ -9,8 +9,9 @@ import uuid
 import pytest
 
 from combo_edge import envoy as h
-from conftest import needs_details
+from conftest import needs_details, needs_etcd
 
+pytestmark = needs_etcd
 SECRET = "etcd-secret"
 PREFIX = "combo_webhook/replay/"
 

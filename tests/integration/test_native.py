@@ -176,6 +176,29 @@ def test_sds_is_used_or_refused_by_field(backends):
         assert "combo_webhook: invalid configuration: " + NO_SDS in logs, logs[-3000:]
 
 
+def test_etcd_is_used_or_refused_by_field(backends):
+    """On Envoy 1.39 and newer the native module holds a response for the
+    etcd settle; Envoy 1.38 would never resume it, so there the
+    configuration is refused naming the field."""
+    cfg = {"replay": {"store": "etcd", "etcd": {"cluster": "etcd"}},
+           "triggers": [dict(trigger(), secrets=[{"value": OLD}])]}
+    port = h.free_port()
+    hcm = h.http_connection_manager([h.native_filter(cfg)], [{"match": {"prefix": "/"}, "route": {"cluster": "agent"}}])
+    envoy = h.Envoy({"static_resources": {"listeners": [h.listener("ingress", port, hcm)],
+                                          "clusters": [h.cluster("agent", backends["default"].port),
+                                                       h.cluster("etcd", h.free_port())]}})
+    try:
+        if h.native_holds_responses():
+            envoy.wait_ready()
+            assert logged(envoy, "configured in")
+        else:
+            assert envoy.wait_exit(timeout=30) != 0
+            assert ("combo_webhook: invalid configuration: replay.store: etcd needs Envoy 1.39 or newer"
+                    in envoy.logs()), envoy.logs()[-3000:]
+    finally:
+        envoy.stop()
+
+
 def test_envoy_matches_the_pinned_abi_version(backends):
     """The module answers the ABI of the Envoy that loads it: v0.2.0 on 1.40,
     v0.1.0 on 1.38 and 1.39 (no SDS callbacks), so no mismatch warning."""

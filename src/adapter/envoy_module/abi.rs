@@ -86,6 +86,12 @@ pub fn set_gauge(config: ConfigEnvoy, id: usize, value: u64) {
     }
 }
 
+/// Whether this Envoy resumes a response the module held (1.39 and newer;
+/// the config-time gauge, which 1.38 lacks, marks that ABI generation).
+pub fn resumes_held_responses() -> bool {
+    ffi::optional().config_set_gauge.is_some()
+}
+
 /// Whether this Envoy has the SDS callbacks (1.40 and newer).
 pub fn has_sds() -> bool {
     ffi::optional().has_sds()

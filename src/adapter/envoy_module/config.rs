@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use super::abi;
 use super::ffi::{ConfigEnvoy, FilterEnvoy};
 use crate::adapter::core::{self, Metrics, Plan};
+use crate::contract::error::ConfigError;
 use crate::host::local_store::LocalStore;
 use crate::host::Level;
 use crate::plan::{self, Compiled, SdsValue, Sources};
@@ -49,6 +50,25 @@ fn sds_value(bytes: &[u8]) -> SdsValue {
         Ok(text) => SdsValue::Value(text.to_string()),
         // Not text: no key can come of it; the compiler warns and fails closed.
         Err(_) => SdsValue::Value(String::new()),
+    }
+}
+
+/// What this Envoy cannot do for the plan is a configuration error naming
+/// its field, never a weaker promise at run time. Envoy 1.38 (whose ABI
+/// lacks the config-time gauge, 1.39's addition) drops the module's
+/// `continue_encoding` for a response Envoy answered itself while the
+/// module held it for the etcd settle: the answer would hang until the
+/// stream's idle timeout.
+fn fits_this_envoy(compiled: Compiled) -> Result<Compiled, Vec<ConfigError>> {
+    match &compiled {
+        Compiled::Inbound(p) if p.replay.etcd.is_some() && !abi::resumes_held_responses() => {
+            Err(vec![ConfigError::new(
+                "replay.store",
+                "etcd needs Envoy 1.39 or newer for the native module (this Envoy cannot resume a response held \
+             for the store); use store: local here",
+            )])
+        }
+        _ => Ok(compiled),
     }
 }
 
@@ -96,7 +116,7 @@ impl FilterConfig {
             }
             sds_value(bytes)
         };
-        let compiled = plan::compile(raw, Sources { env: &env, sds: Some(&lookup) }, now());
+        let compiled = plan::compile(raw, Sources { env: &env, sds: Some(&lookup) }, now()).and_then(fits_this_envoy);
         let expiring = compiled.as_ref().map_or(0, Compiled::expiring);
         let plan = core::configure(compiled, store(), &mut log)?;
         let (sds, seen): (Vec<String>, Vec<Vec<u8>>) = subscribed.into_inner().into_iter().unzip();

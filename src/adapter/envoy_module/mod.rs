@@ -144,6 +144,16 @@ unsafe fn stream_hook(
 ) -> u32 {
     let slot = filter as *mut Slot;
     if slot.is_null() {
+        // No filter (`on_http_filter_new` failed): Envoy 1.40 answers 500
+        // itself, 1.38 and 1.39 call every hook with a null filter. The
+        // request is refused, never passed (a reply Envoy already sent makes
+        // a second one a no-op).
+        if phase == Phase::Request {
+            if let Some(r) = crate::stream::Outcome::<()>::Reject(Reject::HostError).reply() {
+                guard((), || abi::send_response(envoy, r.status, &r.headers, &r.body, &r.details));
+            }
+            return ffi::STOP;
+        }
         return ffi::CONTINUE;
     }
     (*slot).running.set((*slot).running.get() + 1);

@@ -256,3 +256,23 @@ fn an_envoy_without_sds_refuses_sds_secrets_by_field_and_runs_the_rest() {
     let abi = unsafe { std::ffi::CStr::from_ptr(envoy_dynamic_module_on_program_init()) };
     assert_eq!(abi.to_bytes_with_nul(), ffi::ABI_VERSION);
 }
+
+/// Envoy 1.38 and 1.39 call the hooks with a null filter when
+/// `on_http_filter_new` failed: the request is refused, never passed.
+#[test]
+fn a_stream_without_a_filter_is_refused_not_passed() {
+    let fake = FakeConfig::default();
+    let mut stream = FakeStream::new(&fake);
+    request(&mut stream, b"k", "{}");
+    let envoy = stream.ptr();
+    let null = std::ptr::null();
+    unsafe {
+        assert_eq!(envoy_dynamic_module_on_http_filter_request_headers(envoy, null, false), ffi::STOP);
+        assert_eq!(envoy_dynamic_module_on_http_filter_request_body(envoy, null, true), ffi::STOP);
+        assert_eq!(envoy_dynamic_module_on_http_filter_response_headers(envoy, null, false), ffi::CONTINUE);
+    }
+    let s = unsafe { &*envoy.cast::<FakeStream>() };
+    let reply = s.reply.clone().unwrap();
+    assert_eq!((reply.status, reply.details.as_str()), (500, "combo_webhook_host_error"));
+    assert_eq!(s.continued, 0);
+}

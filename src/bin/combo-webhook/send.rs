@@ -49,13 +49,18 @@ impl Delivery {
             .timeout_global(Some(timeout))
             // Every answer is reported, a refusal above all.
             .http_status_as_error(false)
+            // A redirect is the edge's answer, never followed: following it
+            // would send the signed delivery (a token scheme's secret above
+            // all) to another host, and report its answer as the edge's.
+            .max_redirects(0)
             .build()
             .new_agent();
         let mut request = agent.post(&self.url);
         for (name, value) in &self.headers {
             request = request.header(name, value);
         }
-        let mut response = request.send(&self.body[..]).map_err(|e| format!("POST {}: {e}", self.url))?;
+        let mut response =
+            request.send(&self.body[..]).map_err(|e| format!("POST {}: {e}", without_query(&self.url)))?;
         let status = response.status().as_u16();
         // At most 64 KiB of the answer is read: enough for any error body.
         let text = response.body_mut().with_config().limit(64 << 10).read_to_string().unwrap_or_default();
@@ -96,6 +101,12 @@ fn with_fields(body: &[u8], fields: &[(String, String)]) -> Result<Vec<u8>, Stri
         *node = Value::String(value.clone());
     }
     serde_json::to_vec(&doc).map_err(|e| e.to_string())
+}
+
+/// The URL without its query, for messages: a scheme may carry its token
+/// in the query.
+fn without_query(url: &str) -> &str {
+    url.split_once('?').map_or(url, |(base, _)| base)
 }
 
 /// A POSIX shell single-quoted word.

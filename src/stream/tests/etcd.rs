@@ -75,6 +75,7 @@ fn a_failed_settle_still_lets_the_answer_go() {
     etcd_answer(&mut s, None, "");
     assert_eq!(s.host().resumed_response, 1);
     assert!(s.host().logs.iter().any(|(_, m)| m.contains("did not confirm a settle")));
+    assert_eq!(s.host().count_of(Counter::ReplayStoreError), 1, "a lost settle is counted");
 }
 
 #[test]
