@@ -78,11 +78,7 @@ def main() -> int:
     so_exports = {s for s in symbols(str(so), "--defined-only") if s.startswith("envoy_")}
     if not set(exported) <= so_exports:
         problems.append(f"hooks the .so does not export: {sorted(set(exported) - so_exports)}")
-    unknown = sorted(h for h in exported if h not in strings)
-    if unknown:
-        problems.append(f"hooks Envoy {version} never looks up: {unknown}")
-    if abi not in strings:
-        problems.append(f"Envoy {version} does not carry the ABI string {abi}")
+    problems += hooks_and_abi(version, strings, exported, abi)
     if set(optional) & so_imports:
         problems.append(f"the .so imports optional callbacks (they must be resolved at load): "
                         f"{sorted(set(optional) & so_imports)}")
@@ -102,6 +98,18 @@ def main() -> int:
     return 0
 
 
+def hooks_and_abi(version: str, strings: set[str], exported: list[str], abi: str) -> list[str]:
+    """Every hook the module exports is one this Envoy looks up, and it
+    carries the ABI string the module answers it."""
+    problems = []
+    unknown = sorted(h for h in exported if h not in strings)
+    if unknown:
+        problems.append(f"hooks Envoy {version} never looks up: {unknown}")
+    if abi not in strings:
+        problems.append(f"Envoy {version} does not carry the ABI string {abi}")
+    return problems
+
+
 def check_older(envoy: str, imported: list[str], exported: list[str], optional: list[str], abi: str) -> list[str]:
     """An older supported Envoy: everything the module imports and exports is
     there, and the ABI string the module answers it (without SDS)."""
@@ -114,11 +122,7 @@ def check_older(envoy: str, imported: list[str], exported: list[str], optional: 
     missing = sorted(set(imported) - callbacks)
     if missing:
         problems.append(f"callbacks the module imports that Envoy {version} does not export: {missing}")
-    unknown = sorted(h for h in exported if h not in strings)
-    if unknown:
-        problems.append(f"hooks Envoy {version} never looks up: {unknown}")
-    if abi not in strings:
-        problems.append(f"Envoy {version} does not carry the ABI string {abi}")
+    problems += hooks_and_abi(version, strings, exported, abi)
     present = sorted(n.removeprefix(PREFIX) for n in set(optional) & callbacks)
     print(f"abi-check: Envoy {version}: {len(imported)} imports and {len(exported)} hooks present; "
           f"optional callbacks present: {present or 'none'}")
