@@ -61,8 +61,11 @@ impl Stage {
 
     /// The stage `COMBO_BENCH_STAGE` names in the VM's (or the process's)
     /// environment; `Full` when it names none.
+    /// Read once: every stream's mode and host ask for it.
     pub fn from_env() -> Stage {
-        std::env::var("COMBO_BENCH_STAGE").ok().and_then(|s| Stage::parse(&s)).unwrap_or_default()
+        static STAGE: std::sync::OnceLock<Stage> = std::sync::OnceLock::new();
+        *STAGE
+            .get_or_init(|| std::env::var("COMBO_BENCH_STAGE").ok().and_then(|s| Stage::parse(&s)).unwrap_or_default())
     }
 }
 

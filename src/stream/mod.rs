@@ -10,6 +10,7 @@ pub mod inbound;
 mod mode;
 pub mod outbound;
 mod outcome;
+mod state;
 
 pub use mode::{Head, Mode};
 pub use outcome::{Forward, Outcome, Reply, Step};
@@ -19,32 +20,10 @@ mod tests;
 
 use crate::contract::audit::{AuditRecord, FILTER_STATE_KEY};
 use crate::contract::error::Reject;
+use crate::contract::metrics::Counter;
 use crate::host::{Action, CalloutResponse, Headers, Host, Level};
 use crate::rules::ending::{self, Ending};
-
-enum State<P, F, C> {
-    Start,
-    PassThrough,
-    Buffering {
-        pending: P,
-        buffered: usize,
-    },
-    /// Paused while a callout is out.
-    Calling {
-        token: u32,
-        call: C,
-        buffered: usize,
-    },
-    /// A local reply was sent; nothing more goes upstream.
-    Answered,
-    /// The upstream answered; the answer waits for the store's settle callout.
-    Settling {
-        token: u32,
-    },
-    /// Sent upstream; holds the mode's reservation until the answer.
-    Forwarded(F),
-    Done,
-}
+use state::State;
 
 pub struct Stream<H: Host, M: Mode> {
     host: H,
@@ -173,7 +152,7 @@ impl<H: Host, M: Mode> Stream<H, M> {
             if matches!(s.state, State::Settling { token: t } if t == token) {
                 s.state = State::Done;
                 if response.status.is_none_or(|st| !(200..300).contains(&st)) {
-                    s.host.count(crate::contract::metrics::Counter::ReplayStoreError);
+                    s.host.count(Counter::ReplayStoreError);
                     s.host.log(Level::Warn, "combo_webhook: the replay store did not confirm a settle");
                 }
                 if s.host.resume_response().is_err() {
