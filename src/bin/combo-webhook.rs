@@ -338,6 +338,8 @@ fn verify(a: &VerifyArgs) -> Result<ExitCode, String> {
         if !scheme.timestamp_holds(&creds, now) {
             return Err(Reject::TimestampOutOfTolerance);
         }
+        use sha2::Digest;
+        scheme.body_digest_holds(&headers, &sha2::Sha256::digest(&body).into())?;
         let req = Request { headers: &headers, body: &body };
         scheme.verify(&creds, &req, &keys, now).ok_or(Reject::SignatureMismatch)?;
         Ok(scheme.signed_id(&creds))

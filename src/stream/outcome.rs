@@ -130,8 +130,11 @@ impl<F> Outcome<F> {
             Outcome::Skipped => {
                 Reply { status: 204, details, headers: vec![(DELIVERY_STATUS, "skipped")], body: b"".as_slice().into() }
             }
+            Outcome::Handshake(a) if a.content_type.is_empty() => {
+                Reply { status: a.status, details, headers: vec![], body: b"".as_slice().into() }
+            }
             Outcome::Handshake(a) => Reply {
-                status: 200,
+                status: a.status,
                 details,
                 headers: vec![(CONTENT_TYPE, a.content_type), (CONTENT_TYPE_OPTIONS, "nosniff")],
                 body: a.body.clone().into(),

@@ -176,6 +176,41 @@ def test_discord_ping(edge):
     assert len(backend.received()) == 1
 
 
+def discord_event(kind: int) -> bytes:
+    """discord.com/developers/docs/events/webhook-events: the PING is type 0;
+    an event is type 1 with an `event` object."""
+    doc = {"version": 1, "application_id": "1", "type": kind}
+    if kind == 1:
+        doc["event"] = {"type": "APPLICATION_AUTHORIZED", "timestamp": "2026-12-07T15:00:00Z",
+                        "data": {"n": str(uuid.uuid4())}}
+    return json.dumps(doc).encode()
+
+
+def test_discord_webhook_events_ping_is_answered_204_and_events_forwarded(edge):
+    port, backend, _ = edge
+    p = P["discord_webhook_events"]
+    resp = post(port, "discord_webhook_events", p.sign(discord_event(0)))
+    assert (resp.status, resp.body) == (204, b""), resp
+    assert backend.received() == [], "a PING never reaches the backend"
+    assert post(port, "discord_webhook_events", p.sign(discord_event(0), key=p.other)).status == 401
+    event = discord_event(1)
+    resp = post(port, "discord_webhook_events", p.sign(event))
+    assert resp.status == 200, resp
+    [got] = backend.received()
+    assert got["body"] == event
+
+
+def test_a_webhook_event_on_an_interactions_endpoint_is_never_answered_as_a_ping(edge):
+    """type 1 is an Interactions PING but a Webhook Event too: one that
+    carries an `event` is forwarded, never answered at the edge and lost."""
+    port, backend, _ = edge
+    event = discord_event(1)
+    resp = post(port, "discord", P["discord"].sign(event))
+    assert resp.status == 200 and resp.body != b'{"type":1}', resp
+    [got] = backend.received()
+    assert got["body"] == event
+
+
 def dropbox_audit_rows(envoy) -> list[dict]:
     return [json.loads(line.split("webhook_audit ", 1)[1]) for line in envoy.logs().splitlines()
             if "webhook_audit {" in line and '"trg_dropbox"' in line]

@@ -2,6 +2,7 @@
 accepted as sent; one changed signed byte, a wrong key and a timestamp
 outside the window refused; every legitimate spelling of the signature
 header accepted. Form bodies reach match and inputs as JSON objects."""
+import json
 import random
 import time
 import urllib.parse
@@ -11,6 +12,7 @@ import pytest
 import providers
 from combo_edge import envoy as h
 from providers import PROVIDERS, STD_ED25519
+from twilio.request_validator import RequestValidator
 
 ALL = PROVIDERS + [STD_ED25519]
 IDS = [p.name for p in PROVIDERS] + ["standard_webhooks_ed25519"]
@@ -140,3 +142,30 @@ def test_asymmetric_triggers_hold_no_secret():
     text = out.stdout.decode()
     assert out.returncode == 1 and "triggers[0].secret: discord verifies with public_key" in text, text
     assert "s3cr3t-value" not in text
+
+
+@pytest.mark.parametrize("port_spelling", ["as configured", "with :443"])
+def test_twilio_json_webhooks_sign_the_body_digest_in_the_url(edge, port_spelling):
+    """Twilio posts JSON with ?bodySHA256= in the URL and signs the URL alone;
+    its SDK accepts the URL with and without the default port. The
+    signature is made and checked by twilio's own RequestValidator."""
+    port, backend = edge
+    p = next(x for x in PROVIDERS if x.name == "twilio")
+    validator = RequestValidator(p.key)
+    body = json.dumps({"n": random.randrange(10**12), "text": "x"}).encode()
+    digest = validator.compute_hash(body.decode())
+    path = h.PREFIX + "trg_twilio?bodySHA256=" + digest
+    base = providers.PUBLIC_URL if port_spelling == "as configured" else providers.PUBLIC_URL + ":443"
+    sig = validator.compute_signature(base + path, {})
+    assert validator.validate(providers.PUBLIC_URL + path, body.decode(), sig)
+    headers = {"X-Twilio-Signature": sig, "content-type": "application/json"}
+    changed = body.replace(b'"x"', b'"y"')
+    resp = h.request(port, path, changed, headers)
+    assert (resp.status, resp.error_code()) == (401, "signature_mismatch"), resp
+    resp = h.request(port, h.PREFIX + "trg_twilio", body, headers)
+    assert (resp.status, resp.error_code()) == (401, "missing_signature"), resp
+    assert backend.received() == []
+    resp = h.request(port, path, body, headers)
+    assert resp.status == 200, resp
+    [got] = backend.received()
+    assert got["body"] == body

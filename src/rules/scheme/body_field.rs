@@ -4,8 +4,11 @@
 //! the field is kept (everything else is skipped with `IgnoredAny`), and the
 //! field itself is borrowed from the body and taken only when it is a short
 //! string or a number. An unsigned 60 MiB body costs a scan, never a tree.
+//!
+//! A pointer token `*` stands for every element of an array (Graph's
+//! `/value/*/clientState`: each notification of a batch carries its own).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -13,19 +16,49 @@ use serde_json::value::RawValue;
 
 /// Longest field value taken (a signature, a timestamp, a token).
 const MAX_FIELD: usize = 1024;
+/// Most array elements a `*` token reads; a longer array is refused whole.
+pub const MAX_EACH: usize = 100;
 
 /// The string or non-negative integer at RFC 6901 `pointer` in `body`, as
 /// text. `None` when it is absent, of another type, too long, or the body
 /// breaks off before it.
 pub fn text_at(body: &[u8], pointer: &str) -> Option<String> {
+    match texts_at(body, pointer)?.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
+}
+
+/// Every value `pointer` reaches, where `*` tokens stand for every element
+/// of an array. `None` unless every element has the field, as a short
+/// string or integer, the arrays hold 1 to `MAX_EACH` elements, and the
+/// whole document is well-formed. Without `*`, the one value, read by a
+/// scan that stops there.
+pub fn texts_at(body: &[u8], pointer: &str) -> Option<Vec<String>> {
     let tokens: Vec<String> =
         pointer.strip_prefix('/')?.split('/').map(|t| t.replace("~1", "/").replace("~0", "~")).collect();
-    let found = Cell::new(None);
+    let each = tokens.iter().any(|t| t == "*");
+    let found = Found { values: RefCell::new(Vec::new()), each, broken: Cell::new(false) };
     let mut de = serde_json::Deserializer::from_slice(body);
-    // The scan ends in an error once the field is found (the rest of the
-    // document is left unread on purpose); only `found` matters.
-    let _ = Seek { tokens: &tokens, found: &found }.deserialize(&mut de);
-    text(found.get()?)
+    // Without `*` the scan ends in an error once the field is found (the rest
+    // of the document is left unread on purpose); only `found` matters.
+    // With `*` the whole document is read, and must be whole.
+    let read = Seek { tokens: &tokens, found: &found }.deserialize(&mut de);
+    if each && (read.is_err() || de.end().is_err() || found.broken.get()) {
+        return None;
+    }
+    let values = found.values.into_inner();
+    if values.is_empty() {
+        return None;
+    }
+    values.into_iter().map(text).collect()
+}
+
+/// What a scan found: the values, and whether an element lacked the field.
+struct Found<'de> {
+    values: RefCell<Vec<&'de RawValue>>,
+    each: bool,
+    broken: Cell<bool>,
 }
 
 fn text(raw: &RawValue) -> Option<String> {
@@ -42,14 +75,14 @@ fn text(raw: &RawValue) -> Option<String> {
 /// Seeks the remaining `tokens` in the value being read.
 struct Seek<'t, 'de> {
     tokens: &'t [String],
-    found: &'t Cell<Option<&'de RawValue>>,
+    found: &'t Found<'de>,
 }
 
 /// Stops the scan once the field is found.
 #[derive(Debug)]
-struct Found;
+struct Stop;
 
-impl fmt::Display for Found {
+impl fmt::Display for Stop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("found")
     }
@@ -61,8 +94,13 @@ impl<'de> DeserializeSeed<'de> for Seek<'_, 'de> {
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         match self.tokens.split_first() {
             None => {
-                self.found.set(Some(<&RawValue as de::Deserialize>::deserialize(d)?));
-                Err(de::Error::custom(Found))
+                let value = <&RawValue as de::Deserialize>::deserialize(d)?;
+                self.found.values.borrow_mut().push(value);
+                if self.found.each {
+                    Ok(())
+                } else {
+                    Err(de::Error::custom(Stop))
+                }
             }
             Some((head, rest)) => d.deserialize_any(Step { head, rest, found: self.found }),
         }
@@ -72,7 +110,17 @@ impl<'de> DeserializeSeed<'de> for Seek<'_, 'de> {
 struct Step<'t, 'de> {
     head: &'t str,
     rest: &'t [String],
-    found: &'t Cell<Option<&'de RawValue>>,
+    found: &'t Found<'de>,
+}
+
+impl Step<'_, '_> {
+    /// A `*` seek reached something other than an array: the field is absent.
+    fn absent<E>(&self) -> Result<(), E> {
+        if self.head == "*" {
+            self.found.broken.set(true);
+        }
+        Ok(())
+    }
 }
 
 impl<'de> Visitor<'de> for Step<'_, 'de> {
@@ -83,6 +131,9 @@ impl<'de> Visitor<'de> for Step<'_, 'de> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        if self.head == "*" {
+            self.found.broken.set(true);
+        }
         while let Some(hit) = map.next_key_seed(KeyIs(self.head))? {
             if hit {
                 map.next_value_seed(Seek { tokens: self.rest, found: self.found })?;
@@ -94,6 +145,23 @@ impl<'de> Visitor<'de> for Step<'_, 'de> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if self.head == "*" {
+            let mut n = 0;
+            loop {
+                let before = self.found.values.borrow().len();
+                if seq.next_element_seed(Seek { tokens: self.rest, found: self.found })?.is_none() {
+                    break;
+                }
+                n += 1;
+                if n > MAX_EACH || self.found.values.borrow().len() == before {
+                    self.found.broken.set(true);
+                }
+            }
+            if n == 0 {
+                self.found.broken.set(true);
+            }
+            return Ok(());
+        }
         // RFC 6901: an array index is `0` or digits without a leading zero.
         let index = match self.head.as_bytes() {
             [b'0'] => Some(0),
@@ -112,22 +180,22 @@ impl<'de> Visitor<'de> for Step<'_, 'de> {
 
     // Scalars have no children: the field is absent.
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
+        self.absent()
     }
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(())
+        self.absent()
     }
     fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(())
+        self.absent()
     }
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
+        self.absent()
     }
     fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
+        self.absent()
     }
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
+        self.absent()
     }
 }
 
@@ -175,6 +243,28 @@ mod tests {
         // Garbage after the field does not matter: it is never read.
         assert_eq!(text_at(br#"{"s":"v", this is not json"#, "/s").as_deref(), Some("v"));
         assert_eq!(text_at(br#"{"x": nope, "s":"v"}"#, "/s"), None);
+    }
+
+    #[test]
+    fn a_star_reads_every_element_and_each_must_have_the_field() {
+        let body = br#"{"value":[{"c":"a","r":1},{"r":2,"c":"b"}],"z":0}"#;
+        assert_eq!(texts_at(body, "/value/*/c"), Some(vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(text_at(body, "/value/*/c"), None, "two values are not one");
+        for refused in [
+            &br#"{"value":[{"c":"a"},{"r":2}]}"#[..],
+            br#"{"value":[{"c":"a"},{"c":null}]}"#,
+            br#"{"value":[]}"#,
+            br#"{"value":{"c":"a"}}"#,
+            br#"{"value":"c"}"#,
+            br#"{"value":[{"c":"a"}], broken"#,
+            br#"{"value":[{"c":"a"}]} trailing"#,
+        ] {
+            assert_eq!(texts_at(refused, "/value/*/c"), None, "{}", String::from_utf8_lossy(refused));
+        }
+        let many = format!(r#"{{"value":[{}]}}"#, vec![r#"{"c":"a"}"#; MAX_EACH + 1].join(","));
+        assert_eq!(texts_at(many.as_bytes(), "/value/*/c"), None, "longer than MAX_EACH");
+        let most = format!(r#"{{"value":[{}]}}"#, vec![r#"{"c":"a"}"#; MAX_EACH].join(","));
+        assert_eq!(texts_at(most.as_bytes(), "/value/*/c").map(|v| v.len()), Some(MAX_EACH));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! before the body is buffered, and from the body for schemes that sign
 //! inside it. Presence is checked before form (docs "Order of checks and answers").
 
-use super::body_field::text_at;
+use super::body_field::{text_at, texts_at};
 use super::wire::{self, Query};
 use super::{decode_signature, IdSpec, Location, Scheme, TimeUnit, TimestampAt, TimestampSpec, Token, MAX_CANDIDATES};
 use crate::contract::error::Reject;
@@ -21,6 +21,9 @@ pub struct Stamp {
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
     pub(super) candidates: Vec<Vec<u8>>,
+    /// Every candidate must verify, not one: the token of each element of
+    /// a batch (a `*` pointer, Graph's `/value/*/clientState`).
+    pub(super) every: bool,
     pub timestamp: Option<Stamp>,
     pub(super) id: Option<String>,
 }
@@ -112,8 +115,16 @@ impl Scheme {
             return Ok(());
         }
         if let Location::Json(ptr) = &self.signature_at {
-            let text = text_at(body, ptr).ok_or(Reject::MissingSignature)?;
-            creds.candidates = self.decode_all(&[text])?;
+            if each(ptr) {
+                let texts = texts_at(body, ptr).ok_or(Reject::MissingSignature)?;
+                let decoded: Option<Vec<Vec<u8>>> =
+                    texts.iter().map(|t| decode_signature(t, self.encoding).filter(|b| !b.is_empty())).collect();
+                creds.candidates = decoded.ok_or(Reject::MalformedSignature)?;
+                creds.every = true;
+            } else {
+                let text = text_at(body, ptr).ok_or(Reject::MissingSignature)?;
+                creds.candidates = self.decode_all(&[text])?;
+            }
         }
         if let Some(TimestampSpec { at: TimestampAt::At(Location::Json(ptr)), unit, .. }) = &self.timestamp {
             let text = text_at(body, ptr).ok_or(Reject::MissingTimestamp)?;
@@ -155,6 +166,11 @@ impl Scheme {
             _ => true,
         }
     }
+}
+
+/// A pointer with a `*` token: every element of an array.
+pub(super) fn each(pointer: &str) -> bool {
+    pointer.split('/').any(|t| t == "*")
 }
 
 /// A timestamp in its unit; anything else is `malformed_timestamp`.

@@ -31,6 +31,9 @@ pub fn compile(name: &str, raw: RawScheme, tolerance: i64) -> Result<Scheme, Sch
     let sig = raw.signature.unwrap_or_default();
     let signature_at = location("signature", sig.header.clone(), sig.query.clone(), sig.json.clone())?
         .map_or_else(|| err("signature", "needs one of header, query or json"), Ok)?;
+    if matches!(&signature_at, Location::Json(p) if super::claims::each(p)) && algorithm != Algorithm::Token {
+        return err("signature.json", "a '*' token (every element) is only for algorithm: token");
+    }
     let format = format(&sig)?;
     let encoding = sig.encoding.unwrap_or(if algorithm == Algorithm::Token { Encoding::Text } else { Encoding::Hex });
     if algorithm != Algorithm::Token && encoding == Encoding::Text {
@@ -75,6 +78,17 @@ pub fn compile(name: &str, raw: RawScheme, tolerance: i64) -> Result<Scheme, Sch
     if let Some(h) = raw.handshake {
         coverage::handshake_fits(h, algorithm, &signed, &content_types)?;
     }
+    let body_digest = match raw.body_digest {
+        None => None,
+        Some(d) if d.query.is_empty() || d.query.len() > MAX_NAME => {
+            return err("body_digest.query", "must be a parameter name")
+        }
+        Some(_) if !signed.contains(&Token::Url) => {
+            return err("body_digest", "travels in the URL, so signed must hold {url}")
+        }
+        Some(d) => Some(d.query),
+    };
+    coverage::forms_cover(&signed, &content_types, body_digest.is_some())?;
     let mut signature_headers = headers_of(&signature_at);
     // The audit digest covers the timestamp and id headers, never a
     // signature or a token: an unsalted digest of a token is the token to
@@ -104,6 +118,7 @@ pub fn compile(name: &str, raw: RawScheme, tolerance: i64) -> Result<Scheme, Sch
         content_types,
         public_url,
         handshake: raw.handshake,
+        body_digest,
         signature_headers,
         audit_headers,
     })
@@ -144,6 +159,9 @@ fn location(
             Ok(Some(Location::Headers(names)))
         }
         (None, Some(q), None) if !q.is_empty() && q.len() <= MAX_NAME => Ok(Some(Location::Query(q))),
+        (None, None, Some(p)) if super::claims::each(&p) && field != "signature" => {
+            err(&format!("{field}.json"), "a '*' token (every element) is only for signature.json")
+        }
         (None, None, Some(p)) if p.starts_with('/') && p.len() <= 256 => Ok(Some(Location::Json(p))),
         (None, Some(_), None) => err(&format!("{field}.query"), "must be a parameter name"),
         (None, None, Some(_)) => err(&format!("{field}.json"), "must be a JSON pointer starting with '/'"),

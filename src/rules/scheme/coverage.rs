@@ -38,6 +38,20 @@ pub(super) fn covers(
     Ok(())
 }
 
+/// `{form_sorted}` covers a form body only. A scheme that takes other
+/// media types and signs no `{body}` must carry the body's digest in the
+/// signed URL (Twilio's JSON webhooks).
+pub(super) fn forms_cover(signed: &[Token], content_types: &[String], body_digest: bool) -> Result<(), SchemeError> {
+    let only_forms = signed.contains(&Token::FormSorted) && !signed.contains(&Token::Body);
+    if only_forms && content_types.iter().any(|t| t != super::form::FORM_MEDIA_TYPE) && !body_digest {
+        return err(
+            "content_types",
+            "a body other than a form is not covered by {form_sorted}: declare body_digest (a signed URL parameter) or take forms only",
+        );
+    }
+    Ok(())
+}
+
 /// The handshake fits the scheme's algorithm, and a keyed one can never
 /// answer a delivery signature.
 pub(super) fn handshake_fits(
@@ -104,7 +118,27 @@ mod tests {
         assert_eq!(with(serde_json::json!({})), None, "{{body}} by default");
         assert_eq!(with(serde_json::json!({"signed": "{method}{path}"})).as_deref(), Some("signed"));
         assert_eq!(with(serde_json::json!({"signed": "{method}", "unsigned_body": true})), None);
-        assert_eq!(with(serde_json::json!({"signed": "{url}{form_sorted}"})), None, "a form's fields are its body");
+        let form = serde_json::json!(["application/x-www-form-urlencoded"]);
+        let signed = "{url}{form_sorted}";
+        assert_eq!(
+            with(serde_json::json!({"signed": signed, "content_types": form})),
+            None,
+            "a form's fields are its body"
+        );
+        let json = serde_json::json!(["application/x-www-form-urlencoded", "application/json"]);
+        let digest = serde_json::json!({"query": "bodySHA256"});
+        assert_eq!(
+            with(serde_json::json!({"signed": signed, "content_types": json})).as_deref(),
+            Some("content_types"),
+            "{{form_sorted}} does not cover JSON"
+        );
+        assert_eq!(with(serde_json::json!({"signed": signed, "content_types": json, "body_digest": digest})), None);
+        assert_eq!(
+            with(serde_json::json!({"signed": "{form_sorted}", "content_types": json, "body_digest": digest}))
+                .as_deref(),
+            Some("body_digest"),
+            "the digest must be in the signed URL"
+        );
         let ts = serde_json::json!({"header": "x-ts"});
         assert_eq!(with(serde_json::json!({"timestamp": ts})).as_deref(), Some("timestamp"));
         assert_eq!(with(serde_json::json!({"timestamp": ts, "signed": "{timestamp}.{body}"})), None);

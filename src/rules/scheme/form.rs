@@ -1,7 +1,19 @@
 //! Form-encoded deliveries (Slack slash commands, Twilio): verified on the
 //! wire bytes; `match` and `inputs` see the fields as a JSON object.
 
+use crate::host::Headers;
+
 pub const FORM_MEDIA_TYPE: &str = "application/x-www-form-urlencoded";
+
+/// A `content-type` value's essence, lowercase (parameters dropped).
+pub fn media_type(value: &str) -> String {
+    value.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// Whether the request says its body is a form.
+pub fn is_form(headers: &Headers) -> bool {
+    headers.first("content-type").map(media_type).as_deref() == Some(FORM_MEDIA_TYPE)
+}
 
 /// Most fields a form delivery may carry (Twilio and Slack send a few
 /// dozen). Counted before the signature is checked, so that no unsigned

@@ -30,13 +30,16 @@ pub enum Handshake {
     TwitchCallbackVerification,
     /// Okta event hooks: `GET` with `x-okta-verification-challenge`, authenticated.
     OktaVerification,
-    /// Discord interactions: a signed PING (`{"type":1}`).
+    /// Discord interactions: a signed PING (`{"type":1}`, and no `event`).
     DiscordPing,
+    /// Discord Webhook Events: a signed PING (`{"type":0}`), answered 204.
+    DiscordEventPing,
 }
 
-/// A handshake answer: 200 with this body.
+/// A handshake answer: `status` with this body (204: none, no content type).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
+    pub status: u32,
     pub content_type: &'static str,
     pub body: Vec<u8>,
 }
@@ -68,11 +71,15 @@ fn keyed_challenge(text: &str) -> Result<String, Reject> {
 }
 
 fn text(body: String) -> Answer {
-    Answer { content_type: "text/plain", body: body.into_bytes() }
+    Answer { status: 200, content_type: "text/plain", body: body.into_bytes() }
 }
 
 fn json(value: serde_json::Value) -> Answer {
-    Answer { content_type: "application/json", body: value.to_string().into_bytes() }
+    Answer { status: 200, content_type: "application/json", body: value.to_string().into_bytes() }
+}
+
+fn no_content() -> Answer {
+    Answer { status: 204, content_type: "", body: Vec::new() }
 }
 
 /// HMAC-SHA256 of `data` with an HMAC key (Zoom, X).
@@ -97,6 +104,7 @@ impl Handshake {
             Handshake::TwitchCallbackVerification => "twitch_callback_verification",
             Handshake::OktaVerification => "okta_verification",
             Handshake::DiscordPing => "discord_ping",
+            Handshake::DiscordEventPing => "discord_event_ping",
         }
     }
 
@@ -191,8 +199,9 @@ impl Handshake {
             Handshake::TwitchCallbackVerification => {
                 headers.first("twitch-eventsub-message-type") == Some("webhook_callback_verification")
             }
-            // A PING is `{"type":1,...}`; interactions are small.
-            Handshake::DiscordPing => true,
+            // A PING is `{"type":1,...}` (`{"type":0,...}` for Webhook
+            // Events); interactions and events are small.
+            Handshake::DiscordPing | Handshake::DiscordEventPing => true,
             _ => false,
         }
     }
@@ -206,6 +215,7 @@ impl Handshake {
         key: &Key,
     ) -> Option<Result<Answer, Reject>> {
         let field = |ptr: &str| payload.and_then(|p| p.pointer(ptr)).and_then(|v| v.as_str());
+        let kind = || payload.and_then(|p| p.get("type")).and_then(|t| t.as_u64());
         match self {
             Handshake::SlackUrlVerification if field("/type") == Some("url_verification") => Some(
                 field("/challenge")
@@ -224,9 +234,13 @@ impl Handshake {
             {
                 Some(field("/challenge").ok_or(Reject::InvalidHandshake).and_then(challenge).map(text))
             }
-            Handshake::DiscordPing if payload.and_then(|p| p.get("type")).and_then(|t| t.as_u64()) == Some(1) => {
+            // A Webhook Event is `{"type":1,"event":{..}}`: a body with an
+            // `event` is never answered as an Interactions PING, so an
+            // endpoint misconfigured with `discord` forwards its events.
+            Handshake::DiscordPing if kind() == Some(1) && payload.and_then(|p| p.get("event")).is_none() => {
                 Some(Ok(json(serde_json::json!({ "type": 1 }))))
             }
+            Handshake::DiscordEventPing if kind() == Some(0) => Some(Ok(no_content())),
             _ => None,
         }
     }

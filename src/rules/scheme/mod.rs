@@ -31,6 +31,7 @@ pub use handshake::Handshake;
 pub use keys::{Key, KeyMaterial};
 pub use wire::{decode_signature, Query};
 
+use crate::contract::error::Reject;
 use crate::host::Headers;
 
 /// Most signatures one delivery may carry (rotation lists); more are ignored.
@@ -192,6 +193,10 @@ pub struct Scheme {
     pub content_types: Vec<String>,
     pub public_url: Option<String>,
     pub handshake: Option<Handshake>,
+    /// The query parameter that carries the body's hex SHA-256 in the
+    /// signed URL: required for a body that is not a form when `signed`
+    /// covers only `{form_sorted}`.
+    pub body_digest: Option<String>,
     /// Headers that carry signature material: hidden from templates.
     pub signature_headers: Vec<String>,
     /// Every header the scheme reads: hashed into the audit record.
@@ -219,6 +224,9 @@ impl Scheme {
                 Token::Path => Cow::Owned(h.first(":path").unwrap_or("").as_bytes().to_vec()),
                 Token::Url => Cow::Owned(self.url(h).into_bytes()),
                 Token::Header(name) => Cow::Owned(h.first(name).unwrap_or("").as_bytes().to_vec()),
+                // A body that is not a form has no fields (Twilio signs its
+                // JSON through `body_digest` in the URL).
+                Token::FormSorted if !form::is_form(h) => Cow::Borrowed(&b""[..]),
                 Token::FormSorted => Cow::Owned(form::sorted_concat(req.body)),
             })
             .collect()
@@ -236,6 +244,27 @@ impl Scheme {
         }
     }
 
+    /// The body's digest in the signed URL, where the scheme has one: it
+    /// must match the body; it must be there for a body that is not a form
+    /// when `{form_sorted}` is all `signed` covers of the body.
+    pub fn body_digest_holds(&self, headers: &Headers, body_sha256: &[u8; 32]) -> Result<(), Reject> {
+        let Some(name) = &self.body_digest else { return Ok(()) };
+        let needed = !self.signed.contains(&Token::Body) && !form::is_form(headers);
+        match Query::of(headers).single(name) {
+            Ok(Some(sent)) => {
+                let sent = decode_signature(sent, Encoding::Hex).ok_or(Reject::MalformedSignature)?;
+                if bool::from(subtle::ConstantTimeEq::ct_eq(sent.as_slice(), body_sha256.as_slice())) {
+                    Ok(())
+                } else {
+                    Err(Reject::SignatureMismatch)
+                }
+            }
+            Ok(None) if needed => Err(Reject::MissingSignature),
+            Ok(None) => Ok(()),
+            Err(_) => Err(Reject::MalformedSignature),
+        }
+    }
+
     /// The first key valid at `now` that verifies one of the candidates.
     pub fn verify<'k>(&self, creds: &Credentials, req: &Request<'_>, keys: &'k [Key], now: i64) -> Option<&'k Key> {
         self.verify_message(creds, &self.message(creds, req), keys, now)
@@ -250,7 +279,27 @@ impl Scheme {
         keys: &'k [Key],
         now: i64,
     ) -> Option<&'k Key> {
-        keys.iter().filter(|k| k.valid_at(now)).find(|k| k.material.verifies(message, &creds.candidates))
+        let valid = || keys.iter().filter(|k| k.valid_at(now));
+        if creds.every {
+            // Each element's token must be a valid key's; the first element's
+            // key is the one reported.
+            let mut first = None;
+            for c in &creds.candidates {
+                let key = valid().find(|k| k.material.verifies(message, std::slice::from_ref(c)))?;
+                first.get_or_insert(key);
+            }
+            return first;
+        }
+        if let Some(key) = valid().find(|k| k.material.verifies(message, &creds.candidates)) {
+            return Some(key);
+        }
+        // Senders disagree with themselves on default ports (Twilio's SDKs
+        // try the URL with and without `:443`/`:80`): the other spelling.
+        let at = self.signed.iter().position(|t| *t == Token::Url)?;
+        let url = std::str::from_utf8(&message[at]).ok()?;
+        let mut other = message.to_vec();
+        other[at] = Cow::Owned(other_port_spelling(url)?.into_bytes());
+        valid().find(|k| k.material.verifies(&other, &creds.candidates))
     }
 
     /// The id the signature covers, if any (`x-combo-delivery-id`).
@@ -273,6 +322,26 @@ impl Scheme {
         }
         content
     }
+}
+
+/// The URL with its port spelled the other way: a default port added where
+/// none is written, any port dropped where one is (as Twilio's SDKs do).
+fn other_port_spelling(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host_end = if authority.starts_with('[') { authority.find(']')? + 1 } else { 0 };
+    let (host, port) = authority.split_at(authority[host_end..].find(':').map_or(authority.len(), |i| host_end + i));
+    let default = match scheme {
+        "https" => "443",
+        "http" => "80",
+        _ => return None,
+    };
+    Some(if port.is_empty() {
+        format!("{scheme}://{host}:{default}{tail}")
+    } else {
+        format!("{scheme}://{host}{tail}")
+    })
 }
 
 /// `sha256=<hex>` over `"{timestamp}.{body}"`: the platform's own scheme,

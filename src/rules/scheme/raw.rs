@@ -23,6 +23,15 @@ pub struct RawScheme {
     /// The sender signs no body (Mailgun; the token schemes): said
     /// explicitly, or a scheme whose `signed` lacks `{body}` is refused.
     pub unsigned_body: Option<bool>,
+    /// A query parameter carrying the hex SHA-256 of the body, inside the
+    /// signed URL (Twilio's JSON webhooks, `?bodySHA256=`).
+    pub body_digest: Option<RawBodyDigest>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBodyDigest {
+    pub query: String,
 }
 
 /// Where a value is: one of a header (or alternative headers), a query
@@ -153,6 +162,7 @@ impl RawScheme {
             public_url: or(self.public_url, base.public_url),
             handshake: or(self.handshake, base.handshake),
             unsigned_body: or(self.unsigned_body, base.unsigned_body),
+            body_digest: or(self.body_digest, base.body_digest),
         }
     }
 }

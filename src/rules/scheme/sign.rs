@@ -64,6 +64,37 @@ impl Signed {
     }
 }
 
+/// The request as the sender sends it: with the scheme's first media type
+/// when none is given, and the body's digest in the URL where the scheme
+/// signs it there (Twilio's JSON webhooks).
+fn as_sent(scheme: &Scheme, request: &Headers, body: &[u8], out: &mut Signed) -> Headers {
+    let mut pairs: Vec<(String, String)> = request.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    if request.first("content-type").is_none() {
+        let media_type = scheme.content_types.first().map_or("application/json", String::as_str);
+        pairs.push(("content-type".to_string(), media_type.to_string()));
+    }
+    let headers = Headers::new(pairs);
+    let Some(name) = &scheme.body_digest else { return headers };
+    if super::form::is_form(&headers) {
+        return headers;
+    }
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(body));
+    let pairs = headers
+        .iter()
+        .map(|(k, v)| {
+            let v = if k == ":path" {
+                format!("{v}{}{name}={digest}", if v.contains('?') { '&' } else { '?' })
+            } else {
+                v.to_string()
+            };
+            (k.to_string(), v)
+        })
+        .collect();
+    out.query.push((name.clone(), digest));
+    Headers::new(pairs)
+}
+
 /// The timestamp as the scheme spells it.
 pub fn stamp_text(unit: TimeUnit, unix: i64) -> String {
     match unit {
@@ -113,6 +144,7 @@ pub fn sign(
     if let Some(IdSpec { at: Location::Json(p), .. }) = &scheme.id {
         creds.id = super::body_field::text_at(body, p);
     }
+    let request = &as_sent(scheme, request, body, &mut out);
     let message = scheme.message(&creds, &Request { headers: request, body });
     let signature: Vec<u8> = match (signer, scheme.algorithm) {
         (Signer::Secret(text), Algorithm::Token) => text.as_bytes().to_vec(),

@@ -34,6 +34,8 @@ fn check(
     if !scheme.timestamp_holds(&creds, now) {
         return Err(Reject::TimestampOutOfTolerance);
     }
+    use sha2::Digest;
+    scheme.body_digest_holds(&h, &sha2::Sha256::digest(body).into())?;
     let req = Request { headers: &h, body };
     scheme.verify(&creds, &req, keys, now).ok_or(Reject::SignatureMismatch)?;
     Ok(scheme.signed_id(&creds))
@@ -175,9 +177,11 @@ fn shopify_scheme() {
 /// A body the scheme can carry: JSON-located fields need their place.
 fn body_for(name: &str, unix: i64) -> Vec<u8> {
     match name {
-        "mailgun" => format!(r#"{{"signature":{{"timestamp":"{unix}","token":"tok-{unix}"}},"event-data":{{"e":1}}}}"#),
+        "mailgun" | "mailgun_primary" => {
+            format!(r#"{{"signature":{{"timestamp":"{unix}","token":"tok-{unix}"}},"event-data":{{"e":1}}}}"#)
+        }
         "linear" => format!(r#"{{"action":"create","webhookTimestamp":{}}}"#, unix * 1000),
-        "microsoft_graph" => r#"{"value":[{"clientState":"SECRET"}]}"#.to_string(),
+        "microsoft_graph" => r#"{"value":[{"clientState":"SECRET"},{"clientState":"SECRET"}]}"#.to_string(),
         _ => format!(r#"{{"n":{unix}}}"#),
     }
     .into_bytes()
@@ -191,7 +195,14 @@ fn with_json(body: &[u8], json: &[(String, String)]) -> Vec<u8> {
     let mut v: serde_json::Value = serde_json::from_slice(body).unwrap();
     for (ptr, value) in json {
         let (parent, field) = ptr.rsplit_once('/').unwrap();
-        v.pointer_mut(parent).unwrap()[field] = serde_json::Value::String(value.clone());
+        let value = serde_json::Value::String(value.clone());
+        match parent.strip_suffix("/*") {
+            // Every element of the array carries it (Graph's batches).
+            Some(array) => v.pointer_mut(array).unwrap().as_array_mut().unwrap().iter_mut().for_each(|e| {
+                e[field] = value.clone();
+            }),
+            None => v.pointer_mut(parent).unwrap()[field] = value,
+        }
     }
     serde_json::to_vec(&v).unwrap()
 }
@@ -264,6 +275,8 @@ fn run(c: &Case, keys: &[Key], headers: &[(String, String)], body: &[u8], now: i
     if !s.timestamp_holds(&creds, now) {
         return Err(Reject::TimestampOutOfTolerance);
     }
+    use sha2::Digest;
+    s.body_digest_holds(&h, &sha2::Sha256::digest(body).into())?;
     s.verify(&creds, &Request { headers: &h, body }, keys, now).ok_or(Reject::SignatureMismatch)?;
     Ok(s.signed_id(&creds))
 }
@@ -332,4 +345,100 @@ fn sign_generic_matches_the_published_scheme() {
     let keys = key(&s, "k");
     let h = [("x-combo-signature", sig.as_str()), ("x-combo-timestamp", "1700000000")];
     assert!(check(&s, &keys, &h, br#"{"a":1}"#, 1_700_000_000).is_ok());
+}
+
+/// Microsoft Graph batches: every notification's clientState must be a
+/// valid key's, not only the first one's.
+#[test]
+fn every_notification_of_a_graph_batch_is_checked() {
+    let s = preset("microsoft_graph");
+    let old = Key::new(
+        "old".into(),
+        KeyMaterial::secret(Algorithm::Token, "old-state", s.secret_encoding).unwrap(),
+        None,
+        None,
+    );
+    let new = Key::new(
+        "new".into(),
+        KeyMaterial::secret(Algorithm::Token, "new-state", s.secret_encoding).unwrap(),
+        None,
+        None,
+    );
+    let keys = [old, new];
+    let batch = |states: &[&str]| {
+        let value: Vec<_> = states.iter().map(|c| serde_json::json!({"clientState": c, "resource": "r"})).collect();
+        serde_json::to_vec(&serde_json::json!({ "value": value })).unwrap()
+    };
+    let ok = |body: &[u8]| check(&s, &keys, &[], body, NOW);
+    assert!(ok(&batch(&["new-state", "new-state"])).is_ok());
+    assert!(ok(&batch(&["old-state", "new-state"])).is_ok(), "a batch across a rotation: each state is valid");
+    assert_eq!(ok(&batch(&["new-state", "forged"])), Err(Reject::SignatureMismatch), "the last one is checked too");
+    assert_eq!(ok(&batch(&["forged", "new-state"])), Err(Reject::SignatureMismatch));
+    let missing = br#"{"value":[{"clientState":"new-state"},{"resource":"r"}]}"#;
+    assert_eq!(ok(missing), Err(Reject::MissingSignature), "a notification without clientState");
+    assert_eq!(ok(br#"{"value":[]}"#), Err(Reject::MissingSignature));
+}
+
+#[test]
+fn a_url_is_tried_with_its_port_spelled_both_ways() {
+    for (url, other) in [
+        ("https://h.example.com/p?q=1", "https://h.example.com:443/p?q=1"),
+        ("https://h.example.com:443/p", "https://h.example.com/p"),
+        ("http://h.example.com:8080/p", "http://h.example.com/p"),
+        ("http://h.example.com", "http://h.example.com:80"),
+        ("https://[::1]/p", "https://[::1]:443/p"),
+        ("https://[::1]:8443/p", "https://[::1]/p"),
+    ] {
+        assert_eq!(super::other_port_spelling(url).as_deref(), Some(other), "{url}");
+    }
+    assert_eq!(super::other_port_spelling("ftp://h/p"), None);
+}
+
+/// twilio-python's own vectors (tests/unit/test_request_validator.py,
+/// auth token "12345"): form parameters, the default ports, and a JSON
+/// body signed through `?bodySHA256=` in the URL.
+#[test]
+fn twilio_sdk_vectors() {
+    let twilio = |public_url: &str| {
+        let raw: raw::RawScheme = serde_json::from_value(serde_json::json!({ "public_url": public_url })).unwrap();
+        resolve_scheme(Some("twilio"), Some(raw), false, 300).unwrap()
+    };
+    let form = "CallSid=CA1234567890ABCDE&Digits=1234&From=%2B14158675309&To=%2B18005551212&Caller=%2B14158675309";
+    let path = "/myapp.php?foo=1&bar=2";
+    let post = |s: &Scheme, path: &str, ct: &str, sig: &str, body: &[u8]| {
+        let headers: [(&str, &str); 3] = [(":path", path), ("content-type", ct), ("x-twilio-signature", sig)];
+        let mut pairs = vec![(":method", "POST")];
+        pairs.extend_from_slice(&headers);
+        let h = Headers::from_pairs(pairs);
+        let mut creds = s.read_head(&h)?;
+        s.read_body(&mut creds, body)?;
+        use sha2::Digest;
+        s.body_digest_holds(&h, &sha2::Sha256::digest(body).into())?;
+        let keys = key(s, "12345");
+        s.verify(&creds, &Request { headers: &h, body }, &keys, NOW).map(|_| ()).ok_or(Reject::SignatureMismatch)
+    };
+    const FORM: &str = "application/x-www-form-urlencoded";
+    for base in ["https://mycompany.com", "https://mycompany.com:443"] {
+        let s = twilio(base);
+        assert_eq!(post(&s, path, FORM, "RSOYDt4T1cUTdK1PDd93/VVr8B8=", form.as_bytes()), Ok(()), "{base}");
+        assert_eq!(post(&s, path, FORM, "kvajT1Ptam85bY51eRf/AJRuM3w=", form.as_bytes()), Ok(()), "{base} :443");
+    }
+    let s = twilio("http://mycompany.com:80");
+    assert_eq!(post(&s, path, FORM, "0ZXoZLH/DfblKGATFgpif+LLRf4=", form.as_bytes()), Ok(()));
+    let s = twilio("http://mycompany.com:1234");
+    assert_eq!(post(&s, path, FORM, "Zmvh+3yNM1Phv2jhDCwEM3q5ebU=", form.as_bytes()), Ok(()));
+    let multi = "Sid=CA123&SidAccount=AC123&Digits=5678&Digits=1234&Digits=1234";
+    let s = twilio("https://mycompany.com");
+    assert_eq!(post(&s, path, FORM, "IK+Dwps556ElfBT0I3Rgjkr1wJU=", multi.as_bytes()), Ok(()));
+
+    let body = br#"{"property": "value", "boolean": true}"#;
+    let hash = "0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620";
+    let json_path = format!("{path}&bodySHA256={hash}");
+    const JSON: &str = "application/json";
+    assert_eq!(post(&s, &json_path, JSON, "a9nBmqA0ju/hNViExpshrM61xv4=", body), Ok(()));
+    let changed = br#"{"property": "valuE", "boolean": true}"#;
+    assert_eq!(post(&s, &json_path, JSON, "a9nBmqA0ju/hNViExpshrM61xv4=", changed), Err(Reject::SignatureMismatch));
+    assert_eq!(post(&s, path, JSON, "a9nBmqA0ju/hNViExpshrM61xv4=", body), Err(Reject::MissingSignature));
+    let other = format!("{path}&bodySHA256={}", "0".repeat(64));
+    assert_eq!(post(&s, &other, JSON, "a9nBmqA0ju/hNViExpshrM61xv4=", body), Err(Reject::SignatureMismatch));
 }

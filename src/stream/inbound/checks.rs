@@ -112,6 +112,4 @@ pub(super) fn check_timestamp(
 
 /// The media type's essence, lowercase (`application/json; charset=utf-8`
 /// is `application/json`).
-pub(crate) fn media_type(value: &str) -> String {
-    value.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
-}
+pub(crate) use crate::rules::scheme::form::media_type;

@@ -217,6 +217,7 @@ impl Inbound {
     ) -> Result<Proven, Outcome<Held>> {
         let scheme = &p.trigger.scheme;
         checks::check_timestamp(scheme, &p.credentials, now, audit).map_err(Outcome::Reject)?;
+        scheme.body_digest_holds(&p.headers, body_sha256).map_err(Outcome::Reject)?;
         let message = scheme.message(&p.credentials, &Request { headers: &p.headers, body });
         let verified_by = scheme
             .verify_message(&p.credentials, &message, &p.trigger.keys, now)
