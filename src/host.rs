@@ -64,12 +64,15 @@ pub struct Peer {
     pub subject: Option<String>,
 }
 
-/// An HTTP callout (a POST of JSON) to an upstream cluster of the proxy.
+/// An HTTP callout to an upstream cluster of the proxy: a POST of JSON
+/// (etcd, a key server that takes a query), or a GET (a published key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Callout {
     pub cluster: String,
     pub authority: String,
-    pub path: &'static str,
+    /// `POST` with a JSON body, or `GET` without one.
+    pub post: bool,
+    pub path: String,
     pub body: Vec<u8>,
     pub timeout_ms: u64,
 }
@@ -77,15 +80,18 @@ pub struct Callout {
 impl Callout {
     /// The callout's request headers, built here once for every adapter (the
     /// adapters used to build their own, and drifted).
-    pub fn headers(&self) -> [(&str, String); 6] {
-        [
-            (":method", "POST".to_string()),
-            (":path", self.path.to_string()),
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = vec![
+            (":method", if self.post { "POST" } else { "GET" }.to_string()),
+            (":path", self.path.clone()),
             (":authority", self.authority.clone()),
             ("host", self.authority.clone()),
-            ("content-type", "application/json".to_string()),
-            ("content-length", self.body.len().to_string()),
-        ]
+        ];
+        if self.post {
+            headers.push(("content-type", "application/json".to_string()));
+            headers.push(("content-length", self.body.len().to_string()));
+        }
+        headers
     }
 }
 

@@ -302,7 +302,7 @@ impl Host for WasmHost {
 
     fn http_call(&mut self, call: &Callout) -> Result<u32, HostError> {
         let owned = call.headers();
-        let headers = owned.each_ref().map(|(k, v)| (*k, v.as_str()));
+        let headers: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
         // Through the SDK, not the raw ABI: its dispatcher must learn the
         // token, or the answer traps the VM ("invalid token_id"). Its
         // `dispatch_http_call` handles every status Envoy returns for this

@@ -126,7 +126,8 @@ impl Mode for StagedInbound {
             return Step::Done(Outcome::Reject(r));
         }
         let digest = if self.stage >= Stage::BodyHash { inbound.digest(&p, &body, true, audit) } else { [0; 32] };
-        let proven = match inbound.verify(&p, &body, &digest, now, audit) {
+        let trigger = std::sync::Arc::clone(p.trigger());
+        let proven = match inbound.verify(&p, &body, &digest, &trigger.keys, now, audit) {
             Ok(proven) => proven,
             Err(outcome) => return Step::Done(outcome),
         };

@@ -60,6 +60,15 @@ pub enum ReplayStore {
     Unavailable,
 }
 
+/// Where a published key came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyFetch {
+    Cached,
+    Fetched,
+    Failed,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRecord {
     pub direction: Direction,
@@ -81,6 +90,9 @@ pub struct AuditRecord {
     pub skew_seconds: Option<i64>,
     pub source_address: Option<String>,
     pub key_id: Option<String>,
+    /// Where a published key came from (schemes with `key`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_fetch: Option<KeyFetch>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replay_store: Option<ReplayStore>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -107,6 +119,7 @@ impl AuditRecord {
             skew_seconds: None,
             source_address: None,
             key_id: None,
+            key_fetch: None,
             replay_store: None,
             replay_outcome: None,
             verify_us: 0,

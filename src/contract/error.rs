@@ -21,6 +21,13 @@ pub enum Reject {
     MalformedTimestamp,
     TimestampOutOfTolerance,
     SignatureMismatch,
+    /// The key the sender publishes is at a URL outside the scheme's pinned
+    /// hosts (or not https): never fetched.
+    UntrustedKeyUrl,
+    /// The key the sender publishes could not be fetched (an error, a
+    /// timeout, a redirect, an answer that holds no usable key) or the
+    /// fetch budget is spent: fail closed, the sender retries.
+    KeyUnavailable,
     InvalidJson,
     /// A provider's handshake whose challenge cannot be answered (absent,
     /// over 1024 bytes, or not printable ASCII).
@@ -46,7 +53,7 @@ pub enum Reject {
 }
 
 impl Reject {
-    pub const ALL: [Reject; 26] = [
+    pub const ALL: [Reject; 28] = [
         Reject::NonCanonicalPath,
         Reject::MethodNotAllowed,
         Reject::IpNotAllowed,
@@ -62,6 +69,8 @@ impl Reject {
         Reject::MalformedTimestamp,
         Reject::TimestampOutOfTolerance,
         Reject::SignatureMismatch,
+        Reject::UntrustedKeyUrl,
+        Reject::KeyUnavailable,
         Reject::InvalidJson,
         Reject::InvalidHandshake,
         Reject::InputsTooLarge,
@@ -87,7 +96,9 @@ impl Reject {
             | Reject::MalformedSignature
             | Reject::MalformedTimestamp
             | Reject::TimestampOutOfTolerance
-            | Reject::SignatureMismatch => 401,
+            | Reject::SignatureMismatch
+            | Reject::UntrustedKeyUrl
+            | Reject::KeyUnavailable => 401,
             Reject::NonCanonicalPath
             | Reject::InvalidJson
             | Reject::InvalidHandshake
@@ -116,6 +127,8 @@ impl Reject {
             Reject::MalformedTimestamp => "malformed_timestamp",
             Reject::TimestampOutOfTolerance => "timestamp_out_of_tolerance",
             Reject::SignatureMismatch => "signature_mismatch",
+            Reject::UntrustedKeyUrl => "untrusted_key_url",
+            Reject::KeyUnavailable => "key_unavailable",
             Reject::InvalidJson => "invalid_json",
             Reject::InvalidHandshake => "invalid_handshake",
             Reject::InputsTooLarge => "inputs_too_large",
@@ -149,6 +162,8 @@ impl Reject {
             Reject::MalformedTimestamp => "the timestamp is malformed or repeated",
             Reject::TimestampOutOfTolerance => "timestamp is outside the allowed tolerance",
             Reject::SignatureMismatch => "signature does not match",
+            Reject::UntrustedKeyUrl => "the signing key's URL is not one the scheme trusts",
+            Reject::KeyUnavailable => "the sender's signing key could not be fetched; retry later",
             Reject::InvalidJson => "request body is not a JSON document",
             Reject::InvalidHandshake => "the handshake's challenge is absent, over 1024 bytes or not printable ASCII",
             Reject::InputsTooLarge => "the rendered inputs exceed max_inputs_bytes",

@@ -30,10 +30,14 @@ pub enum Counter {
     ReplayUnknownOutcome,
     /// The local store held `replay.max_entries`: a committed entry went early.
     ReplayEvicted,
+    /// A key the sender publishes was fetched (a cache miss).
+    KeyFetched,
+    /// ... and the fetch failed.
+    KeyFetchFailed,
     Rejected(Reject),
 }
 
-const FIXED: [Counter; 11] = [
+const FIXED: [Counter; 13] = [
     Counter::Accepted,
     Counter::Ignored,
     Counter::Duplicate,
@@ -45,6 +49,8 @@ const FIXED: [Counter; 11] = [
     Counter::Handshake,
     Counter::ReplayUnknownOutcome,
     Counter::ReplayEvicted,
+    Counter::KeyFetched,
+    Counter::KeyFetchFailed,
 ];
 
 impl Counter {
@@ -67,6 +73,8 @@ impl Counter {
             Counter::Handshake => 8,
             Counter::ReplayUnknownOutcome => 9,
             Counter::ReplayEvicted => 10,
+            Counter::KeyFetched => 11,
+            Counter::KeyFetchFailed => 12,
             // `Reject` is a fieldless enum declared in the order of `Reject::ALL`.
             Counter::Rejected(r) => FIXED.len() + r as usize,
         }
@@ -85,6 +93,8 @@ impl Counter {
             Counter::Handshake => "combo_webhook_deliveries_handshake".to_string(),
             Counter::ReplayUnknownOutcome => "combo_webhook_replay_unknown_outcome".to_string(),
             Counter::ReplayEvicted => "combo_webhook_replay_evicted".to_string(),
+            Counter::KeyFetched => "combo_webhook_key_fetched".to_string(),
+            Counter::KeyFetchFailed => "combo_webhook_key_fetch_failed".to_string(),
             Counter::Rejected(r) => format!("combo_webhook_deliveries_rejected_{}", r.code()),
         }
     }

@@ -213,7 +213,29 @@ fn trigger(mut t: RawTrigger, index: usize, at: &str, tolerance: i64, c: &mut Co
         c.error(format!("{at}.id"), "must be a non-empty path segment of at most 128 visible ASCII characters");
     }
     let scheme = trigger_scheme(&mut t, at, tolerance, c);
+    if let Some(s) = &scheme {
+        for name in s.key_source.iter().flat_map(|k| k.params()).chain(s.signed_params()) {
+            if !s.params.0.contains_key(&name) {
+                c.error(format!("{at}.scheme.params.{name}"), format!("is required by {}", s.name));
+            }
+        }
+    }
     let keys = match &scheme {
+        Some(s) if s.key_source.is_some() => {
+            // The sender publishes its key: the trigger holds none.
+            for (given, field) in [
+                (t.secret.is_some() || t.secrets.is_some(), "secret"),
+                (t.public_key.is_some() || t.public_keys.is_some(), "public_key"),
+            ] {
+                if given {
+                    c.error(
+                        format!("{at}.{field}"),
+                        format!("{} takes its key from scheme.key, the sender's published key", s.name),
+                    );
+                }
+            }
+            Vec::new()
+        }
         Some(s) if s.algorithm.is_asymmetric() => {
             if t.secret.is_some() || t.secrets.is_some() {
                 c.error(format!("{at}.secret"), format!("{} verifies with public_key, never a secret", s.name));

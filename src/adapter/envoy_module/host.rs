@@ -175,7 +175,7 @@ impl Host for NativeHost {
 
     fn http_call(&mut self, call: &Callout) -> Result<u32, HostError> {
         let owned = call.headers();
-        let headers = owned.each_ref().map(|(k, v)| (*k, v.as_str()));
+        let headers: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let id = abi::callout(self.filter, &call.cluster, &headers, &call.body, call.timeout_ms).ok_or(HostError)?;
         // The stream's tokens are u32, Envoy's ids u64 of its choosing.
         self.callouts.push(id);

@@ -104,6 +104,15 @@ fn signed(tokens: &[Token]) -> String {
             Token::Path => "{path}".to_string(),
             Token::Header(name) => format!("{{header:{name}}}"),
             Token::FormSorted => "{form_sorted}".to_string(),
+            Token::Json(p) => format!("{{json:{p}}}"),
+            Token::JsonLines(fields) => {
+                let names: Vec<String> =
+                    fields.iter().map(|(n, opt)| format!("{n}{}", if *opt { "?" } else { "" })).collect();
+                format!("{{json_lines:{}}}", names.join(","))
+            }
+            Token::Param(n) => format!("{{param:{n}}}"),
+            Token::BodyCrc32 => "{body_crc32}".to_string(),
+            Token::Jwt => "{jwt}".to_string(),
         })
         .collect()
 }
@@ -123,6 +132,7 @@ fn timestamp(raw: &RawScheme, s: &Scheme) -> String {
         }
         TimestampAt::At(Location::Query(q)) => code(&format!("?{q}")),
         TimestampAt::At(Location::Json(pointer)) => format!("body {}", code(pointer)),
+        TimestampAt::Claim(name) => format!("JWT claim {}", code(name)),
     };
     let unit = match t.unit {
         TimeUnit::S => "s",

@@ -54,6 +54,23 @@ pub fn texts_at(body: &[u8], pointer: &str) -> Option<Vec<String>> {
     values.into_iter().map(text).collect()
 }
 
+/// The value at `pointer` as signed content reads it (`{json:..}`, SNS's
+/// fields): a string unescaped, a number or boolean as written; any length
+/// (the body is bounded). `None` when absent, null, an object or an array.
+pub fn value_at(body: &[u8], pointer: &str) -> Option<String> {
+    let tokens: Vec<String> =
+        pointer.strip_prefix('/')?.split('/').map(|t| t.replace("~1", "/").replace("~0", "~")).collect();
+    let found = Found { values: RefCell::new(Vec::new()), each: false, broken: Cell::new(false) };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let _ = Seek { tokens: &tokens, found: &found }.deserialize(&mut de);
+    let raw = found.values.into_inner().into_iter().next()?.get();
+    match raw.as_bytes().first()? {
+        b'"' => serde_json::from_str::<String>(raw).ok(),
+        b'{' | b'[' | b'n' => None,
+        _ => Some(raw.to_string()),
+    }
+}
+
 /// What a scan found: the values, and whether an element lacked the field.
 struct Found<'de> {
     values: RefCell<Vec<&'de RawValue>>,

@@ -24,6 +24,13 @@ pub struct Credentials {
     /// Every candidate must verify, not one: the token of each element of
     /// a batch (a `*` pointer, Graph's `/value/*/clientState`).
     pub(super) every: bool,
+    /// The algorithm a body field names (SNS `SignatureVersion`).
+    pub(super) algorithm: Option<super::Algorithm>,
+    /// Where the sender says its key is (a published key's URL).
+    pub(super) key_url: Option<String>,
+    /// Which of the sender's keys (a JWT's `kid`).
+    pub(super) kid: Option<String>,
+    pub(super) jwt: Option<super::jwt::Jwt>,
     pub timestamp: Option<Stamp>,
     pub(super) id: Option<String>,
 }
@@ -32,7 +39,9 @@ impl Scheme {
     /// Whether any field lives in the body (read after buffering).
     fn reads_json(&self) -> bool {
         let json = |l: &Location| matches!(l, Location::Json(_));
-        json(&self.signature_at)
+        self.algorithm_from.is_some()
+            || matches!(self.key_url_at(), Some(Location::Json(_)))
+            || json(&self.signature_at)
             || matches!(&self.timestamp, Some(TimestampSpec { at: TimestampAt::At(l), .. }) if json(l))
             || self.id.as_ref().is_some_and(|i| json(&i.at))
     }
@@ -50,7 +59,7 @@ impl Scheme {
         }
         let ts_spec = self.timestamp.as_ref();
         let ts = ts_spec.and_then(|t| match &t.at {
-            TimestampAt::At(Location::Json(_)) | TimestampAt::Kv => None,
+            TimestampAt::At(Location::Json(_)) | TimestampAt::Kv | TimestampAt::Claim(_) => None,
             TimestampAt::At(at) => Some(wire::single(at, headers, &query)),
         });
         if matches!(ts, Some(Ok(None))) {
@@ -69,7 +78,21 @@ impl Scheme {
             Some(Err(_)) => return Err(Reject::MalformedTimestamp),
             None => None,
         };
-        if let Some(values) = sig {
+        if let Some(at @ Location::Headers(_)) = self.key_url_at() {
+            creds.key_url = wire::single(at, headers, &query).map_err(|_| Reject::MalformedSignature)?;
+        }
+        if let (Some(values), Some(_)) = (&sig, self.algorithm.jwt_alg()) {
+            let values = values.as_ref().map_err(|_| Reject::MalformedSignature)?;
+            let [token] = values.as_slice() else { return Err(Reject::MalformedSignature) };
+            let (jwt, kid, signature) = super::jwt::read(token, self.algorithm)?;
+            if let Some(TimestampSpec { at: TimestampAt::Claim(name), unit, .. }) = ts_spec {
+                let text = jwt.number(name).ok_or(Reject::MissingTimestamp)?;
+                creds.timestamp = Some(parse_stamp(&text, *unit)?);
+            }
+            creds.candidates = vec![signature];
+            creds.kid = kid;
+            creds.jwt = Some(jwt);
+        } else if let Some(values) = sig {
             let values = values.map_err(|_| Reject::MalformedSignature)?;
             let parsed = wire::split(&self.format, &values)?;
             if parsed.signatures.is_empty() {
@@ -114,6 +137,14 @@ impl Scheme {
         if !self.reads_json() {
             return Ok(());
         }
+        if let Some((ptr, values)) = &self.algorithm_from {
+            let named = text_at(body, ptr).ok_or(Reject::MissingSignature)?;
+            let found = values.iter().find(|(v, _)| *v == named).map(|(_, a)| *a);
+            creds.algorithm = Some(found.ok_or(Reject::MalformedSignature)?);
+        }
+        if let Some(Location::Json(ptr)) = self.key_url_at() {
+            creds.key_url = Some(text_at(body, ptr).ok_or(Reject::MissingSignature)?);
+        }
         if let Location::Json(ptr) = &self.signature_at {
             if each(ptr) {
                 let texts = texts_at(body, ptr).ok_or(Reject::MissingSignature)?;
@@ -137,6 +168,22 @@ impl Scheme {
             }
         }
         Ok(())
+    }
+
+    /// Where the request names its key's URL (a published key).
+    fn key_url_at(&self) -> Option<&Location> {
+        match &self.key_source.as_ref()?.url {
+            super::published::UrlAt::Sent { at, .. } => Some(at),
+            super::published::UrlAt::Fixed(_) => None,
+        }
+    }
+
+    /// Once the signature holds: a JWT's claims (`exp`, the body's digest).
+    pub fn claims_hold(&self, creds: &Credentials, body_sha256: &[u8; 32], now: i64) -> Result<(), Reject> {
+        match &creds.jwt {
+            Some(jwt) => jwt.holds(self.jwt_body_claim.as_deref(), body_sha256, now),
+            None => Ok(()),
+        }
     }
 
     /// A token scheme whose token travels in the body (Microsoft Graph's

@@ -35,13 +35,39 @@ pub fn compile(name: &str, raw: RawScheme, tolerance: i64) -> Result<Scheme, Sch
         return err("signature.json", "a '*' token (every element) is only for algorithm: token");
     }
     let format = format(&sig)?;
-    let encoding = sig.encoding.unwrap_or(if algorithm == Algorithm::Token { Encoding::Text } else { Encoding::Hex });
-    if algorithm != Algorithm::Token && encoding == Encoding::Text {
-        return err("signature.encoding", "text is only for algorithm: token");
+    let jwt = algorithm.jwt_alg().is_some();
+    let text = algorithm == Algorithm::Token || jwt;
+    let encoding = sig.encoding.unwrap_or(if text { Encoding::Text } else { Encoding::Hex });
+    if text != (encoding == Encoding::Text) {
+        return err("signature.encoding", "text is for algorithm: token and the jwt-* algorithms, and only for them");
     }
     let kv_timestamp = matches!(&format, Format::Kv { timestamp_key: Some(_), .. });
     let timestamp = timestamp(raw.timestamp, kv_timestamp, tolerance)?;
-    let signed = template(raw.signed.as_deref().unwrap_or("{body}"))?;
+    let signed = template(raw.signed.as_deref().unwrap_or(if jwt { "{jwt}" } else { "{body}" }))?;
+    if jwt != (signed == [Token::Jwt]) {
+        return err("signed", "a jwt-* algorithm signs \"{jwt}\" (the token's header and payload), and only it does");
+    }
+    if matches!(&timestamp, Some(TimestampSpec { at: TimestampAt::Claim(_), .. })) && !jwt {
+        return err("timestamp.claim", "is for the jwt-* algorithms");
+    }
+    let jwt_body_claim = raw.jwt.and_then(|j| j.body_sha256);
+    if jwt_body_claim.is_some() && !jwt {
+        return err("jwt", "is for the jwt-* algorithms");
+    }
+    let key_source = super::published::compile(raw.key, algorithm)?;
+    let algorithm_from = match raw.algorithm_from {
+        None => None,
+        Some(a) => {
+            let rsa = |x: &Algorithm| matches!(x, Algorithm::RsaSha1 | Algorithm::RsaSha256);
+            if !a.json.starts_with('/') || a.values.is_empty() || !rsa(&algorithm) || !a.values.values().all(rsa) {
+                return err(
+                    "algorithm_from",
+                    "maps a body field's values to rsa-sha1 / rsa-sha256, for an rsa-* scheme",
+                );
+            }
+            Some((a.json, a.values.into_iter().collect()))
+        }
+    };
     if signed.contains(&Token::Timestamp) && timestamp.is_none() {
         return err("signed", "uses {timestamp} but the scheme has no timestamp");
     }
@@ -52,14 +78,22 @@ pub fn compile(name: &str, raw: RawScheme, tolerance: i64) -> Result<Scheme, Sch
                 .map_or_else(|| err("id", "needs one of header, query or json"), Ok)?;
             // Signed when the template covers it, or it sits in a signed body.
             let signed_id = signed.contains(&Token::Id)
-                || (matches!(at, Location::Json(_)) && signed.contains(&Token::Body) && algorithm != Algorithm::Token);
+                || (matches!(at, Location::Json(_)) && signed.contains(&Token::Body) && algorithm != Algorithm::Token)
+                || coverage::reads_field(&signed, &at);
             Some(IdSpec { at, signed: signed_id })
         }
     };
     if signed.contains(&Token::Id) && id.is_none() {
         return err("signed", "uses {id} but the scheme has no id");
     }
-    coverage::covers(algorithm, &signed, timestamp.as_ref(), id.as_ref(), raw.unsigned_body.unwrap_or(false))?;
+    coverage::covers(
+        algorithm,
+        &signed,
+        timestamp.as_ref(),
+        id.as_ref(),
+        jwt_body_claim.is_some(),
+        raw.unsigned_body.unwrap_or(false),
+    )?;
     let content_types = match raw.content_types {
         None => vec!["application/json".to_string()],
         Some(list) if list.is_empty() => return err("content_types", "must not be empty"),
@@ -119,6 +153,10 @@ pub fn compile(name: &str, raw: RawScheme, tolerance: i64) -> Result<Scheme, Sch
         public_url,
         handshake: raw.handshake,
         body_digest,
+        key_source,
+        params: super::published::Params(raw.params.unwrap_or_default()),
+        algorithm_from,
+        jwt_body_claim,
         signature_headers,
         audit_headers,
     })
@@ -235,6 +273,17 @@ fn timestamp(raw: Option<RawTimestamp>, kv_key: bool, tolerance: i64) -> Result<
             max_future: tolerance,
         }));
     };
+    if let Some(claim) = t.claim {
+        if t.kv.is_some() || t.header.is_some() || t.query.is_some() || t.json.is_some() || claim.is_empty() {
+            return err("timestamp.claim", "give a claim name alone");
+        }
+        return Ok(Some(TimestampSpec {
+            at: TimestampAt::Claim(claim),
+            unit: TimeUnit::S,
+            max_age: window("timestamp.max_age", t.max_age, tolerance)?,
+            max_future: window("timestamp.max_future", t.max_future, tolerance)?,
+        }));
+    }
     let at = match (t.kv.unwrap_or(false), location("timestamp", t.header, t.query, t.json)?) {
         (true, None) if kv_key => TimestampAt::Kv,
         (true, None) => return err("timestamp.kv", "needs signature.kv.timestamp_key"),
@@ -272,12 +321,17 @@ fn template(text: &str) -> Result<Vec<Token>, SchemeError> {
             "url" => Token::Url,
             "path" => Token::Path,
             "form_sorted" => Token::FormSorted,
-            _ => match name.strip_prefix("header:") {
-                Some(h) => Token::Header(header_name("signed", h)?),
-                None => {
+            "body_crc32" => Token::BodyCrc32,
+            "jwt" => Token::Jwt,
+            _ => match name.split_once(':') {
+                Some(("header", h)) => Token::Header(header_name("signed", h)?),
+                Some(("json", p)) if p.starts_with('/') && !super::claims::each(p) => Token::Json(p.to_string()),
+                Some(("param", n)) if !n.is_empty() => Token::Param(n.to_string()),
+                Some(("json_lines", list)) => Token::JsonLines(json_lines(list)?),
+                _ => {
                     return err(
                         "signed",
-                        format!("unknown token {{{name}}}; expected body, timestamp, id, method, url, path, header:NAME or form_sorted"),
+                        format!("unknown token {{{name}}}; expected body, timestamp, id, method, url, path, header:NAME, form_sorted, json:/pointer, json_lines:A,B?, param:NAME, body_crc32 or jwt"),
                     )
                 }
             },
@@ -291,6 +345,21 @@ fn template(text: &str) -> Result<Vec<Token>, SchemeError> {
         return err("signed", "may use {body} once");
     }
     Ok(out)
+}
+
+/// `Message,Subject?,...`: top-level field names, `?` for optional ones.
+fn json_lines(list: &str) -> Result<Vec<(String, bool)>, SchemeError> {
+    let fields: Vec<(String, bool)> = list
+        .split(',')
+        .map(|f| match f.strip_suffix('?') {
+            Some(name) => (name.to_string(), true),
+            None => (f.to_string(), false),
+        })
+        .collect();
+    if fields.is_empty() || fields.len() > 16 || fields.iter().any(|(n, _)| n.is_empty() || n.contains(['/', '~'])) {
+        return err("signed", "json_lines lists 1 to 16 top-level field names");
+    }
+    Ok(fields)
 }
 
 #[cfg(test)]

@@ -16,9 +16,12 @@ pub(super) fn covers(
     signed: &[Token],
     timestamp: Option<&TimestampSpec>,
     id: Option<&IdSpec>,
+    jwt_body_claim: bool,
     unsigned_body: bool,
 ) -> Result<(), SchemeError> {
-    let body = algorithm != Algorithm::Token && signed.iter().any(|t| matches!(t, Token::Body | Token::FormSorted));
+    let body = algorithm != Algorithm::Token
+        && (signed.iter().any(|t| matches!(t, Token::Body | Token::FormSorted)) || jwt_body_claim);
+    let reads = |l: &Location| reads_field(signed, l);
     if !body && !unsigned_body {
         let what = if algorithm == Algorithm::Token { "a token scheme" } else { "signed" };
         return err(
@@ -27,7 +30,11 @@ pub(super) fn covers(
         );
     }
     if let Some(t) = timestamp {
-        let in_body = matches!(&t.at, TimestampAt::At(Location::Json(_))) && body;
+        let in_body = match &t.at {
+            TimestampAt::At(l @ Location::Json(_)) => body || reads(l),
+            TimestampAt::Claim(_) => signed.contains(&Token::Jwt),
+            _ => false,
+        };
         if algorithm == Algorithm::Token || !(signed.contains(&Token::Timestamp) || in_body) {
             return err("timestamp", "is not covered by the signature (add {timestamp} to signed): an unsigned timestamp would let the sender pick how long a delivery is remembered");
         }
@@ -36,6 +43,16 @@ pub(super) fn covers(
         return err("id", "is not covered by the signature (add {id} to signed): an unsigned id is never trusted");
     }
     Ok(())
+}
+
+/// A body field the signed content reads itself (`{json:/p}`, `{json_lines:..}`).
+pub(super) fn reads_field(signed: &[Token], l: &Location) -> bool {
+    let Location::Json(p) = l else { return false };
+    signed.iter().any(|t| match t {
+        Token::Json(q) => q == p,
+        Token::JsonLines(fields) => fields.iter().any(|(n, _)| p.strip_prefix('/') == Some(n.as_str())),
+        _ => false,
+    })
 }
 
 /// `{form_sorted}` covers a form body only. A scheme that takes other

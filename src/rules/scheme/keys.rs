@@ -31,6 +31,8 @@ pub enum KeyMaterial {
     HmacSha512(Hmac<Sha512>),
     Ed25519(ed25519_dalek::VerifyingKey),
     P256(p256::ecdsa::VerifyingKey),
+    /// RSA, PKCS#1 v1.5; the hash is the scheme's (SHA-1 or SHA-256).
+    Rsa(Box<rsa::RsaPublicKey>),
     /// SHA-256 of the token: compared digest to digest, so neither the
     /// token's bytes nor its length leak through timing.
     Token([u8; 32]),
@@ -70,7 +72,7 @@ impl KeyMaterial {
             Algorithm::HmacSha256 => KeyMaterial::HmacSha256(Hmac::new_from_slice(&bytes).map_err(bad)?),
             Algorithm::HmacSha512 => KeyMaterial::HmacSha512(Hmac::new_from_slice(&bytes).map_err(bad)?),
             Algorithm::Token => KeyMaterial::Token(Sha256::digest(&bytes).into()),
-            Algorithm::Ed25519 | Algorithm::EcdsaP256Sha256 => return Err("is a secret; this scheme takes public_key"),
+            _ => return Err("is a secret; this scheme takes public_key"),
         })
     }
 
@@ -104,7 +106,18 @@ impl KeyMaterial {
                     .map(KeyMaterial::Ed25519)
                     .map_err(|_| "is not a valid Ed25519 point")
             }
-            Algorithm::EcdsaP256Sha256 => {
+            Algorithm::RsaSha1 | Algorithm::RsaSha256 | Algorithm::JwtRs256 => {
+                use rsa::pkcs8::DecodePublicKey as _;
+                let der = if pem { None } else { wire::decode_base64(text) };
+                let key = match der {
+                    Some(der) => rsa::RsaPublicKey::from_public_key_der(&der).ok(),
+                    None => rsa::RsaPublicKey::from_public_key_pem(text).ok(),
+                };
+                key.filter(super::published::rsa_size_ok)
+                    .map(|k| KeyMaterial::Rsa(Box::new(k)))
+                    .ok_or("is not an RSA public key of 2048 to 4096 bits (SubjectPublicKeyInfo, PEM or base64)")
+            }
+            Algorithm::EcdsaP256Sha256 | Algorithm::JwtEs256 => {
                 if pem {
                     return p256::ecdsa::VerifyingKey::from_public_key_pem(text)
                         .map(KeyMaterial::P256)
@@ -137,9 +150,10 @@ impl KeyMaterial {
         }
     }
 
-    /// Whether any candidate verifies the message; HMAC tags and token
-    /// digests are compared in constant time.
-    pub fn verifies(&self, message: &[Cow<'_, [u8]>], candidates: &[Vec<u8>]) -> bool {
+    /// Whether any candidate verifies the message under `algorithm` (which
+    /// picks RSA's hash); HMAC tags and token digests are compared in
+    /// constant time.
+    pub fn verifies(&self, algorithm: Algorithm, message: &[Cow<'_, [u8]>], candidates: &[Vec<u8>]) -> bool {
         if let Some(tag) = self.tag(message) {
             let hit = candidates.iter().fold(subtle::Choice::from(0), |acc, c| acc | tag.as_slice().ct_eq(c));
             return bool::from(hit);
@@ -163,6 +177,10 @@ impl KeyMaterial {
                 candidates
                     .iter()
                     .any(|c| p256::ecdsa::Signature::from_der(c).is_ok_and(|sig| key.verify(&whole, &sig).is_ok()))
+            }
+            KeyMaterial::Rsa(key) => {
+                let whole = message.concat();
+                candidates.iter().any(|c| super::published::rsa_verifies(key, algorithm, &whole, c))
             }
             _ => false,
         }
@@ -243,8 +261,8 @@ mod tests {
     #[test]
     fn tokens_compare_whole_values() {
         let k = KeyMaterial::secret(Algorithm::Token, "tok", SecretEncoding::Utf8).unwrap();
-        assert!(k.verifies(&[], &[b"tok".to_vec()]));
-        assert!(!k.verifies(&[], &[b"to".to_vec(), b"tok ".to_vec()]));
+        assert!(k.verifies(Algorithm::Token, &[], &[b"tok".to_vec()]));
+        assert!(!k.verifies(Algorithm::Token, &[], &[b"to".to_vec(), b"tok ".to_vec()]));
     }
 
     #[test]

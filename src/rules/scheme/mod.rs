@@ -14,8 +14,10 @@ mod compile;
 mod coverage;
 pub mod form;
 pub mod handshake;
+pub mod jwt;
 pub mod keys;
 pub mod presets;
+pub mod published;
 pub mod raw;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod sign;
@@ -47,6 +49,13 @@ pub enum Algorithm {
     HmacSha512,
     Ed25519,
     EcdsaP256Sha256,
+    /// RSA PKCS#1 v1.5 (AWS SNS, PayPal: keys they publish as certificates).
+    RsaSha1,
+    RsaSha256,
+    /// A JWT in the signature's place, its `alg` fixed here and never taken
+    /// from the token (Plaid: ES256).
+    JwtEs256,
+    JwtRs256,
     /// A static token, compared in constant time (GitLab, Okta, Graph).
     Token,
 }
@@ -59,13 +68,26 @@ impl Algorithm {
             Algorithm::HmacSha512 => "hmac-sha512",
             Algorithm::Ed25519 => "ed25519",
             Algorithm::EcdsaP256Sha256 => "ecdsa-p256-sha256",
+            Algorithm::RsaSha1 => "rsa-sha1",
+            Algorithm::RsaSha256 => "rsa-sha256",
+            Algorithm::JwtEs256 => "jwt-es256",
+            Algorithm::JwtRs256 => "jwt-rs256",
             Algorithm::Token => "token",
         }
     }
 
     /// Verified with a public key, so the edge holds no signing secret.
     pub fn is_asymmetric(self) -> bool {
-        matches!(self, Algorithm::Ed25519 | Algorithm::EcdsaP256Sha256)
+        !matches!(self, Algorithm::HmacSha1 | Algorithm::HmacSha256 | Algorithm::HmacSha512 | Algorithm::Token)
+    }
+
+    /// The signature is a JWT; `jwt_alg` is the `alg` its header must name.
+    pub fn jwt_alg(self) -> Option<&'static str> {
+        match self {
+            Algorithm::JwtEs256 => Some("ES256"),
+            Algorithm::JwtRs256 => Some("RS256"),
+            _ => None,
+        }
     }
 
     /// The length of a signature, where it is fixed (DER and tokens vary).
@@ -74,7 +96,7 @@ impl Algorithm {
             Algorithm::HmacSha1 => Some(20),
             Algorithm::HmacSha256 => Some(32),
             Algorithm::HmacSha512 | Algorithm::Ed25519 => Some(64),
-            Algorithm::EcdsaP256Sha256 | Algorithm::Token => None,
+            _ => None,
         }
     }
 }
@@ -152,6 +174,17 @@ pub enum Token {
     Path,
     Header(String),
     FormSorted,
+    /// A field of the body (`{json:/pointer}`): its text, or nothing when absent.
+    Json(String),
+    /// `Name\nvalue\n` for each listed top-level field present, in order
+    /// (`{json_lines:Message,Subject?,...}`: AWS SNS); `?` marks the optional.
+    JsonLines(Vec<(String, bool)>),
+    /// A configured value (`{param:webhook_id}`, PayPal).
+    Param(String),
+    /// The body's CRC-32, in decimal (PayPal).
+    BodyCrc32,
+    /// The JWT's `header.payload`.
+    Jwt,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +192,8 @@ pub enum TimestampAt {
     At(Location),
     /// The signature header's `kv.timestamp_key`.
     Kv,
+    /// A JWT claim (`iat`).
+    Claim(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +232,14 @@ pub struct Scheme {
     /// signed URL: required for a body that is not a form when `signed`
     /// covers only `{form_sorted}`.
     pub body_digest: Option<String>,
+    /// The sender's published key, fetched (SNS, PayPal, JWKS, Plaid).
+    pub key_source: Option<published::KeySource>,
+    /// Values `{param:NAME}` names (never printed).
+    pub params: published::Params,
+    /// The algorithm as a body field names it (SNS `SignatureVersion`).
+    pub algorithm_from: Option<(String, Vec<(String, Algorithm)>)>,
+    /// The JWT claim that holds the body's SHA-256 (Plaid).
+    pub jwt_body_claim: Option<String>,
     /// Headers that carry signature material: hidden from templates.
     pub signature_headers: Vec<String>,
     /// Every header the scheme reads: hashed into the audit record.
@@ -228,6 +271,11 @@ impl Scheme {
                 // JSON through `body_digest` in the URL).
                 Token::FormSorted if !form::is_form(h) => Cow::Borrowed(&b""[..]),
                 Token::FormSorted => Cow::Owned(form::sorted_concat(req.body)),
+                Token::Json(ptr) => Cow::Owned(body_field::value_at(req.body, ptr).unwrap_or_default().into_bytes()),
+                Token::JsonLines(fields) => Cow::Owned(json_lines(req.body, fields)),
+                Token::Param(name) => Cow::Owned(self.params.0.get(name).cloned().unwrap_or_default().into_bytes()),
+                Token::BodyCrc32 => Cow::Owned(crc32fast::hash(req.body).to_string().into_bytes()),
+                Token::Jwt => Cow::Borrowed(creds.jwt.as_ref().map_or(&b""[..], |j| j.signing_input.as_bytes())),
             })
             .collect()
     }
@@ -280,17 +328,19 @@ impl Scheme {
         now: i64,
     ) -> Option<&'k Key> {
         let valid = || keys.iter().filter(|k| k.valid_at(now));
+        // SNS names its hash in the body (`SignatureVersion`).
+        let algorithm = creds.algorithm.unwrap_or(self.algorithm);
         if creds.every {
             // Each element's token must be a valid key's; the first element's
             // key is the one reported.
             let mut first = None;
             for c in &creds.candidates {
-                let key = valid().find(|k| k.material.verifies(message, std::slice::from_ref(c)))?;
+                let key = valid().find(|k| k.material.verifies(algorithm, message, std::slice::from_ref(c)))?;
                 first.get_or_insert(key);
             }
             return first;
         }
-        if let Some(key) = valid().find(|k| k.material.verifies(message, &creds.candidates)) {
+        if let Some(key) = valid().find(|k| k.material.verifies(algorithm, message, &creds.candidates)) {
             return Some(key);
         }
         // Senders disagree with themselves on default ports (Twilio's SDKs
@@ -299,7 +349,12 @@ impl Scheme {
         let url = std::str::from_utf8(&message[at]).ok()?;
         let mut other = message.to_vec();
         other[at] = Cow::Owned(other_port_spelling(url)?.into_bytes());
-        valid().find(|k| k.material.verifies(&other, &creds.candidates))
+        valid().find(|k| k.material.verifies(algorithm, &other, &creds.candidates))
+    }
+
+    /// The parameters `signed` names (`{param:NAME}`).
+    pub fn signed_params(&self) -> Vec<String> {
+        self.signed.iter().filter_map(|t| if let Token::Param(n) = t { Some(n.clone()) } else { None }).collect()
     }
 
     /// The id the signature covers, if any (`x-combo-delivery-id`).
@@ -322,6 +377,17 @@ impl Scheme {
         }
         content
     }
+}
+
+/// `Name\nvalue\n` for each field present (SNS's string to sign).
+fn json_lines(body: &[u8], fields: &[(String, bool)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, _) in fields {
+        if let Some(value) = body_field::value_at(body, &format!("/{name}")) {
+            out.extend_from_slice(format!("{name}\n{value}\n").as_bytes());
+        }
+    }
+    out
 }
 
 /// The URL with its port spelled the other way: a default port added where

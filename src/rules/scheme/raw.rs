@@ -26,6 +26,28 @@ pub struct RawScheme {
     /// A query parameter carrying the hex SHA-256 of the body, inside the
     /// signed URL (Twilio's JSON webhooks, `?bodySHA256=`).
     pub body_digest: Option<RawBodyDigest>,
+    /// The sender's published key (docs "Published keys").
+    pub key: Option<super::published::RawKeySource>,
+    /// Values the templates name as `{param:NAME}`.
+    pub params: Option<std::collections::BTreeMap<String, String>>,
+    /// The algorithm named by a body field (AWS SNS `SignatureVersion`).
+    pub algorithm_from: Option<RawAlgorithmFrom>,
+    /// A JWT signature's claims.
+    pub jwt: Option<RawJwt>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlgorithmFrom {
+    pub json: String,
+    pub values: std::collections::BTreeMap<String, Algorithm>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwt {
+    /// The claim holding the body's hex SHA-256 (Plaid: `request_body_sha256`).
+    pub body_sha256: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -91,6 +113,8 @@ pub struct RawTimestamp {
     pub json: Option<String>,
     /// The timestamp is the signature header's `kv.timestamp_key`.
     pub kv: Option<bool>,
+    /// The timestamp is a JWT claim (`iat`, unix seconds).
+    pub claim: Option<String>,
     pub unit: Option<TimeUnit>,
     #[serde(default, deserialize_with = "opt_uint")]
     pub max_age: Option<u64>,
@@ -163,6 +187,21 @@ impl RawScheme {
             handshake: or(self.handshake, base.handshake),
             unsigned_body: or(self.unsigned_body, base.unsigned_body),
             body_digest: or(self.body_digest, base.body_digest),
+            key: match (self.key, base.key) {
+                (Some(o), Some(b)) => Some(o.merge(b)),
+                (o, b) => o.or(b),
+            },
+            params: match (self.params, base.params) {
+                (Some(mut o), Some(b)) => {
+                    for (k, v) in b {
+                        o.entry(k).or_insert(v);
+                    }
+                    Some(o)
+                }
+                (o, b) => o.or(b),
+            },
+            algorithm_from: or(self.algorithm_from, base.algorithm_from),
+            jwt: or(self.jwt, base.jwt),
         }
     }
 }
@@ -200,14 +239,22 @@ impl RawSignature {
 
 impl RawTimestamp {
     fn merge(self, b: RawTimestamp) -> RawTimestamp {
-        let named = self.header.is_some() || self.query.is_some() || self.json.is_some() || self.kv.is_some();
-        let (header, query, json, kv) =
-            if named { (self.header, self.query, self.json, self.kv) } else { (b.header, b.query, b.json, b.kv) };
+        let named = self.header.is_some()
+            || self.query.is_some()
+            || self.json.is_some()
+            || self.kv.is_some()
+            || self.claim.is_some();
+        let (header, query, json, kv, claim) = if named {
+            (self.header, self.query, self.json, self.kv, self.claim)
+        } else {
+            (b.header, b.query, b.json, b.kv, b.claim)
+        };
         RawTimestamp {
             header,
             query,
             json,
             kv,
+            claim,
             unit: or(self.unit, b.unit),
             max_age: or(self.max_age, b.max_age),
             max_future: or(self.max_future, b.max_future),

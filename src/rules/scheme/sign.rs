@@ -126,7 +126,7 @@ pub fn sign(
         match &ts.at {
             TimestampAt::At(Location::Json(_)) => {}
             TimestampAt::At(at) => out.put(at, text.clone()),
-            TimestampAt::Kv => {}
+            TimestampAt::Kv | TimestampAt::Claim(_) => {}
         }
         creds.timestamp = Some(Stamp { text, unix });
     }

@@ -285,7 +285,11 @@ fn run(c: &Case, keys: &[Key], headers: &[(String, String)], body: &[u8], now: i
 /// signed byte, a wrong key, and a timestamp outside the window do not.
 #[test]
 fn every_preset_signs_and_verifies() {
-    let mut names: Vec<(String, bool)> = presets::names().into_iter().map(|n| (n, false)).collect();
+    // Keys the sender publishes are fetched, not configured: those presets
+    // are held to their providers' vectors in `published_tests` and to a
+    // key server in a real Envoy (tests/integration/test_published_keys.py).
+    let mut names: Vec<(String, bool)> =
+        presets::names().into_iter().filter(|n| preset(n).key_source.is_none()).map(|n| (n, false)).collect();
     names.push(("standard_webhooks".into(), true));
     for (name, public) in names {
         let c = case(&name, public);

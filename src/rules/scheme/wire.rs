@@ -139,3 +139,8 @@ pub fn encode(bytes: &[u8], encoding: Encoding) -> String {
 pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
     BASE64.decode(text.trim()).ok()
 }
+
+/// Base64url, padded or not (JWTs, JWKs).
+pub fn decode_base64url(text: &str) -> Option<Vec<u8>> {
+    BASE64URL.decode(text).ok()
+}

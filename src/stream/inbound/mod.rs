@@ -4,6 +4,7 @@
 
 mod checks;
 mod mapping;
+mod published;
 mod store;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::plan::raw::InputsDelivery;
 use crate::rules::ending::Ending;
 use crate::rules::replay::ReplayKey;
 use crate::rules::scheme::form::{fields_within_bound, FORM_MEDIA_TYPE};
+use crate::rules::scheme::keys::Key;
 use crate::rules::scheme::{Credentials, Request};
 use crate::rules::{annotate, paths};
 
@@ -48,6 +50,13 @@ pub struct Pending {
     headers: Headers,
 }
 
+impl Pending {
+    /// The trigger the delivery is for.
+    pub fn trigger(&self) -> &Arc<Trigger> {
+        &self.trigger
+    }
+}
+
 /// A verified delivery: what it needs once replay protection has decided.
 #[derive(Debug)]
 pub struct Verified {
@@ -60,11 +69,11 @@ pub struct Verified {
     delivery_id: String,
 }
 
-/// A verified delivery waiting on etcd.
-#[derive(Debug)]
-pub struct Waiting {
-    verified: Verified,
-    wait: Wait,
+/// A delivery waiting on a callout: etcd (verified), or the sender's
+/// published key (not yet).
+pub enum Waiting {
+    Store { verified: Verified, wait: Wait },
+    Key { pending: Pending, body: Vec<u8>, body_sha256: [u8; 32], fetch: crate::rules::scheme::published::Fetch },
 }
 
 /// Longest trigger id kept in the audit record for an unknown trigger.
@@ -130,12 +139,18 @@ impl Mode for Inbound {
         if let Err(r) = read {
             return Step::Done(Outcome::Reject(r));
         }
-        let proven = match self.verify(&p, &body, &body_sha256, now, audit) {
-            Ok(proven) => proven,
-            Err(outcome) => return Step::Done(outcome),
-        };
-        let v = self.identify(p, body, proven, now, audit);
-        self.reserve(host, v, now, audit)
+        match published::key_for(&p, now, audit) {
+            published::KeyStep::Configured => {
+                let trigger = Arc::clone(&p.trigger);
+                self.proceed(host, p, body, &body_sha256, &trigger.keys, now, audit)
+            }
+            published::KeyStep::Ready(key) => self.proceed(host, p, body, &body_sha256, &[*key], now, audit),
+            published::KeyStep::Fetch(fetch) => {
+                let (call, fetch) = *fetch;
+                Step::Call(call, Waiting::Key { pending: p, body, body_sha256, fetch })
+            }
+            published::KeyStep::Refused(r) => Step::Done(Outcome::Reject(r)),
+        }
     }
 
     fn on_callout<H: Host>(
@@ -146,11 +161,19 @@ impl Mode for Inbound {
         now: i64,
         audit: &mut AuditRecord,
     ) -> Step<Held, Waiting> {
+        let (v, wait) = match w {
+            Waiting::Store { verified, wait } => (verified, wait),
+            Waiting::Key { pending, body, body_sha256, fetch } => {
+                return match published::answered(host, &pending, &fetch, &response, now, audit) {
+                    Ok(key) => self.proceed(host, pending, body, &body_sha256, &[key], now, audit),
+                    Err(r) => Step::Done(Outcome::Reject(r)),
+                };
+            }
+        };
         let policy = &self.plan.replay;
         let Some(etcd) = &policy.etcd else { return Step::Done(Outcome::Reject(Reject::ReplayStoreUnavailable)) };
-        let v = w.verified;
-        match store::etcd_answer(host, etcd, policy, w.wait, v.key, v.expires, &response, now, audit) {
-            Next::Call(call, wait) => Step::Call(call, Waiting { verified: v, wait }),
+        match store::etcd_answer(host, etcd, policy, wait, v.key, v.expires, &response, now, audit) {
+            Next::Call(call, wait) => Step::Call(call, Waiting::Store { verified: v, wait }),
             Next::Reserved(held) => self.forward(host, v, held, now),
             Next::Done(outcome) => Step::Done(outcome),
         }
@@ -203,6 +226,26 @@ impl Inbound {
         }
     }
 
+    /// Verify, identify and reserve, with the keys that verify this delivery.
+    #[allow(clippy::too_many_arguments)]
+    fn proceed<H: Host>(
+        &self,
+        host: &mut H,
+        p: Pending,
+        body: Vec<u8>,
+        body_sha256: &[u8; 32],
+        keys: &[Key],
+        now: i64,
+        audit: &mut AuditRecord,
+    ) -> Step<Held, Waiting> {
+        let proven = match self.verify(&p, &body, body_sha256, keys, now, audit) {
+            Ok(proven) => proven,
+            Err(outcome) => return Step::Done(outcome),
+        };
+        let v = self.identify(p, body, proven, now, audit);
+        self.reserve(host, v, now, audit)
+    }
+
     /// The timestamp window, then the signature over the signed content
     /// (built once: for the signature and for the replay key), then a
     /// signed handshake, which is answered before replay protection (a
@@ -212,6 +255,7 @@ impl Inbound {
         p: &Pending,
         body: &[u8],
         body_sha256: &[u8; 32],
+        keys: &[Key],
         now: i64,
         audit: &mut AuditRecord,
     ) -> Result<Proven, Outcome<Held>> {
@@ -220,8 +264,9 @@ impl Inbound {
         scheme.body_digest_holds(&p.headers, body_sha256).map_err(Outcome::Reject)?;
         let message = scheme.message(&p.credentials, &Request { headers: &p.headers, body });
         let verified_by = scheme
-            .verify_message(&p.credentials, &message, &p.trigger.keys, now)
+            .verify_message(&p.credentials, &message, keys, now)
             .ok_or(Outcome::Reject(Reject::SignatureMismatch))?;
+        scheme.claims_hold(&p.credentials, body_sha256, now).map_err(Outcome::Reject)?;
         audit.key_id = Some(verified_by.key_id.clone());
         if let Some(h) = scheme.handshake.filter(|h| h.may_be_in(&p.headers, body)) {
             let payload: Option<serde_json::Value> = serde_json::from_slice(body).ok();
@@ -273,7 +318,7 @@ impl Inbound {
             Some(etcd) => {
                 audit.replay_store = Some(ReplayStore::Etcd);
                 let (call, wait) = store::etcd_next(etcd, policy, &v.key, v.expires, now);
-                Step::Call(call, Waiting { verified: v, wait })
+                Step::Call(call, Waiting::Store { verified: v, wait })
             }
         }
     }

@@ -84,7 +84,8 @@ fn callout(store: &EtcdStore, policy: &ReplayPolicy, path: &'static str, body: V
     Callout {
         cluster: store.cluster.clone(),
         authority: store.authority.clone(),
-        path,
+        post: true,
+        path: path.to_string(),
         body,
         timeout_ms: policy.timeout_ms,
     }
