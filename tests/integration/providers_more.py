@@ -127,12 +127,6 @@ def sentry_app_header(p, body, ts):
     return Sent({"Sentry-App-Signature": mac(p.key.encode(), body).hex()}, body)
 
 
-def airtable_sign(p, body, ts, key):
-    """hmac-sha256= and the hex HMAC-SHA256 of the body, keyed with macSecretBase64 decoded."""
-    import base64
-    return Sent({"X-Airtable-Content-MAC": "hmac-sha256=" + mac(base64.b64decode(key), body).hex()}, body)
-
-
 def pandadoc_sign(p, body, ts, key):
     """PandaDoc appends ?signature=<hex HMAC-SHA256 of the body under the shared key> to the URL."""
     return Sent({}, body, query="signature=" + mac(key.encode(), body).hex())
@@ -169,8 +163,6 @@ def sw(name, doc, prefixes, bare=False):
                 sdk_check=sw_check, spellings=spellings, key=key, other=other, config={"secret": key})
 
 
-AIRTABLE_KEY = b64(b"airtable-mac-secret-32-bytes!!!!")
-
 MORE = [
     More("zendesk", "https://developer.zendesk.com/documentation/webhooks/verifying/", INDEPENDENT,
          signer=zendesk_sign, window=W, **secret("zendesk")),
@@ -194,48 +186,32 @@ MORE = [
     More("circleci", "https://circleci.com/docs/guides/integration/outbound-webhooks/#validate-webhooks", INDEPENDENT,
          signer=circleci_sign, spellings=[upper_hex("circleci-signature", "v1="), ("v1 among other versions", circleci_versions)],
          **secret("circleci")),
-    More("elevenlabs", "https://elevenlabs.io/docs/product-guides/administration/webhooks", INDEPENDENT,
+    More("elevenlabs", "https://github.com/elevenlabs/elevenlabs-python/blob/main/src/elevenlabs/webhooks_custom.py", INDEPENDENT,
          signer=elevenlabs_sign, window=(1800, 1800), spellings=[("two v0 signatures", elevenlabs_two)],
          **secret("elevenlabs")),
     body_only("clickup", "https://developer.clickup.com/docs/webhooksignature", "X-Signature"),
-    body_only("gitea", "https://docs.gitea.com/usage/webhooks", "X-Gitea-Signature"),
-    body_only("gogs", "https://gogs.io/docs/features/webhook", "X-Gogs-Signature"),
-    body_only("terraform", "https://developer.hashicorp.com/terraform/cloud-docs/api-docs/notification-configurations",
+    body_only("gitea", "https://github.com/go-gitea/gitea/blob/main/services/webhook/deliver.go", "X-Gitea-Signature"),
+    body_only("gogs", "https://github.com/gogs/gogs/blob/main/internal/database/webhook.go", "X-Gogs-Signature"),
+    body_only("terraform", "https://developer.hashicorp.com/terraform/cloud-docs/api-docs/notification-configurations#notification-authenticity",
               "X-TFE-Notification-Signature", alg=hashlib.sha512),
-    body_only("launchdarkly", "https://docs.launchdarkly.com/home/infrastructure/webhooks", "X-LD-Signature"),
-    body_only("razorpay", "https://razorpay.com/docs/webhooks/validate-test/", "X-Razorpay-Signature"),
-    body_only("pusher", "https://pusher.com/docs/channels/server_api/webhooks/", "X-Pusher-Signature"),
-    body_only("cal_com", "https://cal.com/docs/developing/guides/automation/webhooks", "X-Cal-Signature-256"),
-    body_only("lemon_squeezy", "https://docs.lemonsqueezy.com/help/webhooks/signing-requests", "X-Signature"),
-    body_only("paystack", "https://paystack.com/docs/payments/webhooks/#verify-event-origin", "x-paystack-signature",
-              alg=hashlib.sha512),
-    body_only("line", "https://developers.line.biz/en/docs/messaging-api/verify-webhook-signature/",
+    body_only("razorpay", "https://razorpay.com/docs/payments/payment-gateway/s2s-integration/test-s2s/best-practices/security", "X-Razorpay-Signature"),
+    body_only("pusher", "https://github.com/pusher/pusher-http-node/blob/master/lib/webhook.js", "X-Pusher-Signature"),
+    body_only("cal_com", "https://github.com/calcom/cal.com/blob/main/packages/features/webhooks/lib/sendPayload.ts", "X-Cal-Signature-256"),
+    body_only("line", "https://github.com/line/line-bot-sdk-python/blob/master/linebot/v3/webhook.py",
               "x-line-signature", b64enc=True),
     More("telegram", "https://core.telegram.org/bots/api#setwebhook", "documented secret_token header",
          signer=token_header("X-Telegram-Bot-Api-Secret-Token"),
          tamper=token_tamper("X-Telegram-Bot-Api-Secret-Token"), **secret("telegram")),
-    More("airtable", "https://airtable.com/developers/web/api/webhooks-overview", INDEPENDENT, signer=airtable_sign,
-         spellings=[upper_hex("X-Airtable-Content-MAC", "hmac-sha256=")], key=AIRTABLE_KEY,
-         other=b64(b"another-airtable-mac-secret!!!!!"), config={"secret": AIRTABLE_KEY}),
-    body_only("gocardless", "https://developer.gocardless.com/getting-started/staying-up-to-date-with-webhooks",
-              "Webhook-Signature"),
     More("buildkite", "https://buildkite.com/docs/apis/webhooks/pipelines#webhook-signature", INDEPENDENT,
          signer=buildkite_sign, window=W, **secret("buildkite")),
-    body_only("helpscout", "https://developer.helpscout.com/webhooks/", "X-HelpScout-Signature", alg=hashlib.sha1,
+    body_only("helpscout", "https://developer.helpscout.com/webhooks", "X-HelpScout-Signature", alg=hashlib.sha1,
               b64enc=True),
-    body_only("todoist", "https://developer.todoist.com/sync/v9/#webhooks", "X-Todoist-Hmac-SHA256", b64enc=True),
-    body_only("webex", "https://developer.webex.com/docs/webhooks", "X-Spark-Signature", alg=hashlib.sha1),
+    body_only("todoist", "https://doist.github.io/todoist-sdk-typescript/api/functions/verifyWebhookSignature", "X-Todoist-Hmac-SHA256", b64enc=True),
+    body_only("webex", "https://developer.webex.com/blog/using-a-webhook-secret", "X-Spark-Signature", alg=hashlib.sha1),
     body_only("expo", "https://docs.expo.dev/eas/webhooks/", "expo-signature", prefix="sha1=", alg=hashlib.sha1),
-    body_only("storyblok", "https://www.storyblok.com/docs/guide/in-depth/webhooks", "webhook-signature",
-              alg=hashlib.sha1),
-    body_only("onfido", "https://documentation.onfido.com/api/latest/#webhooks-verification", "X-SHA2-Signature"),
-    body_only("dwolla", "https://developers.dwolla.com/docs/balance/webhooks", "X-Request-Signature-SHA-256"),
+    body_only("onfido", "https://documentation.onfido.com/api/manual-webhook-signature-verification", "X-SHA2-Signature"),
     More("pandadoc", "https://developers.pandadoc.com/docs/webhook-verification", INDEPENDENT, signer=pandadoc_sign,
          **secret("pandadoc")),
-    body_only("alchemy", "https://docs.alchemy.com/reference/notify-api-quickstart", "X-Alchemy-Signature"),
-    body_only("checkout_com", "https://www.checkout.com/docs/developer-resources/webhooks/manage-webhooks",
-              "Cko-Signature"),
-    body_only("hookdeck", "https://hookdeck.com/docs/authentication", "x-hookdeck-signature", b64enc=True),
-    More("figma", "https://www.figma.com/developers/api#webhooks-v2-security", "documented passcode field",
+    More("figma", "https://developers.figma.com/docs/rest-api/webhooks-security", "documented passcode field",
          signer=figma_sign, tamper=figma_tamper, **secret("figma")),
 ]

@@ -33,7 +33,7 @@ def header_lines(out: bytes) -> list[str]:
 
 PRESETS = [p.name for p in providers.PROVIDERS]
 # Presets whose secret is plain base64 (secret_encoding: base64): their own test key.
-BASE64_SECRETS = {p.name: p.key for p in providers.PROVIDERS if p.name in ("brex", "airtable")}
+BASE64_SECRETS = {p.name: p.key for p in providers.PROVIDERS if p.name in ("brex",)}
 PUBLIC = {p.name: p for p in providers.PROVIDERS if "public_key" in p.config}
 
 
