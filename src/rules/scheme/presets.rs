@@ -102,6 +102,6 @@ mod tests {
                 super::super::compile(name, over.merge(p.scheme), 300).unwrap_or_else(|e| panic!("{name}: {e:?}"));
             }
         }
-        assert!(all.len() >= 35);
+        assert!(all.len() >= 70);
     }
 }

@@ -234,9 +234,10 @@ fn case(name: &str, public: bool) -> Case {
             )
         }
         alg => {
-            let secret = if alg == Algorithm::Token { "SECRET" } else { "whsec_c2VjcmV0LWtleQ==" };
+            // Base64 text: valid under every secret_encoding a preset uses (utf8, whsec, base64).
+            let secret = if alg == Algorithm::Token { "SECRET" } else { "c2VjcmV0LWtleQ==" };
             let m = KeyMaterial::secret(alg, secret, scheme.secret_encoding).unwrap();
-            let w = KeyMaterial::secret(alg, "whsec_b3RoZXIta2V5", scheme.secret_encoding).unwrap();
+            let w = KeyMaterial::secret(alg, "b3RoZXIta2V5", scheme.secret_encoding).unwrap();
             (Signer::Secret(secret.into()), m, w)
         }
     };
