@@ -85,7 +85,6 @@ impl Callout {
             (":method", if self.post { "POST" } else { "GET" }.to_string()),
             (":path", self.path.clone()),
             (":authority", self.authority.clone()),
-            ("host", self.authority.clone()),
         ];
         if self.post {
             headers.push(("content-type", "application/json".to_string()));
