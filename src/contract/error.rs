@@ -22,6 +22,9 @@ pub enum Reject {
     TimestampOutOfTolerance,
     SignatureMismatch,
     InvalidJson,
+    /// A verified multipart/form-data body that cannot be read: no valid
+    /// boundary, a malformed delimiter or part, or part headers over 8 KiB.
+    InvalidMultipart,
     /// A provider's handshake whose challenge cannot be answered (absent,
     /// over 1024 bytes, or not printable ASCII).
     InvalidHandshake,
@@ -46,7 +49,7 @@ pub enum Reject {
 }
 
 impl Reject {
-    pub const ALL: [Reject; 26] = [
+    pub const ALL: [Reject; 27] = [
         Reject::NonCanonicalPath,
         Reject::MethodNotAllowed,
         Reject::IpNotAllowed,
@@ -63,6 +66,7 @@ impl Reject {
         Reject::TimestampOutOfTolerance,
         Reject::SignatureMismatch,
         Reject::InvalidJson,
+        Reject::InvalidMultipart,
         Reject::InvalidHandshake,
         Reject::InputsTooLarge,
         Reject::MissingInput,
@@ -90,6 +94,7 @@ impl Reject {
             | Reject::SignatureMismatch => 401,
             Reject::NonCanonicalPath
             | Reject::InvalidJson
+            | Reject::InvalidMultipart
             | Reject::InvalidHandshake
             | Reject::MissingEvent
             | Reject::InvalidEvent => 400,
@@ -117,6 +122,7 @@ impl Reject {
             Reject::TimestampOutOfTolerance => "timestamp_out_of_tolerance",
             Reject::SignatureMismatch => "signature_mismatch",
             Reject::InvalidJson => "invalid_json",
+            Reject::InvalidMultipart => "invalid_multipart",
             Reject::InvalidHandshake => "invalid_handshake",
             Reject::InputsTooLarge => "inputs_too_large",
             Reject::MissingInput => "missing_input",
@@ -150,6 +156,7 @@ impl Reject {
             Reject::TimestampOutOfTolerance => "timestamp is outside the allowed tolerance",
             Reject::SignatureMismatch => "signature does not match",
             Reject::InvalidJson => "request body is not a JSON document",
+            Reject::InvalidMultipart => "the multipart body is malformed or a part's headers exceed 8 KiB",
             Reject::InvalidHandshake => "the handshake's challenge is absent, over 1024 bytes or not printable ASCII",
             Reject::InputsTooLarge => "the rendered inputs exceed max_inputs_bytes",
             Reject::MissingInput => "a required input is missing",

@@ -15,6 +15,7 @@ mod coverage;
 pub mod form;
 pub mod handshake;
 pub mod keys;
+pub mod multipart;
 pub mod presets;
 pub mod raw;
 #[cfg(not(target_arch = "wasm32"))]
