@@ -175,7 +175,7 @@ bench: build $(TOOLS_STAMP) etcd
 # Bounded fuzz runs (nightly, cargo-fuzz): FUZZ_SECONDS per target. New
 # interesting inputs land in fuzz/corpus/<target>/, which `make test` replays.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := config signature_headers path template inbound native_hooks body_fields
+FUZZ_TARGETS := config signature_headers path template inbound native_hooks body_fields multipart
 fuzz:
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal

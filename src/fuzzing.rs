@@ -88,6 +88,36 @@ pub fn body_fields(data: &[u8]) {
     }
 }
 
+/// A multipart body read as `match` and `inputs` see it: the first line is
+/// the content-type (its boundary), the rest the body. A read body has at
+/// most `MAX_FORM_FIELDS` values, and a file is only its summary.
+pub fn multipart(data: &[u8]) {
+    use crate::rules::scheme::{form::MAX_FORM_FIELDS, multipart};
+    let split = data.iter().position(|b| *b == b'\n').unwrap_or(data.len());
+    let content_type = String::from_utf8_lossy(&data[..split]);
+    let body = data.get(split + 1..).unwrap_or_default();
+    let _ = multipart::parts_within_bound(&content_type, body);
+    let Ok(serde_json::Value::Object(fields)) = multipart::to_json(&content_type, body) else { return };
+    let mut values = 0;
+    for v in fields.values() {
+        let items = match v {
+            serde_json::Value::Array(items) => items.as_slice(),
+            one => std::slice::from_ref(one),
+        };
+        values += items.len();
+        for item in items {
+            if let serde_json::Value::Object(file) = item {
+                let keys: Vec<&str> = file.keys().map(String::as_str).collect();
+                assert_eq!(keys.len(), 4, "a file is its summary: {keys:?}");
+                assert!(file["sha256"].as_str().is_some_and(|h| h.len() == 64));
+            } else {
+                assert!(item.is_string(), "a text field is a string: {item}");
+            }
+        }
+    }
+    assert!(values <= MAX_FORM_FIELDS, "{values} parts read");
+}
+
 /// The path canonicaliser: its output is absolute, has no empty, `.` or `..`
 /// segment, and decoding it again changes nothing.
 pub fn path(data: &[u8]) {

@@ -36,6 +36,11 @@ fn body_fields_corpus() {
 }
 
 #[test]
+fn multipart_corpus() {
+    replay("multipart", fuzzing::multipart);
+}
+
+#[test]
 fn path_corpus() {
     replay("path", fuzzing::path);
 }

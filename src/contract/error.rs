@@ -29,6 +29,9 @@ pub enum Reject {
     /// fetch budget is spent: fail closed, the sender retries.
     KeyUnavailable,
     InvalidJson,
+    /// A verified multipart/form-data body that cannot be read: no valid
+    /// boundary, a malformed delimiter or part, or part headers over 8 KiB.
+    InvalidMultipart,
     /// A provider's handshake whose challenge cannot be answered (absent,
     /// over 1024 bytes, or not printable ASCII).
     InvalidHandshake,
@@ -53,7 +56,7 @@ pub enum Reject {
 }
 
 impl Reject {
-    pub const ALL: [Reject; 28] = [
+    pub const ALL: [Reject; 29] = [
         Reject::NonCanonicalPath,
         Reject::MethodNotAllowed,
         Reject::IpNotAllowed,
@@ -72,6 +75,7 @@ impl Reject {
         Reject::UntrustedKeyUrl,
         Reject::KeyUnavailable,
         Reject::InvalidJson,
+        Reject::InvalidMultipart,
         Reject::InvalidHandshake,
         Reject::InputsTooLarge,
         Reject::MissingInput,
@@ -101,6 +105,7 @@ impl Reject {
             | Reject::KeyUnavailable => 401,
             Reject::NonCanonicalPath
             | Reject::InvalidJson
+            | Reject::InvalidMultipart
             | Reject::InvalidHandshake
             | Reject::MissingEvent
             | Reject::InvalidEvent => 400,
@@ -130,6 +135,7 @@ impl Reject {
             Reject::UntrustedKeyUrl => "untrusted_key_url",
             Reject::KeyUnavailable => "key_unavailable",
             Reject::InvalidJson => "invalid_json",
+            Reject::InvalidMultipart => "invalid_multipart",
             Reject::InvalidHandshake => "invalid_handshake",
             Reject::InputsTooLarge => "inputs_too_large",
             Reject::MissingInput => "missing_input",
@@ -165,6 +171,7 @@ impl Reject {
             Reject::UntrustedKeyUrl => "the signing key's URL is not one the scheme trusts",
             Reject::KeyUnavailable => "the sender's signing key could not be fetched; retry later",
             Reject::InvalidJson => "request body is not a JSON document",
+            Reject::InvalidMultipart => "the multipart body is malformed or a part's headers exceed 8 KiB",
             Reject::InvalidHandshake => "the handshake's challenge is absent, over 1024 bytes or not printable ASCII",
             Reject::InputsTooLarge => "the rendered inputs exceed max_inputs_bytes",
             Reject::MissingInput => "a required input is missing",

@@ -161,6 +161,15 @@ def preset_edge():
         "match": {"jsonpath": "$.command", "equals": "/deploy"},
         "action": {"agent_id": "agent", "inputs": {"command": "{{ payload.command }}", "text": "{{ payload.text }}"}},
     })
+    # A scheme of its own that takes multipart/form-data (test_multipart.py).
+    cfg["triggers"].append({
+        "id": "trg_multipart", "secret": "multipart-secret-value",
+        "scheme": {"algorithm": "hmac-sha256", "signature": {"header": "X-Sig", "prefix": "sha256="},
+                   "content_types": ["multipart/form-data"]},
+        "match": {"jsonpath": "$.kind", "equals": "report"},
+        "action": {"agent_id": "agent", "inputs": {"kind": "{{ payload.kind }}", "note": "{{ payload.note }}",
+                                                   "doc": {"jsonpath": "$.doc", "first": True}}},
+    })
     envoy = h.Envoy(h.single_upstream(cfg, backend.port, port)).wait_ready()
     yield port, backend, envoy
     envoy.stop()

@@ -31,16 +31,21 @@ pub fn fields_within_bound(body: &[u8]) -> bool {
 pub fn to_json(body: &[u8]) -> serde_json::Value {
     let mut map = serde_json::Map::new();
     for (k, v) in form_urlencoded::parse(body) {
-        let v = serde_json::Value::String(v.into_owned());
-        match map.get_mut(k.as_ref()) {
-            Some(serde_json::Value::Array(items)) => items.push(v),
-            Some(first) => *first = serde_json::Value::Array(vec![first.take(), v]),
-            None => {
-                map.insert(k.into_owned(), v);
-            }
-        }
+        insert_field(&mut map, k.into_owned(), serde_json::Value::String(v.into_owned()));
     }
     serde_json::Value::Object(map)
+}
+
+/// Adds a field's value: the first is kept as it is, a repeated field
+/// becomes an array of its values in order (forms and multipart alike).
+pub fn insert_field(map: &mut serde_json::Map<String, serde_json::Value>, name: String, v: serde_json::Value) {
+    match map.get_mut(&name) {
+        Some(serde_json::Value::Array(items)) => items.push(v),
+        Some(first) => *first = serde_json::Value::Array(vec![first.take(), v]),
+        None => {
+            map.insert(name, v);
+        }
+    }
 }
 
 /// `{form_sorted}`: every distinct (name, value) pair, sorted by name then

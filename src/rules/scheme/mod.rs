@@ -16,6 +16,7 @@ pub mod form;
 pub mod handshake;
 pub mod jwt;
 pub mod keys;
+pub mod multipart;
 pub mod presets;
 pub mod published;
 pub mod raw;

@@ -9,6 +9,7 @@ use crate::rules::annotate;
 use crate::rules::inputs::{InputError, RenderContext};
 use crate::rules::matcher;
 use crate::rules::scheme::form::{self, FORM_MEDIA_TYPE};
+use crate::rules::scheme::multipart::{self, MULTIPART_MEDIA_TYPE};
 
 use super::checks::media_type;
 use crate::stream::Outcome;
@@ -51,12 +52,13 @@ pub fn map_delivery(
     headers: &Headers,
     body: &[u8],
 ) -> Result<Mapping, Unmapped> {
-    // A form (schemes that accept one) is seen as a JSON object of its fields.
-    let form = headers.first(CONTENT_TYPE).map(media_type).is_some_and(|t| t == FORM_MEDIA_TYPE);
-    let payload = if form {
-        form::to_json(body)
-    } else {
-        serde_json::from_slice(body).map_err(|_| Unmapped::Reject(Reject::InvalidJson))?
+    // A form or a multipart body (schemes that accept one) is seen as a
+    // JSON object of its fields.
+    let content_type = headers.first(CONTENT_TYPE).unwrap_or("");
+    let payload = match media_type(content_type).as_str() {
+        FORM_MEDIA_TYPE => form::to_json(body),
+        MULTIPART_MEDIA_TYPE => multipart::to_json(content_type, body).map_err(|e| Unmapped::Reject(e.reject()))?,
+        _ => serde_json::from_slice(body).map_err(|_| Unmapped::Reject(Reject::InvalidJson))?,
     };
     let payload = std::sync::Arc::new(payload);
     let matched = matcher::all_hold(&trigger.conditions, &payload);

@@ -21,6 +21,7 @@ use crate::rules::ending::Ending;
 use crate::rules::replay::ReplayKey;
 use crate::rules::scheme::form::{fields_within_bound, FORM_MEDIA_TYPE};
 use crate::rules::scheme::keys::Key;
+use crate::rules::scheme::multipart::{self, MULTIPART_MEDIA_TYPE};
 use crate::rules::scheme::{Credentials, Request};
 use crate::rules::{annotate, paths};
 
@@ -202,11 +203,17 @@ pub struct Proven {
 /// The body phase, step by step, in the README's order (`Mode::body` runs
 /// them all; each is public so that a bench build can stop after any one).
 impl Inbound {
-    /// Bounds a form (one counting pass, before anything sorts or copies its
-    /// fields) and reads the scheme's body-borne fields.
+    /// Bounds a form or a multipart body (one counting pass, before
+    /// anything sorts or copies its fields) and reads the scheme's
+    /// body-borne fields.
     pub fn read_fields(&self, p: &mut Pending, body: &[u8]) -> Result<(), Reject> {
-        let form = p.headers.first(CONTENT_TYPE).map(checks::media_type).as_deref() == Some(FORM_MEDIA_TYPE);
-        if form && !fields_within_bound(body) {
+        let content_type = p.headers.first(CONTENT_TYPE).unwrap_or("");
+        let bounded = match checks::media_type(content_type).as_str() {
+            FORM_MEDIA_TYPE => fields_within_bound(body),
+            MULTIPART_MEDIA_TYPE => multipart::parts_within_bound(content_type, body),
+            _ => true,
+        };
+        if !bounded {
             return Err(Reject::TooManyFields);
         }
         p.trigger.scheme.read_body(&mut p.credentials, body)

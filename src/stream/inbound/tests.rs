@@ -297,3 +297,73 @@ fn key_and_delivery_id_ignore_the_spelling_of_the_signature() {
     let audit: serde_json::Value = serde_json::from_slice(&again.filter_state[0].1).unwrap();
     assert_eq!(audit["delivery_id"], id.as_str());
 }
+
+/// A trigger whose own scheme takes multipart/form-data (GitHub-style HMAC
+/// over the body), matching `$.kind`, and a multipart delivery to it.
+fn multipart_case(body: &[u8], secret: &[u8], content_type: &str) -> (Arc<InboundPlan>, MemoryHost) {
+    let plan = plan_of(json!({"triggers": [{
+        "id": "up", "secret": "s3cr3t",
+        "scheme": {"algorithm": "hmac-sha256", "signature": {"header": "x-sig", "prefix": "sha256="},
+                   "content_types": ["multipart/form-data"]},
+        "match": {"jsonpath": "$.kind", "equals": "report"},
+        "action": {"agent_id": "a", "inputs": {"kind": "{{ payload.kind }}", "file": {"jsonpath": "$.doc", "first": true}}}
+    }]}));
+    let tag = Key::hmac_sha256("k", secret).material.tag(&[std::borrow::Cow::Borrowed(body)]).unwrap();
+    let sig = format!("sha256={}", hex::encode(tag));
+    let headers =
+        [(":method", "POST"), (":path", "/v1/webhook/generic/up"), ("content-type", content_type), ("x-sig", &sig)];
+    let mut host = MemoryHost::new(&headers, body, NOW);
+    host.response_status = Some(200);
+    (plan, host)
+}
+
+const MULTIPART: &str = "multipart/form-data; boundary=b0";
+
+fn multipart_body(kind: &str) -> Vec<u8> {
+    format!(
+        "--b0\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\n{kind}\r\n\
+         --b0\r\nContent-Disposition: form-data; name=\"doc\"; filename=\"r.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n\
+         \x00\x01\r\n--b0--\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn multipart_deliveries_are_verified_then_read_as_fields() {
+    let body = multipart_body("report");
+    let (plan, host) = multipart_case(&body, b"s3cr3t", MULTIPART);
+    let h = send(&plan, host);
+    assert!(h.reply.is_none(), "forwarded: {:?}", code(&h));
+    assert_eq!(h.body, body, "body untouched");
+    let inputs: serde_json::Value = serde_json::from_str(&h.header("x-combo-inputs").unwrap()).unwrap();
+    let sha = "b413f47d13ee2fe6c845b2ee141af81de858df4ec549a58b7970bb96645bc8d2"; // sha256 of 00 01
+    assert_eq!(
+        inputs,
+        json!({"kind": "report", "file": {"filename": "r.bin", "content_type": "application/octet-stream", "size": 2, "sha256": sha}})
+    );
+    let (plan, host) = multipart_case(&multipart_body("other"), b"s3cr3t", MULTIPART);
+    assert_eq!(send(&plan, host).reply.map(|r| r.status), Some(202), "the match sees the text field");
+    let (plan, host) = multipart_case(&body, b"wrong", MULTIPART);
+    assert_eq!(code(&send(&plan, host)).as_deref(), Some("signature_mismatch"));
+    // A scheme without multipart in content_types refuses it (the generic one: JSON only).
+    let mut host = signed("{}", NOW, "s3cr3t");
+    set(&mut host, "content-type", Some(MULTIPART));
+    assert_eq!(code(&send(&plan_of(base_config()), host)).as_deref(), Some("unsupported_media_type"));
+}
+
+#[test]
+fn multipart_bounds_and_malformed_bodies() {
+    // Too many parts: counted before the signature, so a forged one is 413 too.
+    let part = "--b0\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\nx\r\n";
+    let many = format!("{}--b0--", part.repeat(crate::rules::scheme::form::MAX_FORM_FIELDS + 1)).into_bytes();
+    let (plan, host) = multipart_case(&many, b"wrong", MULTIPART);
+    assert_eq!(code(&send(&plan, host)).as_deref(), Some("too_many_fields"));
+    // Malformed: refused once the signature holds, never forwarded.
+    let unclosed = b"--b0\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\nreport".to_vec();
+    let (plan, host) = multipart_case(&unclosed, b"s3cr3t", MULTIPART);
+    assert_eq!(code(&send(&plan, host)).as_deref(), Some("invalid_multipart"));
+    let (plan, host) = multipart_case(&unclosed, b"wrong", MULTIPART);
+    assert_eq!(code(&send(&plan, host)).as_deref(), Some("signature_mismatch"));
+    let (plan, host) = multipart_case(&multipart_body("report"), b"s3cr3t", "multipart/form-data");
+    assert_eq!(code(&send(&plan, host)).as_deref(), Some("invalid_multipart"), "no boundary");
+}
