@@ -17,7 +17,7 @@ from pathlib import Path
 
 from benchlib import (AUTHZ, CLIENT_CPU, DURATION, ENVOY_CPU, HMAC_NATIVE, HMAC_SOFT, LOADGEN, NATIVE_NAME,
                       NOOP_WASM, REPO, ROUNDS, STAGES, STAGES_NATIVE, STAGES_WASM, UPSTREAM, UPSTREAM_PORT,
-                      PIPELINE_COST, authz_scenario, configure_time, filter_off_elsewhere, filter_scenario, h,
+                      PIPELINE_COST, authz_scenario, configure_time, filter_off_elsewhere, filter_scenario, h, published_key_latency,
                       hmac_in_v8, native_pipeline, native_rate, noop_filter, plugin_config, probe_in_v8, run,
                       stage_scenario, verify_us_in_v8)
 
@@ -150,6 +150,7 @@ def measure():
     per_scheme = verify_us_in_v8()
     probe = probe_in_v8()
     pipeline_native = native_pipeline()
+    published = {"wasm": published_key_latency(native=False), "native": published_key_latency(native=True)}
 
     rows = [
         ("Envoy, no filter (ceiling)", plain, plain["rps"] / plain["rps"]),
@@ -166,6 +167,10 @@ def measure():
     for n, r, size in (("1 KiB, 1 trigger", combo, 1 << 10), ("64 KiB", k64, 64 << 10), ("1 MiB", m1, 1 << 20),
                        ("1 KiB, 10,000 triggers", t10k, 1 << 10)):
         lines.append(f"| {n} | {r['rps']:.0f} | {r['p50_us']} | {r['p99_us']} | {r['rps'] * size / 1e6:.1f} |")
+    lines += ["", "| AWS SNS, key fetched (RSA-2048 certificate), one request at a time | cold: fetched first, p50 µs "
+              "| warm: cached, p50 µs | HMAC delivery, p50 µs |", "|---|---:|---:|---:|"]
+    lines += [f"| {b} | {p['cold_us']:.0f} | {p['warm_us']:.0f} | {p['hmac_us']:.0f} |"
+              for b, p in published.items()]
     lines += ["", f"| at half the filter's saturation ({half:.0f} req/s offered) | req/s | p50 µs | p99 µs |",
               "|---|---:|---:|---:|",
               f"| no filter | {lat_plain['rps']:.0f} | {lat_plain['p50_us']} | {lat_plain['p99_us']} |",
@@ -210,7 +215,8 @@ def measure():
         ("native module ≥ 1.8x the wasm build", f"{native['rps'] / combo['rps']:.2f}x", native["rps"] >= 1.8 * combo["rps"]),
         ("native module, pass-through within noise of plain Envoy (≥ 0.97x)",
          f"{g_native_shipped['rps'] / g_plain['rps']:.2f}x", g_native_shipped["rps"] >= 0.97 * g_plain["rps"]),
-        (".wasm at most 3 MiB (with the public-key schemes)", f"{wasm_size / 2**20:.2f} MiB", wasm_size <= 2**20 * 3),
+        (".wasm at most 3.5 MiB (with RSA and X.509 for published keys)", f"{wasm_size / 2**20:.2f} MiB",
+         wasm_size <= 2**20 * 3.5),
     ]
     # A row whose deliveries were not all answered 200 measured something
     # else (a filter refusing everything is fast): no target is judged then.

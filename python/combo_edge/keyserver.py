@@ -4,17 +4,19 @@ answer slowly or with a redirect, and records every request, so a test can
 count the edge's fetches. Loopback only; its certificate names the hosts
 the presets pin (issued by the suite's own CA, which the edge's key
 cluster trusts)."""
+import base64
 import datetime
 import json
 import ssl
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 HOSTS = ["sns.us-east-1.amazonaws.com", "sns.eu-west-1.amazonaws.com", "api.sandbox.paypal.com",
          "production.plaid.com", "keys.example.com"]
@@ -45,6 +47,29 @@ def rsa_signing_cert(cn: str, days: float = 1):
     """An RSA-2048 key and its certificate: what SNS and PayPal publish."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return key, certificate(key, cn, days=days)
+
+
+SNS_FIELDS = ["Message", "MessageId", "Subject", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
+
+
+def sns_message(cert_url, key, version="1", kind="Notification", subject=None) -> dict:
+    """An SNS HTTP delivery, signed as AWS documents: "Key\\nvalue\\n" for the
+    fields present, in this order; SHA1withRSA (v1) or SHA256withRSA (v2)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    doc = {"Type": kind, "MessageId": str(uuid.uuid4()), "TopicArn": "arn:aws:sns:us-east-1:123456789012:combo",
+           "Message": json.dumps({"order": str(uuid.uuid4()), "text": "x"}),
+           "Timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+           "SignatureVersion": version, "SigningCertURL": cert_url,
+           "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=x"}
+    if subject:
+        doc["Subject"] = subject
+    if kind == "SubscriptionConfirmation":
+        doc["Token"] = uuid.uuid4().hex
+        doc["SubscribeURL"] = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=" + doc["Token"]
+    text = "".join(f"{k}\n{doc[k]}\n" for k in SNS_FIELDS if k in doc)
+    digest = hashes.SHA1() if version == "1" else hashes.SHA256()
+    doc["Signature"] = base64.b64encode(key.sign(text.encode(), padding.PKCS1v15(), digest)).decode()
+    return doc
 
 
 class KeyServer:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from combo_edge import envoy as h
-from combo_edge.keyserver import KeyServer, pem, rsa_signing_cert, tls_cluster
+from combo_edge.keyserver import KeyServer, pem, rsa_signing_cert, sns_message as sns, tls_cluster
 
 PLAID = {"client_id": "plaid-client", "secret": "plaid-secret-value"}
 JWKS_PATH = "/.well-known/jwks.json"
@@ -70,29 +70,6 @@ def audit_rows(envoy, trigger):
 
 
 # ---------------------------------------------------------------- AWS SNS
-
-SNS_FIELDS = ["Message", "MessageId", "Subject", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
-
-
-def sns(cert_url, key, version="1", kind="Notification", subject=None):
-    """An SNS HTTP delivery, signed as AWS documents: "Key\\nvalue\\n" for the
-    fields present, in this order; SHA1withRSA (v1) or SHA256withRSA (v2)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    doc = {"Type": kind, "MessageId": str(uuid.uuid4()), "TopicArn": "arn:aws:sns:us-east-1:123456789012:combo",
-           "Message": json.dumps({"order": str(uuid.uuid4()), "text": "x"}),
-           "Timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
-           "SignatureVersion": version, "SigningCertURL": cert_url,
-           "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=x"}
-    if subject:
-        doc["Subject"] = subject
-    if kind == "SubscriptionConfirmation":
-        doc["Token"] = uuid.uuid4().hex
-        doc["SubscribeURL"] = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=" + doc["Token"]
-    text = "".join(f"{k}\n{doc[k]}\n" for k in SNS_FIELDS if k in doc)
-    digest = hashes.SHA1() if version == "1" else hashes.SHA256()
-    doc["Signature"] = base64.b64encode(key.sign(text.encode(), padding.PKCS1v15(), digest)).decode()
-    return doc
-
 
 def sns_post(port, trigger, doc):
     return h.request(port, h.PREFIX + trigger, json.dumps(doc).encode(),

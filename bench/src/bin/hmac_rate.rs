@@ -60,9 +60,14 @@ fn main() {
         .iter()
         .map(|name| {
             let key = match name.as_str() {
-                "discord" => serde_json::json!({"public_key": discord_key}),
+                "discord" | "discord_webhook_events" | "telnyx" => serde_json::json!({"public_key": discord_key}),
                 "sendgrid" => serde_json::json!({"public_key": sendgrid_key()}),
-                _ => serde_json::json!({"secret": "whsec_c2VjcmV0"}),
+                // The sender publishes its key: the trigger holds none, only the values its scheme names.
+                "aws_sns" => serde_json::json!({}),
+                "paypal" => serde_json::json!({"scheme": {"params": {"webhook_id": "WH-1"}}}),
+                "plaid" => serde_json::json!({"scheme": {"params": {"client_id": "c", "secret": "s"}}}),
+                // Valid in every secret encoding: utf8, hex, base64 and whsec.
+                _ => serde_json::json!({"secret": "00c0ffee"}),
             };
             let mut t = serde_json::json!({"id": name, "source": name, "action": {"agent_id": "a"}});
             if let (Some(t), Some(k)) = (t.as_object_mut(), key.as_object()) {
@@ -84,13 +89,16 @@ fn main() {
         }
     }
     let configure_ms = start.elapsed().as_secs_f64() * 1e3 / f64::from(n);
+    let (cert_us, sns_us) = published_key_costs();
     println!(
-        "{{\"mb_per_s\":{:.1},\"hmac_1kib_us\":{:.2},\"ed25519_1kib_us\":{:.1},\"configure_{}_presets_ms\":{:.2}}}",
+        "{{\"mb_per_s\":{:.1},\"hmac_1kib_us\":{:.2},\"ed25519_1kib_us\":{:.1},\"configure_{}_presets_ms\":{:.2},\"sns_certificate_read_us\":{:.1},\"sns_verify_us\":{:.1}}}",
         per_s * big.len() as f64 / 1e6,
         1e6 / hmac_small_per_s,
         1e6 / ed_per_s,
         triggers.len(),
-        configure_ms
+        configure_ms,
+        cert_us,
+        sns_us
     );
 }
 
@@ -99,4 +107,42 @@ fn sendgrid_key() -> String {
     use base64::Engine;
     let Ok(sk) = p256::ecdsa::SigningKey::from_slice(&[7; 32]) else { fail("P-256 key") };
     base64::engine::general_purpose::STANDARD.encode(sk.verifying_key().to_encoded_point(false).as_bytes())
+}
+
+/// A published key's CPU cost (AWS's own SNS vector, tests/data/aws_sns):
+/// reading the RSA-2048 certificate (once per fetch), and one verification
+/// of a notification through the `aws_sns` preset (every delivery), in µs.
+fn published_key_costs() -> (f64, f64) {
+    use combo_webhook_filter::rules::scheme::published::{keys_from, KeyFormat};
+    let pem = include_bytes!("../../../tests/data/aws_sns/certificate.pem");
+    let fixtures: serde_json::Value =
+        serde_json::from_str(include_str!("../../../tests/data/aws_sns/http_fixtures.json")).unwrap_or_default();
+    let in_2022 = 1_659_000_000; // inside the certificate's validity
+    let start = Instant::now();
+    let mut n = 0u32;
+    let mut material = None;
+    while start.elapsed().as_secs_f64() < 0.5 {
+        material = keys_from(KeyFormat::Certificate, None, pem, in_2022).and_then(|mut k| k.pop()).map(|(_, m)| m);
+        n += 1;
+    }
+    let cert_us = start.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+    let Some(material) = material else { fail("the AWS certificate") };
+    let keys = [Key::new("aws".into(), material, None, None)];
+    let Ok(scheme) = resolve_scheme(Some("aws_sns"), None, false, 300) else { fail("aws_sns scheme") };
+    let headers = Headers::from_pairs([(":method", "POST"), ("content-type", "text/plain")]);
+    let Ok(body) = serde_json::to_vec(&fixtures[0]) else { fail("the SNS vector") };
+    let Ok(mut creds) = scheme.read_head(&headers) else { fail("SNS head") };
+    if scheme.read_body(&mut creds, &body).is_err() {
+        fail("SNS body");
+    }
+    let req = Request { headers: &headers, body: &body };
+    let start = Instant::now();
+    let mut n = 0u32;
+    while start.elapsed().as_secs_f64() < 0.5 {
+        if scheme.verify(&creds, &req, &keys, in_2022).is_none() {
+            fail("the SNS vector does not verify");
+        }
+        n += 1;
+    }
+    (cert_us, start.elapsed().as_secs_f64() * 1e6 / f64::from(n))
 }
