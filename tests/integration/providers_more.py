@@ -30,6 +30,11 @@ class More(Provider):
             return urlencode({"mandrill_events": events}).encode()
         if self.name == "figma":
             return json.dumps({"n": n, "event_type": "PING", "passcode": self.key, "text": "x"}).encode()
+        if self.name == "adyen":  # one item per delivery; the first "x" (flip's target) is in a signed field
+            item = {"merchantReference": f"x-order-{n}", "pspReference": f"{n:016d}", "merchantAccountCode": "Combo",
+                    "amount": {"value": 1130 + n % 1000, "currency": "EUR"}, "eventCode": "AUTHORISATION",
+                    "success": "true", "additionalData": {}}
+            return json.dumps({"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}).encode()
         return super().body(n)
 
 
@@ -144,6 +149,64 @@ def figma_tamper(sent):
     return replace(sent, body=json.dumps(doc).encode())
 
 
+def box_stamp(ts, offset_hours=0):
+    tz = datetime.timezone(datetime.timedelta(hours=offset_hours))
+    return datetime.datetime.fromtimestamp(ts, tz=tz).isoformat().replace("+00:00", "Z")
+
+
+def box_sign(p, body, ts, key, stamp=None):
+    """Box: base64 HMAC-SHA256 of the body's bytes then BOX-DELIVERY-TIMESTAMP's, under
+    the primary key (BOX-SIGNATURE-PRIMARY) and the secondary key (-SECONDARY)."""
+    stamp = stamp or box_stamp(ts)
+    sig = lambda k: b64(mac(k.encode(), body + stamp.encode()))  # noqa: E731
+    return Sent({"BOX-DELIVERY-TIMESTAMP": stamp, "BOX-SIGNATURE-PRIMARY": sig(key),
+                 "BOX-SIGNATURE-SECONDARY": sig(key + "-secondary"), "BOX-SIGNATURE-VERSION": "1",
+                 "BOX-SIGNATURE-ALGORITHM": "HmacSHA256"}, body)
+
+
+def box_offset(p, body, ts):
+    """The timestamp as Box's own example writes it: a numeric offset (-07:00)."""
+    return box_sign(p, body, ts, p.key, stamp=box_stamp(ts, -7))
+
+
+def box_secondary_only(p, body, ts):
+    """Only the secondary key's signature holds (the primary was just rotated)."""
+    sent = box_sign(p, body, ts, p.key)
+    return replace(sent, headers=dict(sent.headers, **{"BOX-SIGNATURE-PRIMARY": b64(b"\0" * 32)}))
+
+
+def persona_sign(p, body, ts, key, others=()):
+    """Persona-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">; during a
+    rotation, two such sets separated by a space."""
+    sets = [f"t={ts},v1={mac(k.encode(), f'{ts}.'.encode() + body).hex()}" for k in (*others, key)]
+    return Sent({"Persona-Signature": " ".join(sets)}, body)
+
+
+def persona_rotation(p, body, ts):
+    return persona_sign(p, body, ts, p.key, others=("the-old-persona-secret",))
+
+
+def adyen_sign(p, body, ts, key):
+    """Adyen: base64 HMAC-SHA256, under the hex key, of the item's pspReference,
+    originalReference, merchantAccountCode, merchantReference, amount value and
+    currency, eventCode and success joined by ':' (an absent field empty), in
+    additionalData.hmacSignature."""
+    doc = json.loads(body)
+    item = doc["notificationItems"][0]["NotificationRequestItem"]
+    amount = item.get("amount", {})
+    fields = [item.get("pspReference", ""), item.get("originalReference", ""), item.get("merchantAccountCode", ""),
+              item.get("merchantReference", ""), str(amount.get("value", "")), amount.get("currency", ""),
+              item.get("eventCode", ""), item.get("success", "")]
+    item.setdefault("additionalData", {})["hmacSignature"] = b64(mac(bytes.fromhex(key), ":".join(fields).encode()))
+    return Sent({}, json.dumps(doc).encode())
+
+
+def adyen_tamper(sent):
+    doc = json.loads(sent.body)
+    doc["notificationItems"][0]["NotificationRequestItem"]["amount"]["value"] += 1
+    return replace(sent, body=json.dumps(doc).encode())
+
+
 # ---------------------------------------------------------------- the table
 
 ED_TELNYX = nacl.signing.SigningKey(bytes(range(2, 34)))
@@ -214,4 +277,15 @@ MORE = [
          **secret("pandadoc")),
     More("figma", "https://developers.figma.com/docs/rest-api/webhooks-security", "documented passcode field",
          signer=figma_sign, tamper=figma_tamper, **secret("figma")),
+    More("box", "https://developer.box.com/guides/webhooks/v2/signatures-v2", INDEPENDENT, signer=box_sign,
+         window=(600, TOLERANCE), spellings=[("a -07:00 timestamp, as Box's example", box_offset),
+                                             ("only the secondary key's signature holds", box_secondary_only)],
+         key="box-primary-key", other="box-other-key",
+         config={"secrets": [{"value": "box-primary-key"}, {"value": "box-primary-key-secondary"}]}),
+    More("persona", "https://docs.withpersona.com/docs/webhooks-best-practices", INDEPENDENT, signer=persona_sign,
+         window=W, spellings=[("two sets during a secret rotation", persona_rotation)], **secret("persona")),
+    More("adyen", "https://docs.adyen.com/development-resources/webhooks/verify-hmac-signatures/", INDEPENDENT,
+         signer=adyen_sign, tamper=adyen_tamper, key="44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056",
+         other="74F490DD33F7327BAECC88B2947C011FC02D014A473AAA33A8EC93E4DC069174",
+         config={"secret": "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"}),
 ]

@@ -59,10 +59,15 @@ fn signature(raw: &RawScheme, s: &Scheme) -> String {
     let value = match &s.format {
         Format::Raw => placeholder(s.encoding).to_string(),
         Format::Prefixed(p) => format!("{p}{}", placeholder(s.encoding)),
-        Format::Kv { pair_sep, kv_sep, signature_keys, timestamp_key } => {
+        Format::Kv { group_sep, pair_sep, kv_sep, signature_keys, timestamp_key } => {
             let mut pairs: Vec<String> = timestamp_key.iter().map(|t| format!("{t}{kv_sep}..")).collect();
             pairs.extend(signature_keys.iter().map(|k| format!("{k}{kv_sep}{}", placeholder(s.encoding))));
-            pairs.join(pair_sep)
+            let group = pairs.join(pair_sep);
+            match group_sep {
+                // A second set during a key rotation.
+                Some(g) => format!("{group}[{g}{group}]"),
+                None => group,
+            }
         }
         Format::List { sep, version_sep, versions } => {
             let entries: Vec<String> =

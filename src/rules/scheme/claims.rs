@@ -22,7 +22,8 @@ pub struct Stamp {
 pub struct Credentials {
     pub(super) candidates: Vec<Vec<u8>>,
     /// Every candidate must verify, not one: the token of each element of
-    /// a batch (a `*` pointer, Graph's `/value/*/clientState`).
+    /// a batch (a `*` pointer, Graph's `/value/*/clientState`). A signing
+    /// scheme's `*` pointer (Adyen) admits a batch of one item only.
     pub(super) every: bool,
     /// The algorithm a body field names (SNS `SignatureVersion`).
     pub(super) algorithm: Option<super::Algorithm>,
@@ -152,6 +153,11 @@ impl Scheme {
                     texts.iter().map(|t| decode_signature(t, self.encoding).filter(|b| !b.is_empty())).collect();
                 creds.candidates = decoded.ok_or(Reject::MalformedSignature)?;
                 creds.every = true;
+                // A signature covers its own item's fields; a second item
+                // would reach the backend unverified.
+                if self.algorithm != super::Algorithm::Token && creds.candidates.len() != 1 {
+                    return Err(Reject::MalformedSignature);
+                }
             } else {
                 let text = text_at(body, ptr).ok_or(Reject::MissingSignature)?;
                 creds.candidates = self.decode_all(&[text])?;
@@ -220,6 +226,33 @@ pub(super) fn each(pointer: &str) -> bool {
     pointer.split('/').any(|t| t == "*")
 }
 
+/// RFC 3339 in unix seconds. humantime reads `Z` (and `+00:00`); another
+/// numeric offset (Box: `2020-01-01T00:00:00-07:00`) is applied here.
+fn rfc3339(text: &str) -> Option<i64> {
+    let unix = |t: &str| {
+        let d = humantime::parse_rfc3339(t).ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+        i64::try_from(d.as_secs()).ok()
+    };
+    if let Some(u) = unix(text) {
+        return Some(u);
+    }
+    let (base, offset) = text.split_at(text.len().checked_sub(6)?);
+    let (sign, hh_mm) = match offset.as_bytes().first()? {
+        b'+' => (1, &offset[1..]),
+        b'-' => (-1, &offset[1..]),
+        _ => return None,
+    };
+    let (hh, mm) = hh_mm.split_once(':')?;
+    let digits = |s: &str, max: i64| {
+        (s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<i64>().ok())
+            .flatten()
+            .filter(|v| *v <= max)
+    };
+    let seconds = digits(hh, 23)? * 3600 + digits(mm, 59)? * 60;
+    Some(unix(&format!("{base}Z"))? - sign * seconds)
+}
+
 /// A timestamp in its unit; anything else is `malformed_timestamp`.
 pub fn parse_stamp(text: &str, unit: TimeUnit) -> Result<Stamp, Reject> {
     let digits = |max: usize| {
@@ -230,11 +263,7 @@ pub fn parse_stamp(text: &str, unit: TimeUnit) -> Result<Stamp, Reject> {
     let unix = match unit {
         TimeUnit::S => digits(12),
         TimeUnit::Ms => digits(15).map(|ms| ms / 1000),
-        TimeUnit::Rfc3339 => (text.len() <= 40)
-            .then(|| humantime::parse_rfc3339(text).ok())
-            .flatten()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs() as i64),
+        TimeUnit::Rfc3339 => (text.len() <= 40).then(|| rfc3339(text)).flatten(),
     };
     unix.map(|unix| Stamp { text: text.to_string(), unix }).ok_or(Reject::MalformedTimestamp)
 }

@@ -31,9 +31,6 @@ pub fn compile(name: &str, raw: RawScheme, tolerance: i64) -> Result<Scheme, Sch
     let sig = raw.signature.unwrap_or_default();
     let signature_at = location("signature", sig.header.clone(), sig.query.clone(), sig.json.clone())?
         .map_or_else(|| err("signature", "needs one of header, query or json"), Ok)?;
-    if matches!(&signature_at, Location::Json(p) if super::claims::each(p)) && algorithm != Algorithm::Token {
-        return err("signature.json", "a '*' token (every element) is only for algorithm: token");
-    }
     let format = format(&sig)?;
     let jwt = algorithm.jwt_alg().is_some();
     let text = algorithm == Algorithm::Token || jwt;
@@ -235,6 +232,7 @@ fn format(sig: &RawSignature) -> Result<Format, SchemeError> {
                 return err("signature.kv.signature_keys", "must list the keys that carry signatures");
             }
             Format::Kv {
+                group_sep: kv.group_sep.filter(|s| !s.is_empty()),
                 pair_sep: nonempty("signature.kv.pair_sep", kv.pair_sep, ",")?,
                 kv_sep: nonempty("signature.kv.kv_sep", kv.kv_sep, "=")?,
                 signature_keys,
@@ -302,8 +300,8 @@ fn timestamp(raw: Option<RawTimestamp>, kv_key: bool, tolerance: i64) -> Result<
 
 /// `{body}`, `{timestamp}`, ... with literal text between them.
 fn template(text: &str) -> Result<Vec<Token>, SchemeError> {
-    if text.is_empty() || text.len() > 256 {
-        return err("signed", "must be 1 to 256 characters");
+    if text.is_empty() || text.len() > 1024 {
+        return err("signed", "must be 1 to 1024 characters");
     }
     let mut out = Vec::new();
     let mut rest = text;

@@ -150,6 +150,8 @@ pub enum Format {
     Prefixed(String),
     /// `t=..,v1=..`: pairs; every `signature_keys` value is a candidate.
     Kv {
+        /// Sets of pairs (Persona); a timestamp repeated across sets must agree.
+        group_sep: Option<String>,
         pair_sep: String,
         kv_sep: String,
         signature_keys: Vec<String>,

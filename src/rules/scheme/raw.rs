@@ -91,6 +91,9 @@ pub enum RawFormat {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawKv {
+    /// Sets of pairs, each with its own timestamp (Persona during a secret
+    /// rotation: `t=..,v1=.. t=..,v1=..`).
+    pub group_sep: Option<String>,
     pub pair_sep: Option<String>,
     pub kv_sep: Option<String>,
     pub signature_keys: Option<Vec<String>>,
@@ -217,6 +220,7 @@ impl RawSignature {
             prefix: or(self.prefix, b.prefix),
             kv: match (self.kv, b.kv) {
                 (Some(o), Some(b)) => Some(RawKv {
+                    group_sep: or(o.group_sep, b.group_sep),
                     pair_sep: or(o.pair_sep, b.pair_sep),
                     kv_sep: or(o.kv_sep, b.kv_sep),
                     signature_keys: or(o.signature_keys, b.signature_keys),

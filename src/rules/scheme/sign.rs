@@ -167,7 +167,7 @@ pub fn sign(
     let value = match &scheme.format {
         Format::Raw => encoded,
         Format::Prefixed(p) => format!("{p}{encoded}"),
-        Format::Kv { pair_sep, kv_sep, signature_keys, timestamp_key } => {
+        Format::Kv { pair_sep, kv_sep, signature_keys, timestamp_key, .. } => {
             let mut pairs = Vec::new();
             if let (Some(k), Some(stamp)) = (timestamp_key, &creds.timestamp) {
                 pairs.push(format!("{k}{kv_sep}{}", stamp.text));

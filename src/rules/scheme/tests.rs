@@ -182,9 +182,23 @@ fn body_for(name: &str, unix: i64) -> Vec<u8> {
         }
         "linear" => format!(r#"{{"action":"create","webhookTimestamp":{}}}"#, unix * 1000),
         "microsoft_graph" => r#"{"value":[{"clientState":"SECRET"},{"clientState":"SECRET"}]}"#.to_string(),
+        "adyen" => format!(
+            r#"{{"live":"false","notificationItems":[{{"NotificationRequestItem":{{"pspReference":"P{unix}","merchantAccountCode":"M","merchantReference":"R","amount":{{"value":1130,"currency":"EUR"}},"eventCode":"AUTHORISATION","success":"true","additionalData":{{}}}}}}]}}"#
+        ),
         _ => format!(r#"{{"n":{unix}}}"#),
     }
     .into_bytes()
+}
+
+/// Sets the value at pointer parts; `*` is every element of an array
+/// (Graph's batches, Adyen's items).
+fn put(node: &mut serde_json::Value, parts: &[&str], value: &serde_json::Value) {
+    match parts {
+        [] => {}
+        [last] => node[*last] = value.clone(),
+        ["*", rest @ ..] => node.as_array_mut().unwrap().iter_mut().for_each(|e| put(e, rest, value)),
+        [head, rest @ ..] => put(&mut node[*head], rest, value),
+    }
 }
 
 /// Puts JSON-located signatures into the body.
@@ -194,15 +208,8 @@ fn with_json(body: &[u8], json: &[(String, String)]) -> Vec<u8> {
     }
     let mut v: serde_json::Value = serde_json::from_slice(body).unwrap();
     for (ptr, value) in json {
-        let (parent, field) = ptr.rsplit_once('/').unwrap();
-        let value = serde_json::Value::String(value.clone());
-        match parent.strip_suffix("/*") {
-            // Every element of the array carries it (Graph's batches).
-            Some(array) => v.pointer_mut(array).unwrap().as_array_mut().unwrap().iter_mut().for_each(|e| {
-                e[field] = value.clone();
-            }),
-            None => v.pointer_mut(parent).unwrap()[field] = value,
-        }
+        let parts: Vec<&str> = ptr.trim_start_matches('/').split('/').collect();
+        put(&mut v, &parts, &serde_json::Value::String(value.clone()));
     }
     serde_json::to_vec(&v).unwrap()
 }
@@ -234,10 +241,11 @@ fn case(name: &str, public: bool) -> Case {
             )
         }
         alg => {
-            // Base64 text: valid under every secret_encoding a preset uses (utf8, whsec, base64).
-            let secret = if alg == Algorithm::Token { "SECRET" } else { "c2VjcmV0LWtleQ==" };
+            // Hex digits that are base64 too: valid under every secret_encoding
+            // a preset uses (utf8, hex, base64, whsec).
+            let secret = if alg == Algorithm::Token { "SECRET" } else { "00c0ffee00c0ffee" };
             let m = KeyMaterial::secret(alg, secret, scheme.secret_encoding).unwrap();
-            let w = KeyMaterial::secret(alg, "b3RoZXIta2V5", scheme.secret_encoding).unwrap();
+            let w = KeyMaterial::secret(alg, "0badc0de0badc0de", scheme.secret_encoding).unwrap();
             (Signer::Secret(secret.into()), m, w)
         }
     };
@@ -446,4 +454,43 @@ fn twilio_sdk_vectors() {
     assert_eq!(post(&s, path, JSON, "a9nBmqA0ju/hNViExpshrM61xv4=", body), Err(Reject::MissingSignature));
     let other = format!("{path}&bodySHA256={}", "0".repeat(64));
     assert_eq!(post(&s, &other, JSON, "a9nBmqA0ju/hNViExpshrM61xv4=", body), Err(Reject::SignatureMismatch));
+}
+
+#[test]
+fn rfc3339_timestamps_with_an_offset() {
+    let at = |t: &str| parse_stamp(t, TimeUnit::Rfc3339).map(|s| s.unix);
+    assert_eq!(at("2020-01-01T07:00:00Z"), Ok(1_577_862_000));
+    assert_eq!(at("2020-01-01T00:00:00-07:00"), Ok(1_577_862_000), "Box's example");
+    assert_eq!(at("2020-01-01T09:30:00+02:30"), Ok(1_577_862_000));
+    assert_eq!(at("2020-01-01T07:00:00.5+00:00"), Ok(1_577_862_000));
+    for bad in
+        ["2020-01-01T00:00:00-7:00", "2020-01-01T00:00:00-24:00", "2020-01-01T00:00:00*07:00", "2020-01-01", "-07:00"]
+    {
+        assert_eq!(at(bad), Err(Reject::MalformedTimestamp), "{bad}");
+    }
+}
+
+/// Adyen's own SDK vector (adyen-python-api-library test/UtilTest.py): the
+/// item's fields joined by `:`, an absent field empty; and a batch of two
+/// items is refused (the second would reach the backend unverified).
+#[test]
+fn adyen_sdk_vector() {
+    let s = preset("adyen");
+    let keys = key(&s, "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056");
+    let item = |sig: &str| {
+        serde_json::json!({"NotificationRequestItem": {
+            "pspReference": "7914073381342284", "merchantReference": "TestPayment-1407325143704",
+            "merchantAccountCode": "TestMerchant", "amount": {"currency": "EUR", "value": 1130},
+            "eventCode": "AUTHORISATION", "success": "true", "additionalData": {"hmacSignature": sig}}})
+    };
+    let body = |items: Vec<serde_json::Value>| {
+        serde_json::to_vec(&serde_json::json!({"live": "false", "notificationItems": items})).unwrap()
+    };
+    const SIG: &str = "coqCmt/IZ4E3CzPvMY8zTjQVL5hYJUiBRg8UU+iCWo0=";
+    assert_eq!(check(&s, &keys, &[], &body(vec![item(SIG)]), NOW), Ok(None));
+    let mut changed = item(SIG);
+    changed["NotificationRequestItem"]["amount"]["value"] = 1131.into();
+    assert_eq!(check(&s, &keys, &[], &body(vec![changed]), NOW), Err(Reject::SignatureMismatch));
+    assert_eq!(check(&s, &keys, &[], &body(vec![item(SIG), item(SIG)]), NOW), Err(Reject::MalformedSignature));
+    assert_eq!(check(&s, &keys, &[], &body(vec![]), NOW), Err(Reject::MissingSignature));
 }

@@ -85,14 +85,20 @@ pub fn split(format: &Format, values: &[String]) -> Result<Split, Reject> {
             Format::Prefixed(prefix) => {
                 out.signatures.push(value.strip_prefix(prefix.as_str()).ok_or(Reject::MalformedSignature)?.to_string())
             }
-            Format::Kv { pair_sep, kv_sep, signature_keys, timestamp_key } => {
+            Format::Kv { group_sep, pair_sep, kv_sep, signature_keys, timestamp_key } => {
                 // Pairs are split on the separator without its spaces, so
                 // "t=1, v1=x" (as WorkOS sends) and "t=1,v1=x" both read.
                 let sep = Some(pair_sep.trim()).filter(|s| !s.is_empty()).unwrap_or(pair_sep);
-                for pair in value.split(sep) {
+                let groups: Vec<&str> = match group_sep {
+                    Some(g) => value.split(g.as_str()).filter(|s| !s.trim().is_empty()).collect(),
+                    None => vec![value],
+                };
+                for pair in groups.iter().flat_map(|g| g.split(sep)) {
                     let Some((k, v)) = pair.trim().split_once(kv_sep.as_str()) else { continue };
                     if timestamp_key.as_deref() == Some(k) {
-                        if out.timestamp.replace(v.to_string()).is_some() {
+                        // Sets may each repeat the timestamp; they must agree.
+                        let repeated = group_sep.is_some() && out.timestamp.as_deref().is_none_or(|t| t == v);
+                        if out.timestamp.replace(v.to_string()).is_some() && !repeated {
                             return Err(Reject::MalformedTimestamp);
                         }
                     } else if signature_keys.iter().any(|s| s == k) {
