@@ -324,7 +324,8 @@ def published_key_latency(native: bool, cold: int = 5, warm: int = 200) -> dict:
     ks = KeyServer(Path(tempfile.mkdtemp(prefix="combo-bench-keys-")))
     backend = h.Backend("published-bench")
     port = h.free_port()
-    cfg = {"triggers": [{"id": "trg_sns", "source": "aws_sns", "action": {"agent_id": "agent"}},
+    topics = {"one_of": ["arn:aws:sns:us-east-1:123456789012:combo"]}
+    cfg = {"triggers": [{"id": "trg_sns", "source": "aws_sns", "scheme": {"sender": topics}, "action": {"agent_id": "agent"}},
                         {"id": "trg_hmac", "secret": SECRET, "action": {"agent_id": "agent"}}]}
     flt = h.native_filter(cfg) if native else h.wasm_filter(cfg)
     routes = [{"match": {"prefix": "/"}, "route": {"cluster": "agent", "timeout": "10s"}}]

@@ -52,11 +52,12 @@ def rsa_signing_cert(cn: str, days: float = 1):
 SNS_FIELDS = ["Message", "MessageId", "Subject", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
 
 
-def sns_message(cert_url, key, version="1", kind="Notification", subject=None) -> dict:
+def sns_message(cert_url, key, version="1", kind="Notification", subject=None,
+                topic="arn:aws:sns:us-east-1:123456789012:combo") -> dict:
     """An SNS HTTP delivery, signed as AWS documents: "Key\\nvalue\\n" for the
     fields present, in this order; SHA1withRSA (v1) or SHA256withRSA (v2)."""
     now = datetime.datetime.now(datetime.timezone.utc)
-    doc = {"Type": kind, "MessageId": str(uuid.uuid4()), "TopicArn": "arn:aws:sns:us-east-1:123456789012:combo",
+    doc = {"Type": kind, "MessageId": str(uuid.uuid4()), "TopicArn": topic,
            "Message": json.dumps({"order": str(uuid.uuid4()), "text": "x"}),
            "Timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
            "SignatureVersion": version, "SigningCertURL": cert_url,

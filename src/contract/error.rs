@@ -28,6 +28,8 @@ pub enum Reject {
     /// timeout, a redirect, an answer that holds no usable key) or the
     /// fetch budget is spent: fail closed, the sender retries.
     KeyUnavailable,
+    /// The signed sender (an SNS topic) is not one the trigger accepts.
+    SenderNotAllowed,
     InvalidJson,
     /// A verified multipart/form-data body that cannot be read: no valid
     /// boundary, a malformed delimiter or part, or part headers over 8 KiB.
@@ -56,7 +58,7 @@ pub enum Reject {
 }
 
 impl Reject {
-    pub const ALL: [Reject; 29] = [
+    pub const ALL: [Reject; 30] = [
         Reject::NonCanonicalPath,
         Reject::MethodNotAllowed,
         Reject::IpNotAllowed,
@@ -74,6 +76,7 @@ impl Reject {
         Reject::SignatureMismatch,
         Reject::UntrustedKeyUrl,
         Reject::KeyUnavailable,
+        Reject::SenderNotAllowed,
         Reject::InvalidJson,
         Reject::InvalidMultipart,
         Reject::InvalidHandshake,
@@ -91,7 +94,7 @@ impl Reject {
     pub fn status(self) -> u32 {
         match self {
             Reject::MethodNotAllowed => 405,
-            Reject::IpNotAllowed | Reject::MtlsRequired | Reject::PeerNotAllowed => 403,
+            Reject::IpNotAllowed | Reject::MtlsRequired | Reject::PeerNotAllowed | Reject::SenderNotAllowed => 403,
             Reject::UnknownTrigger | Reject::UnknownSubscription => 404,
             Reject::UnsupportedMediaType => 415,
             Reject::PayloadTooLarge | Reject::TooManyFields | Reject::InputsTooLarge => 413,
@@ -134,6 +137,7 @@ impl Reject {
             Reject::SignatureMismatch => "signature_mismatch",
             Reject::UntrustedKeyUrl => "untrusted_key_url",
             Reject::KeyUnavailable => "key_unavailable",
+            Reject::SenderNotAllowed => "sender_not_allowed",
             Reject::InvalidJson => "invalid_json",
             Reject::InvalidMultipart => "invalid_multipart",
             Reject::InvalidHandshake => "invalid_handshake",
@@ -170,6 +174,7 @@ impl Reject {
             Reject::SignatureMismatch => "signature does not match",
             Reject::UntrustedKeyUrl => "the signing key's URL is not one the scheme trusts",
             Reject::KeyUnavailable => "the sender's signing key could not be fetched; retry later",
+            Reject::SenderNotAllowed => "the signed sender is not one the trigger accepts",
             Reject::InvalidJson => "request body is not a JSON document",
             Reject::InvalidMultipart => "the multipart body is malformed or a part's headers exceed 8 KiB",
             Reject::InvalidHandshake => "the handshake's challenge is absent, over 1024 bytes or not printable ASCII",

@@ -214,6 +214,20 @@ fn trigger(mut t: RawTrigger, index: usize, at: &str, tolerance: i64, c: &mut Co
     }
     let scheme = trigger_scheme(&mut t, at, tolerance, c);
     if let Some(s) = &scheme {
+        // The URL the sender signed is the operator's to say: from the
+        // request's Host, every port spelling would be another delivery.
+        if s.signed.contains(&crate::rules::scheme::Token::Url) && s.public_url.is_none() {
+            c.error(
+                format!("{at}.scheme.public_url"),
+                format!("is required: {} signs the URL, which is the URL configured at the sender", s.name),
+            );
+        }
+        if matches!(&s.sender, Some((_, None))) {
+            c.error(
+                format!("{at}.scheme.sender.one_of"),
+                format!("is required by {}: the senders (topics) this trigger accepts", s.name),
+            );
+        }
         for name in s.key_source.iter().flat_map(|k| k.params()).chain(s.signed_params()) {
             if !s.params.0.contains_key(&name) {
                 c.error(format!("{at}.scheme.params.{name}"), format!("is required by {}", s.name));

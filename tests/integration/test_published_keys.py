@@ -22,6 +22,7 @@ from combo_edge.keyserver import KeyServer, pem, rsa_signing_cert, sns_message a
 
 PLAID = {"client_id": "plaid-client", "secret": "plaid-secret-value"}
 JWKS_PATH = "/.well-known/jwks.json"
+TOPICS = {"one_of": ["arn:aws:sns:us-east-1:123456789012:combo"]}
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +32,10 @@ def edge(tmp_path_factory):
     port = h.free_port()
     keys = {"cluster": "keys"}
     triggers = [
-        {"id": "trg_sns", "source": "aws_sns", "scheme": {"key": keys}},
-        {"id": "trg_sns_slow", "source": "aws_sns", "scheme": {"key": {"cluster": "keys", "timeout_ms": 300}}},
-        {"id": "trg_sns_dead", "source": "aws_sns", "scheme": {"key": {"cluster": "dead_keys"}}},
+        {"id": "trg_sns", "source": "aws_sns", "scheme": {"key": keys, "sender": TOPICS}},
+        {"id": "trg_sns_slow", "source": "aws_sns",
+         "scheme": {"key": {"cluster": "keys", "timeout_ms": 300}, "sender": TOPICS}},
+        {"id": "trg_sns_dead", "source": "aws_sns", "scheme": {"key": {"cluster": "dead_keys"}, "sender": TOPICS}},
         {"id": "trg_paypal", "source": "paypal", "scheme": {"key": keys, "params": {"webhook_id": "WH-COMBO-1"}}},
         {"id": "trg_plaid", "source": "plaid", "scheme": {"key": keys, "params": PLAID}},
         {"id": "trg_jwks", "scheme": {
@@ -103,6 +105,17 @@ def test_sns_verifies_with_the_certificate_it_names_fetched_once(run):
             break
         time.sleep(0.1)
     assert [r.get("key_fetch") for r in rows] == ["fetched", "cached", "cached"], rows
+
+
+def test_sns_from_a_topic_the_trigger_does_not_accept_is_refused(run):
+    """AWS signs every account's topics: the trigger names the ones it takes
+    (scheme.sender.one_of), checked against the signed TopicArn."""
+    port, backend, envoy, ks = run
+    key, url, _ = sns_cert(ks)
+    doc = sns(url, key, topic="arn:aws:sns:us-east-1:999999999999:someone-else")
+    resp = sns_post(port, "trg_sns", doc)
+    assert (resp.status, resp.error_code()) == (403, "sender_not_allowed"), resp
+    assert backend.received() == []
 
 
 def test_sns_one_changed_byte_and_another_key_are_refused(run):

@@ -63,7 +63,7 @@ fn main() {
                 "discord" | "discord_webhook_events" | "telnyx" => serde_json::json!({"public_key": discord_key}),
                 "sendgrid" => serde_json::json!({"public_key": sendgrid_key()}),
                 // The sender publishes its key: the trigger holds none, only the values its scheme names.
-                "aws_sns" => serde_json::json!({}),
+                "aws_sns" => serde_json::json!({"scheme": {"sender": {"one_of": ["arn:aws:sns:us-east-1:1:t"]}}}),
                 "paypal" => serde_json::json!({"scheme": {"params": {"webhook_id": "WH-1"}}}),
                 "plaid" => serde_json::json!({"scheme": {"params": {"client_id": "c", "secret": "s"}}}),
                 // Valid in every secret encoding: utf8, hex, base64 and whsec.

@@ -71,6 +71,72 @@ pub fn value_at(body: &[u8], pointer: &str) -> Option<String> {
     }
 }
 
+/// Whether a JSON document repeats a key in any of its objects, or is not
+/// one well-formed document. A scheme that signs fields of the body rather
+/// than the body reads the first of two copies of a key, where a backend's
+/// parser keeps the last: such a body is refused before anything is read
+/// (a second, unsigned `Message` would otherwise reach the backend). One
+/// pass; serde_json bounds the depth.
+pub fn repeats_a_key(body: &[u8]) -> bool {
+    let repeated = Cell::new(false);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let read = Unique(&repeated).deserialize(&mut de);
+    read.is_err() || de.end().is_err() || repeated.get()
+}
+
+struct Unique<'c>(&'c Cell<bool>);
+
+impl<'de> DeserializeSeed<'de> for Unique<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Unique<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key) {
+                self.0.set(true);
+            }
+            map.next_value_seed(Unique(self.0))?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Unique(self.0))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
 /// What a scan found: the values, and whether an element lacked the field.
 struct Found<'de> {
     values: RefCell<Vec<&'de RawValue>>,
@@ -282,6 +348,22 @@ mod tests {
         assert_eq!(texts_at(many.as_bytes(), "/value/*/c"), None, "longer than MAX_EACH");
         let most = format!(r#"{{"value":[{}]}}"#, vec![r#"{"c":"a"}"#; MAX_EACH].join(","));
         assert_eq!(texts_at(most.as_bytes(), "/value/*/c").map(|v| v.len()), Some(MAX_EACH));
+    }
+
+    #[test]
+    fn repeated_keys_are_found_at_any_depth() {
+        assert!(!repeats_a_key(br#"{"a":1,"b":{"a":2,"c":[{"a":3},{"a":4}]}}"#));
+        for doc in [
+            &br#"{"Message":"signed","Message":"forged"}"#[..],
+            br#"{"a":{"b":1,"b":2}}"#,
+            br#"[{"x":1},{"y":1,"y":2}]"#,
+            br#"{"a":1} {"a":1}"#,
+            br#"{"a":1"#,
+        ] {
+            assert!(repeats_a_key(doc), "{}", String::from_utf8_lossy(doc));
+        }
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(repeats_a_key(deep.as_bytes()), "too deep to read is refused, not a stack overflow");
     }
 
     #[test]

@@ -41,6 +41,7 @@ impl Scheme {
     fn reads_json(&self) -> bool {
         let json = |l: &Location| matches!(l, Location::Json(_));
         self.algorithm_from.is_some()
+            || self.signed.iter().any(|t| matches!(t, Token::Json(_) | Token::JsonLines(_)))
             || matches!(self.key_url_at(), Some(Location::Json(_)))
             || json(&self.signature_at)
             || matches!(&self.timestamp, Some(TimestampSpec { at: TimestampAt::At(l), .. }) if json(l))
@@ -138,6 +139,13 @@ impl Scheme {
         if !self.reads_json() {
             return Ok(());
         }
+        // Fields signed without the body: a key sent twice is read once here
+        // and otherwise by the backend (docs "What the signature must cover").
+        let body_signed =
+            self.signed.iter().any(|t| matches!(t, Token::Body | Token::FormSorted)) || self.jwt_body_claim.is_some();
+        if !body_signed && super::body_field::repeats_a_key(body) {
+            return Err(Reject::InvalidJson);
+        }
         if let Some((ptr, values)) = &self.algorithm_from {
             let named = text_at(body, ptr).ok_or(Reject::MissingSignature)?;
             let found = values.iter().find(|(v, _)| *v == named).map(|(_, a)| *a);
@@ -184,12 +192,25 @@ impl Scheme {
         }
     }
 
-    /// Once the signature holds: a JWT's claims (`exp`, the body's digest).
-    pub fn claims_hold(&self, creds: &Credentials, body_sha256: &[u8; 32], now: i64) -> Result<(), Reject> {
-        match &creds.jwt {
-            Some(jwt) => jwt.holds(self.jwt_body_claim.as_deref(), body_sha256, now),
-            None => Ok(()),
+    /// Once the signature holds: a JWT's claims (`exp`, the body's
+    /// digest), and the signed sender among the accepted ones.
+    pub fn claims_hold(
+        &self,
+        creds: &Credentials,
+        body: &[u8],
+        body_sha256: &[u8; 32],
+        now: i64,
+    ) -> Result<(), Reject> {
+        if let Some(jwt) = &creds.jwt {
+            jwt.holds(self.jwt_body_claim.as_deref(), body_sha256, now)?;
         }
+        if let Some((ptr, accepted)) = &self.sender {
+            let sent = super::body_field::value_at(body, ptr);
+            if !sent.is_some_and(|s| accepted.as_ref().is_some_and(|a| a.contains(&s))) {
+                return Err(Reject::SenderNotAllowed);
+            }
+        }
+        Ok(())
     }
 
     /// A token scheme whose token travels in the body (Microsoft Graph's

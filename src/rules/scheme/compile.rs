@@ -53,6 +53,18 @@ pub fn compile(name: &str, raw: RawScheme, tolerance: i64) -> Result<Scheme, Sch
         return err("jwt", "is for the jwt-* algorithms");
     }
     let key_source = super::published::compile(raw.key, algorithm)?;
+    let sender = match raw.sender {
+        None => None,
+        Some(s) => {
+            let Some(ptr) = s.json.filter(|p| coverage::reads_field(&signed, &Location::Json(p.clone()))) else {
+                return err("sender.json", "must point at a field the signature covers ({json:..} or {json_lines:..})");
+            };
+            if s.one_of.as_ref().is_some_and(|v| v.is_empty() || v.iter().any(String::is_empty)) {
+                return err("sender.one_of", "lists the accepted values");
+            }
+            Some((ptr, s.one_of))
+        }
+    };
     let algorithm_from = match raw.algorithm_from {
         None => None,
         Some(a) => {
@@ -155,6 +167,7 @@ pub fn compile(name: &str, raw: RawScheme, tolerance: i64) -> Result<Scheme, Sch
         params: super::published::Params(raw.params.unwrap_or_default()),
         algorithm_from,
         jwt_body_claim,
+        sender,
         signature_headers,
         audit_headers,
     })

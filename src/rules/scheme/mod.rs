@@ -242,6 +242,9 @@ pub struct Scheme {
     pub algorithm_from: Option<(String, Vec<(String, Algorithm)>)>,
     /// The JWT claim that holds the body's SHA-256 (Plaid).
     pub jwt_body_claim: Option<String>,
+    /// The signed field naming the sender (SNS `/TopicArn`) and the values
+    /// accepted; `None` values: the trigger must name them.
+    pub sender: Option<(String, Option<Vec<String>>)>,
     /// Headers that carry signature material: hidden from templates.
     pub signature_headers: Vec<String>,
     /// Every header the scheme reads: hashed into the audit record.

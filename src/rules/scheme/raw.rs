@@ -34,6 +34,16 @@ pub struct RawScheme {
     pub algorithm_from: Option<RawAlgorithmFrom>,
     /// A JWT signature's claims.
     pub jwt: Option<RawJwt>,
+    /// A signed field that names the sender within the provider, and the
+    /// values the trigger accepts (AWS SNS: `/TopicArn`).
+    pub sender: Option<RawSender>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSender {
+    pub json: Option<String>,
+    pub one_of: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -205,6 +215,10 @@ impl RawScheme {
             },
             algorithm_from: or(self.algorithm_from, base.algorithm_from),
             jwt: or(self.jwt, base.jwt),
+            sender: match (self.sender, base.sender) {
+                (Some(o), Some(b)) => Some(RawSender { json: or(o.json, b.json), one_of: or(o.one_of, b.one_of) }),
+                (o, b) => o.or(b),
+            },
         }
     }
 }

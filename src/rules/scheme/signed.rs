@@ -148,8 +148,9 @@ fn json_lines(body: &[u8], fields: &[(String, bool)]) -> Vec<u8> {
     out
 }
 
-/// The URL with its port spelled the other way: a default port added where
-/// none is written, any port dropped where one is (as Twilio's SDKs do).
+/// The URL with its default port spelled the other way: `:443` (`:80`)
+/// added where no port is written, dropped where it is (Twilio's SDKs try
+/// both). Any other port is the URL's own: `None`.
 fn other_port_spelling(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
@@ -157,15 +158,15 @@ fn other_port_spelling(url: &str) -> Option<String> {
     let host_end = if authority.starts_with('[') { authority.find(']')? + 1 } else { 0 };
     let (host, port) = authority.split_at(authority[host_end..].find(':').map_or(authority.len(), |i| host_end + i));
     let default = match scheme {
-        "https" => "443",
-        "http" => "80",
+        "https" => ":443",
+        "http" => ":80",
         _ => return None,
     };
-    Some(if port.is_empty() {
-        format!("{scheme}://{host}:{default}{tail}")
-    } else {
-        format!("{scheme}://{host}{tail}")
-    })
+    match port {
+        "" => Some(format!("{scheme}://{host}{default}{tail}")),
+        p if p == default => Some(format!("{scheme}://{host}{tail}")),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -177,13 +178,14 @@ mod tests {
         for (url, other) in [
             ("https://h.example.com/p?q=1", "https://h.example.com:443/p?q=1"),
             ("https://h.example.com:443/p", "https://h.example.com/p"),
-            ("http://h.example.com:8080/p", "http://h.example.com/p"),
             ("http://h.example.com", "http://h.example.com:80"),
             ("https://[::1]/p", "https://[::1]:443/p"),
-            ("https://[::1]:8443/p", "https://[::1]/p"),
+            ("https://[::1]:443/p", "https://[::1]/p"),
         ] {
             assert_eq!(other_port_spelling(url).as_deref(), Some(other), "{url}");
         }
         assert_eq!(other_port_spelling("ftp://h/p"), None);
+        assert_eq!(other_port_spelling("http://h.example.com:8080/p"), None, "a port of its own stays");
+        assert_eq!(other_port_spelling("https://h.example.com:80/p"), None, "not https's default");
     }
 }

@@ -33,7 +33,7 @@ pub fn key_for(p: &Pending, now: i64, audit: &mut AuditRecord) -> KeyStep {
         audit.key_fetch = Some(KeyFetch::Cached);
         return KeyStep::Ready(Box::new(Key::new(key_id(&fetch), material, None, None)));
     }
-    if !published::may_fetch(now) {
+    if !published::may_fetch(&p.trigger.id, now) {
         audit.key_fetch = Some(KeyFetch::Failed);
         return KeyStep::Refused(Reject::KeyUnavailable);
     }

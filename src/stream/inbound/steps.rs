@@ -84,7 +84,7 @@ impl Inbound {
         let verified_by = scheme
             .verify_message(&p.credentials, &message, keys, now)
             .ok_or(Outcome::Reject(Reject::SignatureMismatch))?;
-        scheme.claims_hold(&p.credentials, body_sha256, now).map_err(Outcome::Reject)?;
+        scheme.claims_hold(&p.credentials, body, body_sha256, now).map_err(Outcome::Reject)?;
         audit.key_id = Some(verified_by.key_id.clone());
         if let Some(h) = scheme.handshake.filter(|h| h.may_be_in(&p.headers, body)) {
             let payload: Option<serde_json::Value> = serde_json::from_slice(body).ok();

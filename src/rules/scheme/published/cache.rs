@@ -9,9 +9,11 @@ use crate::rules::scheme::keys::KeyMaterial;
 
 /// Most URLs (or URL and kid pairs) one worker remembers.
 pub const MAX_ENTRIES: usize = 64;
-/// Most fetches one worker starts in any second: before a signature holds,
-/// a fetch is work a stranger can ask for (a new kid, a new certificate
-/// URL on a pinned host), so it is budgeted; past it, `key_unavailable`.
+/// Most fetches one worker starts in any second for one trigger: before a
+/// signature holds, a fetch is work a stranger can ask for (a new kid, a
+/// new certificate URL on a pinned host), so it is budgeted; past it,
+/// `key_unavailable`. Per trigger, so a flood at one trigger leaves the
+/// others' fetches alone.
 pub const MAX_FETCHES_PER_SECOND: usize = 8;
 
 struct Entry {
@@ -22,7 +24,8 @@ struct Entry {
 #[derive(Default)]
 struct Cache {
     entries: HashMap<String, Entry>,
-    fetches: VecDeque<i64>,
+    /// Per trigger (a configured, bounded set).
+    fetches: HashMap<String, VecDeque<i64>>,
 }
 
 thread_local! {
@@ -47,17 +50,18 @@ fn pick(keys: &[(Option<String>, KeyMaterial)], kid: Option<&str>) -> Option<Key
     }
 }
 
-/// Whether the budget allows one more fetch now (and spends it).
-pub fn may_fetch(now: i64) -> bool {
+/// Whether `trigger`'s budget allows one more fetch now (and spends it).
+pub fn may_fetch(trigger: &str, now: i64) -> bool {
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
-        while c.fetches.front().is_some_and(|t| *t < now) {
-            c.fetches.pop_front();
+        let fetches = c.fetches.entry(trigger.to_string()).or_default();
+        while fetches.front().is_some_and(|t| *t < now) {
+            fetches.pop_front();
         }
-        if c.fetches.len() >= MAX_FETCHES_PER_SECOND {
+        if fetches.len() >= MAX_FETCHES_PER_SECOND {
             return false;
         }
-        c.fetches.push_back(now);
+        fetches.push_back(now);
         true
     })
 }
@@ -110,8 +114,9 @@ mod tests {
         }
         CACHE.with(|c| assert!(c.borrow().entries.len() <= MAX_ENTRIES));
         assert!(lookup(&format!("cache-test-{}", MAX_ENTRIES + 9), None, 0).is_some());
-        let spent = (0..MAX_FETCHES_PER_SECOND * 2).filter(|_| may_fetch(5_000)).count();
+        let spent = (0..MAX_FETCHES_PER_SECOND * 2).filter(|_| may_fetch("t1", 5_000)).count();
         assert_eq!(spent, MAX_FETCHES_PER_SECOND);
-        assert!(may_fetch(5_001), "a new second");
+        assert!(may_fetch("t2", 5_000), "another trigger's budget");
+        assert!(may_fetch("t1", 5_001), "a new second");
     }
 }

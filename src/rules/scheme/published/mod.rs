@@ -204,9 +204,9 @@ fn sent_url(f: RawUrlFrom) -> Result<UrlAt, SchemeError> {
     for h in &f.hosts {
         let labels: Vec<String> = h.to_ascii_lowercase().split('.').map(str::to_string).collect();
         let fixed = labels.iter().filter(|l| *l != "*").count();
-        let valid = labels.iter().all(|l| l == "*" || dns_label(l)) && fixed >= 2;
+        let valid = labels.iter().all(|l| l == "*" || l == REGION || dns_label(l)) && fixed >= 2;
         // The registrable end of the name is always written out.
-        let anchored = labels.len() >= 2 && labels[labels.len() - 2..].iter().all(|l| l != "*");
+        let anchored = labels.len() >= 2 && labels[labels.len() - 2..].iter().all(|l| l != "*" && l != REGION);
         if !valid || !anchored {
             return err(
                 "key.url_from.hosts",
@@ -238,9 +238,24 @@ fn https(text: &str) -> Option<KeyUrl> {
     (host_ok && path_ok).then(|| KeyUrl { host, path: path.to_string() })
 }
 
+/// A host pattern's label that matches a cloud region name only
+/// (`us-east-1`, `us-gov-west-1`, `cn-north-1`): `sns.{region}.amazonaws.com`
+/// must not admit `sns.s3-external-1.amazonaws.com`, an S3 bucket's host.
+const REGION: &str = "{region}";
+
+fn region(l: &str) -> bool {
+    let parts: Vec<&str> = l.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
 fn host_matches(host: &str, pattern: &[String]) -> bool {
     let labels: Vec<&str> = host.split('.').collect();
-    labels.len() == pattern.len() && labels.iter().zip(pattern).all(|(l, p)| p == "*" || p == l)
+    labels.len() == pattern.len()
+        && labels.iter().zip(pattern).all(|(l, p)| p == "*" || (p == REGION && region(l)) || p == l)
 }
 
 impl KeySource {
@@ -262,12 +277,19 @@ impl KeySource {
         };
         let kid = creds.kid.clone();
         let post = self.post.as_ref().map(|t| fill(t, kid.as_deref().unwrap_or(""), params).into_bytes());
-        // A JWKS is one entry per URL (the kid picks inside it); a key
-        // fetched by kid is one entry per kid.
-        let cache_key = match (&post, &kid) {
-            (Some(_), Some(k)) => format!("{}\n{k}", url.text()),
-            _ => url.text(),
-        };
+        // Everything that decides what the fetch returns: a key fetched
+        // through one trigger's cluster (or with one account's POST) never
+        // serves another's. A JWKS is one entry per URL (the kid picks
+        // inside it); a key fetched by kid (POST) one entry per kid.
+        use sha2::Digest;
+        let post_digest = post.as_deref().map(|b| hex::encode(sha2::Sha256::digest(b))).unwrap_or_default();
+        let cache_key = format!(
+            "{}\n{:?}\n{}\n{}\n{post_digest}",
+            self.cluster,
+            self.format,
+            self.jwk_at.as_deref().unwrap_or(""),
+            url.text()
+        );
         Ok(Fetch { cache_key, url, kid, post })
     }
 

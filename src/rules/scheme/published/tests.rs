@@ -6,7 +6,7 @@ fn source(raw: serde_json::Value) -> Result<Option<KeySource>, SchemeError> {
 
 fn sns() -> KeySource {
     source(serde_json::json!({
-        "url_from": {"json": "/SigningCertURL", "hosts": ["sns.*.amazonaws.com", "sns.*.amazonaws.com.cn"],
+        "url_from": {"json": "/SigningCertURL", "hosts": ["sns.{region}.amazonaws.com", "sns.{region}.amazonaws.com.cn"],
                      "path_suffix": ".pem"},
         "cluster": "keys"
     }))
@@ -25,6 +25,7 @@ fn a_sent_url_is_trusted_only_on_a_pinned_host() {
         s.locate(&sent("https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem"), &Params::default());
     assert_eq!(ok.unwrap().url.host, "sns.us-east-1.amazonaws.com");
     assert!(s.locate(&sent("https://sns.cn-north-1.amazonaws.com.cn/x.pem"), &Params::default()).is_ok());
+    assert!(s.locate(&sent("https://sns.us-gov-west-1.amazonaws.com/x.pem"), &Params::default()).is_ok());
     for bad in [
         "http://sns.us-east-1.amazonaws.com/x.pem",
         "https://sns.us-east-1.amazonaws.com.evil.example/x.pem",
@@ -38,6 +39,9 @@ fn a_sent_url_is_trusted_only_on_a_pinned_host() {
         "https://sns.us-east-1.amazonaws.com/x.txt",
         "https://sns.us-east-1.amazonaws.com\\@evil.example/x.pem",
         "sns.us-east-1.amazonaws.com/x.pem",
+        "https://sns.s3.amazonaws.com/x.pem",
+        "https://sns.s3-external-1.amazonaws.com/x.pem",
+        "https://sns.us-east.amazonaws.com/x.pem",
     ] {
         assert_eq!(s.locate(&sent(bad), &Params::default()), Err(Reject::UntrustedKeyUrl), "{bad}");
     }
@@ -71,7 +75,11 @@ fn a_configured_source_and_its_post_body() {
         serde_json::json!({"client_id": "c", "secret": "s\"x", "key_id": "k\"1"}),
         "values stay inside their strings"
     );
-    assert!(f.cache_key.ends_with("\nk\"1"), "one entry per kid");
+    let other = Credentials { kid: Some("k2".to_string()), ..Credentials::default() };
+    assert_ne!(s.locate(&other, &params).unwrap().cache_key, f.cache_key, "one entry per kid");
+    let other_account =
+        Params([("client_id".to_string(), "c2".to_string()), ("secret".to_string(), "s".to_string())].into());
+    assert_ne!(s.locate(&creds, &other_account).unwrap().cache_key, f.cache_key, "one entry per account");
     assert!(!format!("{params:?}").contains("s\\\"x"), "params never print their values");
 }
 

@@ -25,6 +25,7 @@ SQUARE_KEY = "square-attack-key"
 TWILIO_TOKEN = "twilio-attack-token"
 TWILIO_BASE = "https://hooks.example.com"
 VICTIM_TOPIC = "arn:aws:sns:us-east-1:222222222222:victim-topic"
+ATTACKER_TOPIC = "arn:aws:sns:us-east-1:111111111111:attacker-topic"
 PLAID = {"client_id": "plaid-client", "secret": "plaid-secret-value"}
 
 
@@ -37,16 +38,19 @@ def edge(tmp_path_factory):
     backend = h.Backend("attack_review")
     port = h.free_port()
     triggers = [
-        {"id": "trg_sns", "source": "aws_sns", "scheme": {"key": {"cluster": "keys"}}},
-        # The operator binds the trigger to its own topic with `match`.
-        {"id": "trg_sns_topic", "source": "aws_sns", "scheme": {"key": {"cluster": "keys"}},
+        {"id": "trg_sns", "source": "aws_sns", "scheme": {"key": {"cluster": "keys"}, "sender": {"one_of": [ATTACKER_TOPIC]}}},
+        # The operator binds the trigger to its own topic (and with `match` too).
+        {"id": "trg_sns_topic", "source": "aws_sns",
+         "scheme": {"key": {"cluster": "keys"}, "sender": {"one_of": [VICTIM_TOPIC]}},
          "match": {"jsonpath": "$.TopicArn", "equals": VICTIM_TOPIC}},
-        {"id": "trg_sns_stage", "source": "aws_sns", "scheme": {"key": {"cluster": "stage_keys"}}},
+        {"id": "trg_sns_stage", "source": "aws_sns",
+         "scheme": {"key": {"cluster": "stage_keys"}, "sender": {"one_of": [ATTACKER_TOPIC]}}},
         {"id": "trg_paypal", "source": "paypal",
          "scheme": {"key": {"cluster": "keys"}, "params": {"webhook_id": "WH-COMBO-1"}}},
         {"id": "trg_plaid", "source": "plaid", "scheme": {"key": {"cluster": "keys"}, "params": PLAID}},
-        # A {url} scheme without public_url: {url} is built from :scheme and :authority.
-        {"id": "trg_square", "source": "square", "secret": SQUARE_KEY},
+        # A {url} scheme: public_url is required, so the Host header never enters {url}.
+        {"id": "trg_square", "source": "square", "secret": SQUARE_KEY,
+         "scheme": {"public_url": "http://edge.example.com"}},
         {"id": "trg_twilio", "source": "twilio", "secret": TWILIO_TOKEN, "scheme": {"public_url": TWILIO_BASE}},
     ]
     for t in triggers:
@@ -83,7 +87,7 @@ def now_stamp():
 def sns_doc(cert_url, key, **fields):
     """An SNS notification signed as AWS signs it (SHA1withRSA, v1)."""
     doc = {"Type": "Notification", "MessageId": str(uuid.uuid4()),
-           "TopicArn": "arn:aws:sns:us-east-1:111111111111:attacker-topic",
+           "TopicArn": ATTACKER_TOPIC,
            "Message": json.dumps({"order": str(uuid.uuid4()), "amount": 1}),
            "Timestamp": now_stamp(), "SignatureVersion": "1", "SigningCertURL": cert_url,
            "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=x"}
@@ -107,7 +111,7 @@ def serve_cert(server, host="sns.us-east-1.amazonaws.com"):
 
 # ------------------------------------------------------------ SNS: duplicate JSON keys
 
-def test_sns_duplicate_keys_the_backend_reads_an_unsigned_message(run):
+def test_sns_repeated_keys_are_refused(run):
     """The signed string is built from the FIRST occurrence of each field
     (body_field::value_at stops at the first hit); every mainstream JSON
     parser the backend uses (Python, JS, Go, serde_json::Value) keeps the
@@ -125,7 +129,7 @@ def test_sns_duplicate_keys_the_backend_reads_an_unsigned_message(run):
         "neither signed"
 
 
-def test_sns_duplicate_topic_arn_passes_a_topic_match(run):
+def test_sns_a_repeated_topic_arn_never_reaches_the_backend(run):
     """The trigger matches TopicArn == the operator's topic. A message AWS
     signed for the attacker's own topic, with a second TopicArn naming the
     victim's: the signature reads the first, `match` (a parsed tree) the last."""
@@ -133,7 +137,7 @@ def test_sns_duplicate_topic_arn_passes_a_topic_match(run):
     key, url = serve_cert(ks)
     doc = sns_doc(url, key)  # TopicArn: the attacker's topic, signed
     plain = sns_send(port, "trg_sns_topic", json.dumps(doc).encode())
-    assert plain.status == 202 and backend.received() == [], "not the operator's topic: ignored"
+    assert (plain.status, code(plain)) == (403, "sender_not_allowed") and backend.received() == [], plain
     doc2 = sns_doc(url, key)
     forged = json.dumps(doc2)[:-1] + f', "TopicArn": "{VICTIM_TOPIC}"}}'
     resp = sns_send(port, "trg_sns_topic", forged.encode())
@@ -173,10 +177,9 @@ def test_sns_field_boundary_shift_is_still_one_delivery(run):
 # ------------------------------------------------------------ published keys: the cache
 
 def test_a_key_fetched_through_another_triggers_cluster_is_not_used(run):
-    """The cache key is the URL text only (published::KeySource::locate):
-    not the cluster, not the trigger. A key that trg_sns_stage fetched
-    through its own cluster verifies deliveries to trg_sns, whose own
-    cluster has no such certificate."""
+    """The cache key holds the cluster (published::KeySource::locate): a key
+    that trg_sns_stage fetched through its own cluster never verifies a
+    delivery to trg_sns, whose own cluster has no such certificate."""
     port, backend, envoy, ks, stage = run
     attacker_key, cert = rsa_signing_cert("sns.amazonaws.com")
     path = f"/SimpleNotificationService-{uuid.uuid4().hex}.pem"
@@ -186,7 +189,7 @@ def test_a_key_fetched_through_another_triggers_cluster_is_not_used(run):
     assert first.status == 200, first
     # The production trigger's own cluster answers 404 for this path.
     resp = sns_send(port, "trg_sns", json.dumps(sns_doc(url, attacker_key)).encode())
-    assert ks.fetches(path) == [], "trg_sns never asked its own cluster"
+    assert len(ks.fetches(path)) == 1, "trg_sns asked its own cluster, which has no such certificate"
     assert (resp.status, code(resp)) == (401, "key_unavailable"), \
         f"{resp.status}: verified with a key trg_sns never fetched"
 
@@ -194,12 +197,11 @@ def test_a_key_fetched_through_another_triggers_cluster_is_not_used(run):
 # ------------------------------------------------------------ published keys: URL pinning
 
 @pytest.mark.parametrize("host", ["sns.s3.amazonaws.com", "sns.s3-external-1.amazonaws.com"])
-def test_sns_pin_admits_s3_bucket_hosts(run, host):
-    """`sns.*.amazonaws.com` admits S3 virtual-hosted bucket names (bucket
-    `sns` on s3 / legacy s3-<region> endpoints). AWS's own validators use
-    `^sns\\.[a-zA-Z0-9\\-]{3,}\\.amazonaws\\.com(\\.cn)?$` (excludes `s3`, not
-    `s3-external-1`). Here the key server answers any host, so a 200
-    shows the pin let the URL through."""
+def test_sns_pin_refuses_s3_bucket_hosts(run, host):
+    """S3 virtual-hosted bucket names (bucket `sns` on s3 / legacy
+    s3-<region> endpoints) are not regions: `sns.{region}.amazonaws.com`
+    refuses them (the key server here answers any host, so a 200 would
+    show the pin let the URL through)."""
     port, backend, envoy, ks, _ = run
     key, url = serve_cert(ks, host=host)
     resp = sns_send(port, "trg_sns", json.dumps(sns_doc(url, key)).encode())
@@ -403,13 +405,10 @@ def raw_request(port, path, body, headers, host):
         conn.close()
 
 
-def test_port_spelling_retry_gives_a_second_replay_key(run):
-    """Square signs {url}{body} and has no timestamp. Without public_url,
-    {url} is :scheme://:authority:path. A captured delivery sent again with
-    `Host: edge.example.com:80` builds a different {url}, verifies through
-    the port-spelling retry (other_port_spelling), and its replay key is
-    built from the message as spelled on the wire: a second copy reaches
-    the backend."""
+def test_a_respelled_host_is_the_same_delivery(run):
+    """Square signs {url}{body} and has no timestamp. {url} is the configured
+    public_url, never the Host header: a captured delivery sent again with
+    `Host: edge.example.com:80` (or any port) is the same delivery."""
     port, backend, envoy, ks, _ = run
     path = h.PREFIX + "trg_square"
     body = json.dumps({"event_id": uuid.uuid4().hex, "type": "payment.updated"}).encode()
@@ -420,7 +419,6 @@ def test_port_spelling_retry_gives_a_second_replay_key(run):
     assert first.status == 200, first
     dup = raw_request(port, path, body, headers, "edge.example.com")
     assert (dup.status, dup.json()) == (200, {"status": "duplicate"}), dup
-    # Any port is dropped by the retry: each port number is one more copy.
     answers = [raw_request(port, path, body, headers, f"edge.example.com:{p}") for p in (80, 1, 2)]
     assert len(backend.received()) == 1, \
         f"{[(a.status, a.body) for a in answers]}: the backend got the delivery {len(backend.received())} times"
