@@ -26,3 +26,19 @@ fn the_committed_preset_page_is_the_clis_output() {
     let rows = generated.lines().filter(|l| l.starts_with("| `")).count();
     assert!(rows >= 70, "{rows} rows");
 }
+
+#[test]
+fn the_json_listing_holds_the_same_rows() {
+    let run = |flag: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_combo-webhook")).args(["presets", flag]).output().unwrap();
+        assert!(out.status.success(), "combo-webhook presets {flag}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&run("--json")).unwrap();
+    let page = run("--markdown");
+    assert_eq!(rows.len(), page.lines().filter(|l| l.starts_with("| `") && !l.starts_with("| `source`")).count());
+    let paypal = rows.iter().find(|r| r["source"] == "paypal").unwrap();
+    assert_eq!(paypal["algorithm"], "rsa-sha256");
+    assert_eq!(paypal["signed"], "{id}|{timestamp}|{param:webhook_id}|{body_crc32}", "markdown escapes are undone");
+    assert!(rows.iter().all(|r| r["doc"].as_str().is_some_and(|d| !d.is_empty())), "every preset cites its docs");
+}

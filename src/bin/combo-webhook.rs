@@ -60,8 +60,11 @@ enum Command {
     /// List the signature presets and what each needs.
     Presets {
         /// Print the book's preset table (markdown) instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "json")]
         markdown: bool,
+        /// Print the same table as JSON, one object per preset.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -186,9 +189,11 @@ fn main() -> ExitCode {
         }
         Command::Inputs(a) => inputs(&a),
         Command::Send(a) => send(a),
-        Command::Presets { markdown } => {
+        Command::Presets { markdown, json } => {
             if markdown {
                 out::bytes(presets_md::table().as_bytes());
+            } else if json {
+                out::bytes(presets_md::json().as_bytes());
             } else {
                 presets_md::list();
             }
