@@ -37,8 +37,9 @@ pub struct Credentials {
 }
 
 impl Scheme {
-    /// Whether any field lives in the body (read after buffering).
-    fn reads_json(&self) -> bool {
+    /// Whether any field lives in the body (read after buffering); at
+    /// configure time, into `reads_body`.
+    pub(super) fn reads_json(&self) -> bool {
         let json = |l: &Location| matches!(l, Location::Json(_));
         self.algorithm_from.is_some()
             || self.signed.iter().any(|t| matches!(t, Token::Json(_) | Token::JsonLines(_)))
@@ -136,14 +137,12 @@ impl Scheme {
     /// Completes the claims from an unverified body, with bounded work: a
     /// JSON field is found by a scan that keeps nothing else (`body_field`).
     pub fn read_body(&self, creds: &mut Credentials, body: &[u8]) -> Result<(), Reject> {
-        if !self.reads_json() {
+        if !self.reads_body {
             return Ok(());
         }
         // Fields signed without the body: a key sent twice is read once here
         // and otherwise by the backend (docs "What the signature must cover").
-        let body_signed =
-            self.signed.iter().any(|t| matches!(t, Token::Body | Token::FormSorted)) || self.jwt_body_claim.is_some();
-        if !body_signed && super::body_field::repeats_a_key(body) {
+        if self.unique_keys && super::body_field::repeats_a_key(body) {
             return Err(Reject::InvalidJson);
         }
         if let Some((ptr, values)) = &self.algorithm_from {

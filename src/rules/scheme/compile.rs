@@ -149,7 +149,7 @@ pub fn compile(name: &str, raw: RawScheme, tolerance: i64) -> Result<Scheme, Sch
         // A token is the secret itself: no header of the scheme is visible to a template.
         signature_headers.extend(audit_headers.iter().cloned());
     }
-    Ok(Scheme {
+    let mut scheme = Scheme {
         name: name.to_string(),
         algorithm,
         signature_at,
@@ -170,7 +170,14 @@ pub fn compile(name: &str, raw: RawScheme, tolerance: i64) -> Result<Scheme, Sch
         sender,
         signature_headers,
         audit_headers,
-    })
+        reads_body: false,
+        unique_keys: false,
+    };
+    scheme.reads_body = scheme.reads_json();
+    let signs_body =
+        scheme.signed.iter().any(|t| matches!(t, Token::Body | Token::FormSorted)) || scheme.jwt_body_claim.is_some();
+    scheme.unique_keys = scheme.reads_body && !signs_body;
+    Ok(scheme)
 }
 
 fn headers_of(l: &Location) -> Vec<String> {

@@ -245,6 +245,11 @@ pub struct Scheme {
     /// The signed field naming the sender (SNS `/TopicArn`) and the values
     /// accepted; `None` values: the trigger must name them.
     pub sender: Option<(String, Option<Vec<String>>)>,
+    /// Fields read from the unverified body (decided once, at configure
+    /// time): none, or some; and whether the body must then repeat no key
+    /// (the scheme signs those fields, not the body).
+    pub reads_body: bool,
+    pub unique_keys: bool,
     /// Headers that carry signature material: hidden from templates.
     pub signature_headers: Vec<String>,
     /// Every header the scheme reads: hashed into the audit record.
