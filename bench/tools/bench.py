@@ -45,7 +45,7 @@ def cost_model(calls: dict | None, probe: dict, pipeline: dict, cpu_med: dict) -
     lines = ["", f"| host calls per delivery (everything on; {n} deliveries) | calls | bytes | ns per call (in V8) "
              "| µs per delivery |", "|---|---:|---:|---:|---:|"]
     total_c = total_b = total_us = 0.0
-    for kind, (c, b) in sorted(calls["calls"].items(), key=lambda kv: -kv[1][0]):
+    for kind, (c, b, *_) in sorted(calls["calls"].items(), key=lambda kv: -kv[1][0]):
         per = ns.get(kind)
         us = c / n * per / 1000 if per is not None else 0.0
         total_c, total_b, total_us = total_c + c / n, total_b + b / n, total_us + us

@@ -109,14 +109,18 @@ def bootstrap(port: int, filters: list, clusters: list | None = None, routes: li
 
 
 def loadgen(port: int, body_size: int = 1024, count: int = 200_000, connections: int = 16,
-            duration: float = DURATION, bad: bool = False, get: str | None = None, rate: float = 0) -> dict:
+            duration: float = DURATION, bad: bool = False, get: str | None = None, rate: float = 0,
+            delivery: tuple[str, str, str] | None = None) -> dict:
+    """`delivery`: (trigger path, secret, body action) other than the bench trigger's."""
+    path, secret, action = delivery or ("/v1/webhook/generic/trg_bench", SECRET, "go")
     cmd = ([ "taskset", "-c", CLIENT_CPU] if CLIENT_CPU else []) + [
-        str(LOADGEN), "--addr", f"127.0.0.1:{port}", "--secret", SECRET, "--body-size", str(body_size),
-        "--count", str(count), "--connections", str(connections), "--duration", str(duration), "--warmup", "1"]
+        str(LOADGEN), "--addr", f"127.0.0.1:{port}", "--secret", secret, "--body-size", str(body_size),
+        "--count", str(count), "--connections", str(connections), "--duration", str(duration), "--warmup", "1",
+        "--path", get or path, "--action", action]
     if bad:
         cmd.append("--bad-signature")
     if get:
-        cmd += ["--get", "--path", get]
+        cmd.append("--get")
     if rate:
         cmd += ["--rate", f"{rate:.0f}"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)

@@ -9,7 +9,6 @@ pub mod pipeline;
 #[cfg(target_arch = "wasm32")]
 pub mod probe;
 mod stage;
-#[cfg(target_arch = "wasm32")]
 pub mod tally;
 #[cfg(test)]
 mod tests;

@@ -103,6 +103,10 @@ impl Mode for StagedInbound {
         self.inner.max_body_bytes()
     }
 
+    fn audit_filter_state(&self) -> bool {
+        self.inner.audit_filter_state()
+    }
+
     fn head<H: Host>(&self, host: &mut H, headers: Headers, now: i64, audit: &mut AuditRecord) -> Head<Pending> {
         match self.inner.head(host, headers, now, audit) {
             Head::ReadBody(_) if self.stage == Stage::Headers => Head::PassThrough,

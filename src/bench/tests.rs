@@ -106,3 +106,18 @@ fn stages_have_the_names_the_bench_gives_them() {
     h.log(crate::host::Level::Warn, "dropped");
     assert!(h.inner.logs.is_empty());
 }
+
+#[test]
+fn the_tally_times_calls_and_reports_them_with_the_timer_cost() {
+    use super::tally;
+    for _ in 0..3 {
+        tally::timed("a_call", 5, || std::hint::black_box(1 + 1));
+    }
+    let line = (0..2).find_map(|_| tally::stream_done(2)).expect("every second stream reports");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["streams"], 2);
+    assert_eq!(v["calls"]["a_call"][0], 3);
+    assert_eq!(v["calls"]["a_call"][1], 15);
+    assert!(v["timer_ns"].as_u64().unwrap() > 0);
+    assert!(v["calls"].get("timer_calibration").is_none(), "{line}");
+}

@@ -1,7 +1,7 @@
 //! The inbound plan: triggers keyed by id, each with its scheme, secrets,
 //! allowlist, mTLS policy, match and inputs.
 
-use crate::contract::names::MAX_NAME;
+use crate::contract::names::{ANNOTATIONS, MAX_NAME};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -37,10 +37,61 @@ pub struct InboundPlan {
     pub replay: ReplayPolicy,
     pub triggers: HashMap<String, Arc<Trigger>>,
     pub templates: TemplateSet,
+    /// What a forwarded delivery hands Envoy (the opt-in cuts).
+    pub outputs: Outputs,
     /// Non-fatal remarks for the operator, logged once at configure time.
     pub warnings: Vec<String>,
     /// Triggers whose last secret expires within 7 days.
     pub expiring: u64,
+}
+
+/// What a forwarded delivery hands Envoy besides the request itself. The
+/// defaults are the contract; each `false` or shorter list is an opt-in cut
+/// (docs "Performance") for a deployment that does not read it.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    /// Envoy picks the route again once the annotations are set (routes
+    /// match on `x-combo-agent-id`). Off, it still does when the client sent
+    /// an annotation (the route may have been picked on a forged one).
+    pub clear_route_cache: bool,
+    /// The annotations set, a subset of `names::ANNOTATIONS` in its order.
+    pub annotations: Vec<&'static str>,
+    /// The audit record as filter state, which the access log reads.
+    pub audit_filter_state: bool,
+}
+
+impl Default for Outputs {
+    fn default() -> Self {
+        Outputs { clear_route_cache: true, annotations: ANNOTATIONS.to_vec(), audit_filter_state: true }
+    }
+}
+
+impl Outputs {
+    pub fn annotates(&self, name: &str) -> bool {
+        self.annotations.iter().any(|a| *a == name)
+    }
+}
+
+fn outputs(
+    clear_route_cache: Option<bool>,
+    annotations: Option<Vec<String>>,
+    audit: Option<bool>,
+    c: &mut Compiler,
+) -> Outputs {
+    let mut out = Outputs::default();
+    out.clear_route_cache = clear_route_cache.unwrap_or(true);
+    out.audit_filter_state = audit.unwrap_or(true);
+    if let Some(names) = annotations {
+        for (i, name) in names.iter().enumerate() {
+            if !ANNOTATIONS.contains(&name.as_str()) {
+                c.error(format!("annotations[{i}]"), format!("{name:?} is not one of {}", ANNOTATIONS.join(", ")));
+            } else if names[..i].contains(name) {
+                c.error(format!("annotations[{i}]"), format!("{name:?} is listed twice"));
+            }
+        }
+        out.annotations.retain(|a| names.iter().any(|n| n == a));
+    }
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +172,7 @@ pub(super) fn compile(raw: RawConfig, c: &mut Compiler) -> Option<InboundPlan> {
     );
     let allow = c.allowlist(&raw.allow_cidrs, "allow_cidrs");
     let replay = replay_policy(raw.replay.unwrap_or_default(), c);
+    let outputs = outputs(raw.clear_route_cache, raw.annotations, raw.audit_filter_state, c);
 
     let mut triggers = HashMap::with_capacity(raw.triggers.len());
     let mut all_inputs = Vec::with_capacity(raw.triggers.len());
@@ -158,6 +210,7 @@ pub(super) fn compile(raw: RawConfig, c: &mut Compiler) -> Option<InboundPlan> {
         replay,
         triggers,
         templates,
+        outputs,
         warnings: std::mem::take(&mut c.warnings),
         expiring: c.expiring,
     })

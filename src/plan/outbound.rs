@@ -85,6 +85,15 @@ pub(super) fn compile(raw: RawConfig, c: &mut Compiler) -> Option<OutboundPlan> 
     if !raw.allow_cidrs.is_empty() {
         c.error("allow_cidrs", "only valid with mode: inbound");
     }
+    for (field, set) in [
+        ("clear_route_cache", raw.clear_route_cache.is_some()),
+        ("annotations", raw.annotations.is_some()),
+        ("audit_filter_state", raw.audit_filter_state.is_some()),
+    ] {
+        if set {
+            c.error(field, "only valid with mode: inbound");
+        }
+    }
     let path_text = raw.event_jsonpath.as_deref().unwrap_or(DEFAULT_EVENT_JSONPATH);
     let event_path = JsonPath::parse(path_text).map_err(|e| c.error("event_jsonpath", e.to_string())).ok();
     let max_body_bytes =

@@ -111,6 +111,30 @@ fn mode_specific_fields_are_refused_in_the_other_mode() {
 }
 
 #[test]
+fn the_opt_in_cuts_default_to_the_contract_and_name_their_fields() {
+    let plan = |json: &str| inbound(json, &no_env);
+    let t = r#""triggers":[{"id":"t","secret":"x","action":{"agent_id":"a"}}]"#;
+    let p = plan(&format!("{{{t}}}"));
+    assert!(p.outputs.clear_route_cache && p.outputs.audit_filter_state);
+    assert_eq!(p.outputs.annotations, crate::contract::names::ANNOTATIONS.to_vec());
+    let p = plan(&format!(
+        r#"{{{t},"clear_route_cache":false,"audit_filter_state":false,"annotations":["x-combo-inputs","x-combo-agent-id"]}}"#
+    ));
+    assert!(!p.outputs.clear_route_cache && !p.outputs.audit_filter_state);
+    // In the contract's order, whatever the list's.
+    assert_eq!(p.outputs.annotations, vec!["x-combo-agent-id", "x-combo-inputs"]);
+    let e = errors(&format!(r#"{{{t},"annotations":["x-combo-agent-id","x-combo-agent","x-combo-agent-id"]}}"#));
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(e[0].starts_with("annotations[1]: \"x-combo-agent\" is not one of x-combo-trigger-id"), "{e:?}");
+    assert_eq!(e[1], "annotations[2]: \"x-combo-agent-id\" is listed twice");
+    for field in [r#""clear_route_cache":true"#, r#""annotations":[]"#, r#""audit_filter_state":true"#] {
+        let e = errors(&format!(r#"{{"mode":"outbound",{field}}}"#));
+        let name = field.split('"').nth(1).unwrap();
+        assert!(e.contains(&format!("{name}: only valid with mode: inbound")), "{e:?}");
+    }
+}
+
+#[test]
 fn unknown_source_names_the_field() {
     let e = errors(r#"{"triggers":[{"id":"a","source":"gitlob","secret":"s","action":{"agent_id":"x"}}]}"#);
     assert_eq!(e.len(), 1);

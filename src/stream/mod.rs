@@ -356,9 +356,11 @@ impl<H: Host, M: Mode> Stream<H, M> {
             self.published = true;
             a.verify_us = self.work / 1_000;
             self.host.observe_filter_us(a.verify_us);
-            let json = a.to_json();
-            if self.host.set_filter_state(FILTER_STATE_KEY, json.as_bytes()).is_err() {
-                self.host.log(Level::Debug, "combo_webhook: cannot set the audit filter state");
+            if self.mode.audit_filter_state() {
+                let json = a.to_json();
+                if self.host.set_filter_state(FILTER_STATE_KEY, json.as_bytes()).is_err() {
+                    self.host.log(Level::Debug, "combo_webhook: cannot set the audit filter state");
+                }
             }
         }
     }

@@ -32,6 +32,11 @@ pub trait Mode {
 
     fn direction(&self) -> Direction;
     fn max_body_bytes(&self) -> u64;
+    /// Whether the audit record becomes Envoy filter state (the access log
+    /// reads it there); the log line at info level is written in any case.
+    fn audit_filter_state(&self) -> bool {
+        true
+    }
     /// The header phase; fills the audit record as far as it gets.
     fn head<H: Host>(&self, host: &mut H, headers: Headers, now: i64, audit: &mut AuditRecord) -> Head<Self::Pending>;
     /// The body phase: one call, one outcome (or a callout first).

@@ -165,6 +165,32 @@ fn audit_is_published_once_and_logged_once() {
 }
 
 #[test]
+fn the_opt_in_cuts_leave_out_what_they_name_and_nothing_else() {
+    let cfg = json!({"max_body_bytes": 64, "audit_filter_state": false,
+        "annotations": ["x-combo-agent-id", "x-combo-delivery-id"],
+        "triggers": [{"id": "t1", "secret": "k", "action": {"agent_id": "a", "inputs": {"id": "{{ payload.id }}"}}}]});
+    let Ok(Compiled::Inbound(p)) = plan::from_json(&cfg.to_string(), &|_| None, NOW) else { panic!() };
+    let mut h = host(BODY, &store());
+    h.headers.push(("x-combo-inputs".into(), b"{\"forged\":1}".to_vec()));
+    let mut s = Stream::new(h, Inbound::new(Arc::new(p)));
+    assert_eq!(deliver(&mut s), Action::Continue);
+    s.host_mut().response_status = Some(200);
+    s.on_response_headers();
+    s.on_done();
+    let h = s.host();
+    assert_eq!(h.header("x-combo-agent-id").as_deref(), Some("a"));
+    assert!(h.header("x-combo-delivery-id").is_some());
+    // Left out, and a client-sent copy still removed.
+    for name in ["x-combo-trigger-id", "x-combo-inputs", "x-combo-source", "x-combo-key-id", "x-combo-matched"] {
+        assert_eq!(h.header(name), None, "{name}");
+    }
+    assert!(h.filter_state.is_empty(), "no audit filter state");
+    let lines = h.logs.iter().filter(|(l, m)| *l == Level::Info && m.starts_with("webhook_audit ")).count();
+    assert_eq!(lines, 1, "the audit log line is written in any case");
+    assert_eq!(h.count_of(Counter::Accepted), 1);
+}
+
+#[test]
 fn rejected_audit_is_published_once_even_with_more_callbacks() {
     let mut s = stream(BODY, &store());
     s.host_mut().headers.retain(|(k, _)| k != "content-type");

@@ -26,6 +26,8 @@ struct Args {
     duration: f64,
     warmup: f64,
     bad_signature: bool,
+    /// The body's `action` (the shipped configs' triggers match on it).
+    action: String,
     /// Plain `GET {path}` requests: pass-through traffic.
     get: bool,
     /// Offered load in requests per second over all connections (0: as fast
@@ -44,6 +46,7 @@ fn parse_args() -> Result<Args, String> {
         duration: 6.0,
         warmup: 1.0,
         bad_signature: false,
+        action: "go".into(),
         get: false,
         rate: 0.0,
     };
@@ -63,6 +66,7 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--addr" => a.addr = v.parse().map_err(|_| format!("bad --addr {v}"))?,
             "--path" => a.path = v.clone(),
+            "--action" => a.action = v.clone(),
             "--secret" => a.secret = v.clone(),
             "--body-size" => a.body_size = v.parse().map_err(bad)?,
             "--count" => a.count = v.parse().map_err(bad)?,
@@ -84,7 +88,10 @@ fn delivery(a: &Args, secret: &Key, i: usize, ts: i64) -> Vec<u8> {
     if a.get {
         return format!("GET {}?i={i} HTTP/1.1\r\nhost: bench\r\n\r\n", a.path).into_bytes();
     }
-    let head = format!(r#"{{"action":"go","id":"d{i:010}","ticket":{{"id":{i},"priority":"high"}},"pad":""#);
+    let head = format!(
+        r#"{{"action":"{}","id":"d{i:010}","ticket":{{"id":{i},"priority":"high","customer":"c{i}"}},"pad":""#,
+        a.action
+    );
     let pad = a.body_size.saturating_sub(head.len() + 2);
     let mut body = head.into_bytes();
     body.extend(std::iter::repeat_n(b'x', pad));

@@ -42,15 +42,19 @@ pub fn log(level: Level, message: &str) {
     let level = self::level(level);
     // SAFETY: plain calls; the buffer outlives them.
     unsafe {
-        if ffi::envoy_dynamic_module_callback_log_enabled(level) {
-            ffi::envoy_dynamic_module_callback_log(level, ModuleBuffer::of(message.as_bytes()));
+        if timed!("log_enabled", 0, ffi::envoy_dynamic_module_callback_log_enabled(level)) {
+            timed!(
+                "log",
+                message.len(),
+                ffi::envoy_dynamic_module_callback_log(level, ModuleBuffer::of(message.as_bytes()))
+            );
         }
     }
 }
 
 pub fn log_enabled(level: Level) -> bool {
     // SAFETY: a plain call.
-    unsafe { ffi::envoy_dynamic_module_callback_log_enabled(self::level(level)) }
+    unsafe { timed!("log_enabled", 0, ffi::envoy_dynamic_module_callback_log_enabled(self::level(level))) }
 }
 
 // ------------------------------------------------------------ config time
@@ -122,7 +126,7 @@ pub fn secret<'a>(filter: FilterEnvoy, index: usize) -> &'a [u8] {
     let Some(get) = ffi::optional().get_secret else { return &[] };
     let mut out = NO_BUFFER;
     // SAFETY: `filter` is live; `out` is a valid pointer.
-    let ok = unsafe { get(filter, index, &mut out) };
+    let ok = unsafe { timed!("http_filter_get_secret", 0, get(filter, index, &mut out)) };
     if ok {
         lent(out)
     } else {
@@ -135,9 +139,19 @@ pub fn headers(filter: FilterEnvoy, kind: u32) -> Option<Vec<(String, Vec<u8>)>>
     let empty =
         EnvoyHttpHeader { key_ptr: std::ptr::null(), key_length: 0, value_ptr: std::ptr::null(), value_length: 0 };
     // SAFETY: `filter` is live; the vector holds the `n` entries Envoy fills.
-    let n = unsafe { ffi::envoy_dynamic_module_callback_http_get_headers_size(filter, kind) };
+    let n = unsafe {
+        timed!("http_get_headers_size", 0, ffi::envoy_dynamic_module_callback_http_get_headers_size(filter, kind))
+    };
     let mut raw = vec![empty; n];
-    if n > 0 && !unsafe { ffi::envoy_dynamic_module_callback_http_get_headers(filter, kind, raw.as_mut_ptr()) } {
+    if n > 0
+        && !unsafe {
+            timed!(
+                "http_get_headers",
+                n,
+                ffi::envoy_dynamic_module_callback_http_get_headers(filter, kind, raw.as_mut_ptr())
+            )
+        }
+    {
         return None;
     }
     Some(
@@ -156,13 +170,17 @@ pub fn header_value<'a>(filter: FilterEnvoy, kind: u32, name: &str) -> Option<&'
     let mut out = NO_BUFFER;
     // SAFETY: `filter` is live; `out` is valid; the count pointer may be null.
     let ok = unsafe {
-        ffi::envoy_dynamic_module_callback_http_get_header(
-            filter,
-            kind,
-            ModuleBuffer::of(name.as_bytes()),
-            &mut out,
-            0,
-            std::ptr::null_mut(),
+        timed!(
+            "http_get_header",
+            name.len(),
+            ffi::envoy_dynamic_module_callback_http_get_header(
+                filter,
+                kind,
+                ModuleBuffer::of(name.as_bytes()),
+                &mut out,
+                0,
+                std::ptr::null_mut(),
+            )
         )
     };
     ok.then(|| lent(out))
@@ -173,7 +191,11 @@ pub fn set_header(filter: FilterEnvoy, kind: u32, name: &str, value: Option<&str
     let value = value.map_or(ModuleBuffer::null(), |v| ModuleBuffer::of(v.as_bytes()));
     // SAFETY: `filter` is live; the buffers outlive the call.
     unsafe {
-        ffi::envoy_dynamic_module_callback_http_set_header(filter, kind, ModuleBuffer::of(name.as_bytes()), value)
+        timed!(
+            "http_set_header",
+            name.len() + value.length,
+            ffi::envoy_dynamic_module_callback_http_set_header(filter, kind, ModuleBuffer::of(name.as_bytes()), value)
+        )
     }
 }
 
@@ -193,31 +215,47 @@ pub fn send_response(filter: FilterEnvoy, status: u32, headers: &[(&str, &str)],
     let headers: Vec<ModuleHttpHeader> = headers.iter().map(|(k, v)| header(k, v)).collect();
     // SAFETY: `filter` is live; every buffer outlives the call.
     unsafe {
-        ffi::envoy_dynamic_module_callback_http_send_response(
-            filter,
-            status,
-            headers.as_ptr(),
-            headers.len(),
-            ModuleBuffer::of(body),
-            ModuleBuffer::of(details.as_bytes()),
+        timed!(
+            "http_send_response",
+            body.len(),
+            ffi::envoy_dynamic_module_callback_http_send_response(
+                filter,
+                status,
+                headers.as_ptr(),
+                headers.len(),
+                ModuleBuffer::of(body),
+                ModuleBuffer::of(details.as_bytes()),
+            )
         );
     }
 }
 
 pub fn body_size(filter: FilterEnvoy, kind: u32) -> usize {
     // SAFETY: `filter` is live.
-    unsafe { ffi::envoy_dynamic_module_callback_http_get_body_size(filter, kind) }
+    unsafe { timed!("http_get_body_size", 0, ffi::envoy_dynamic_module_callback_http_get_body_size(filter, kind)) }
 }
 
 /// Appends up to `limit - out.len()` bytes of a body to `out`.
 pub fn read_body(filter: FilterEnvoy, kind: u32, out: &mut Vec<u8>, limit: usize) -> bool {
     // SAFETY: `filter` is live; the vector holds the `n` buffers Envoy fills.
-    let n = unsafe { ffi::envoy_dynamic_module_callback_http_get_body_chunks_size(filter, kind) };
+    let n = unsafe {
+        timed!(
+            "http_get_body_chunks_size",
+            0,
+            ffi::envoy_dynamic_module_callback_http_get_body_chunks_size(filter, kind)
+        )
+    };
     if n == 0 {
         return true;
     }
     let mut chunks = vec![NO_BUFFER; n];
-    if !unsafe { ffi::envoy_dynamic_module_callback_http_get_body_chunks(filter, kind, chunks.as_mut_ptr()) } {
+    if !unsafe {
+        timed!(
+            "http_get_body_chunks",
+            n,
+            ffi::envoy_dynamic_module_callback_http_get_body_chunks(filter, kind, chunks.as_mut_ptr())
+        )
+    } {
         return false;
     }
     for c in chunks {
@@ -232,60 +270,111 @@ pub fn read_body(filter: FilterEnvoy, kind: u32, out: &mut Vec<u8>, limit: usize
 pub fn drain_body(filter: FilterEnvoy, kind: u32) -> bool {
     let n = body_size(filter, kind);
     // SAFETY: `filter` is live.
-    n == 0 || unsafe { ffi::envoy_dynamic_module_callback_http_drain_body(filter, kind, n) }
+    n == 0
+        || unsafe { timed!("http_drain_body", n, ffi::envoy_dynamic_module_callback_http_drain_body(filter, kind, n)) }
 }
 
 pub fn append_body(filter: FilterEnvoy, kind: u32, data: &[u8]) -> bool {
     // SAFETY: `filter` is live; `data` outlives the call.
-    unsafe { ffi::envoy_dynamic_module_callback_http_append_body(filter, kind, ModuleBuffer::of(data)) }
+    unsafe {
+        timed!(
+            "http_append_body",
+            data.len(),
+            ffi::envoy_dynamic_module_callback_http_append_body(filter, kind, ModuleBuffer::of(data))
+        )
+    }
 }
 
 /// Whether the chunk of the running body hook is the buffered body itself.
 pub fn received_is_buffered(filter: FilterEnvoy) -> bool {
     // SAFETY: `filter` is live.
-    unsafe { ffi::envoy_dynamic_module_callback_http_received_buffered_request_body(filter) }
+    unsafe {
+        timed!(
+            "http_received_buffered_request_body",
+            0,
+            ffi::envoy_dynamic_module_callback_http_received_buffered_request_body(filter)
+        )
+    }
 }
 
 pub fn attribute_string(filter: FilterEnvoy, id: u32) -> Option<String> {
     let mut out = NO_BUFFER;
     // SAFETY: `filter` is live; `out` is a valid pointer.
-    let ok = unsafe { ffi::envoy_dynamic_module_callback_http_filter_get_attribute_string(filter, id, &mut out) };
+    let ok = unsafe {
+        timed!(
+            "http_filter_get_attribute_string",
+            0,
+            ffi::envoy_dynamic_module_callback_http_filter_get_attribute_string(filter, id, &mut out)
+        )
+    };
     ok.then(|| String::from_utf8(lent(out).to_vec()).ok()).flatten().filter(|s| !s.is_empty())
 }
 
 pub fn attribute_bool(filter: FilterEnvoy, id: u32) -> Option<bool> {
     let mut out = false;
     // SAFETY: `filter` is live; `out` is a valid pointer.
-    let ok = unsafe { ffi::envoy_dynamic_module_callback_http_filter_get_attribute_bool(filter, id, &mut out) };
+    let ok = unsafe {
+        timed!(
+            "http_filter_get_attribute_bool",
+            0,
+            ffi::envoy_dynamic_module_callback_http_filter_get_attribute_bool(filter, id, &mut out)
+        )
+    };
     ok.then_some(out)
 }
 
 pub fn attribute_int(filter: FilterEnvoy, id: u32) -> Option<u64> {
     let mut out = 0u64;
     // SAFETY: `filter` is live; `out` is a valid pointer.
-    let ok = unsafe { ffi::envoy_dynamic_module_callback_http_filter_get_attribute_int(filter, id, &mut out) };
+    let ok = unsafe {
+        timed!(
+            "http_filter_get_attribute_int",
+            0,
+            ffi::envoy_dynamic_module_callback_http_filter_get_attribute_int(filter, id, &mut out)
+        )
+    };
     ok.then_some(out)
 }
 
 pub fn increment_counter(filter: FilterEnvoy, id: usize) {
     // SAFETY: `filter` is live; no labels.
-    unsafe { ffi::envoy_dynamic_module_callback_http_filter_increment_counter(filter, id, std::ptr::null(), 0, 1) };
+    unsafe {
+        timed!(
+            "http_filter_increment_counter",
+            0,
+            ffi::envoy_dynamic_module_callback_http_filter_increment_counter(filter, id, std::ptr::null(), 0, 1)
+        )
+    };
 }
 
 pub fn record_histogram(filter: FilterEnvoy, id: usize, value: u64) {
     // SAFETY: `filter` is live; no labels.
     unsafe {
-        ffi::envoy_dynamic_module_callback_http_filter_record_histogram_value(filter, id, std::ptr::null(), 0, value)
+        timed!(
+            "http_filter_record_histogram_value",
+            0,
+            ffi::envoy_dynamic_module_callback_http_filter_record_histogram_value(
+                filter,
+                id,
+                std::ptr::null(),
+                0,
+                value
+            )
+        )
     };
 }
 
 pub fn set_filter_state(filter: FilterEnvoy, key: &str, value: &[u8]) -> bool {
     // SAFETY: `filter` is live; the buffers outlive the call.
     unsafe {
-        ffi::envoy_dynamic_module_callback_http_set_filter_state_bytes(
-            filter,
-            ModuleBuffer::of(key.as_bytes()),
-            ModuleBuffer::of(value),
+        timed!(
+            "http_set_filter_state_bytes",
+            key.len() + value.len(),
+            ffi::envoy_dynamic_module_callback_http_set_filter_state_bytes(
+                filter,
+                ModuleBuffer::of(key.as_bytes()),
+                ModuleBuffer::of(value),
+            )
         )
     }
 }
@@ -302,14 +391,18 @@ pub fn callout(
     let mut id: u64 = 0;
     // SAFETY: `filter` is live; every buffer outlives the call.
     let result = unsafe {
-        ffi::envoy_dynamic_module_callback_http_filter_http_callout(
-            filter,
-            &mut id,
-            ModuleBuffer::of(cluster.as_bytes()),
-            headers.as_ptr(),
-            headers.len(),
-            ModuleBuffer::of(body),
-            timeout_ms,
+        timed!(
+            "http_filter_http_callout",
+            body.len(),
+            ffi::envoy_dynamic_module_callback_http_filter_http_callout(
+                filter,
+                &mut id,
+                ModuleBuffer::of(cluster.as_bytes()),
+                headers.as_ptr(),
+                headers.len(),
+                ModuleBuffer::of(body),
+                timeout_ms,
+            )
         )
     };
     (result == ffi::CALLOUT_SUCCESS).then_some(id)
@@ -317,15 +410,27 @@ pub fn callout(
 
 pub fn continue_decoding(filter: FilterEnvoy) {
     // SAFETY: `filter` is live.
-    unsafe { ffi::envoy_dynamic_module_callback_http_filter_continue_decoding(filter) };
+    unsafe {
+        timed!(
+            "http_filter_continue_decoding",
+            0,
+            ffi::envoy_dynamic_module_callback_http_filter_continue_decoding(filter)
+        )
+    };
 }
 
 pub fn continue_encoding(filter: FilterEnvoy) {
     // SAFETY: `filter` is live.
-    unsafe { ffi::envoy_dynamic_module_callback_http_filter_continue_encoding(filter) };
+    unsafe {
+        timed!(
+            "http_filter_continue_encoding",
+            0,
+            ffi::envoy_dynamic_module_callback_http_filter_continue_encoding(filter)
+        )
+    };
 }
 
 pub fn clear_route_cache(filter: FilterEnvoy) {
     // SAFETY: `filter` is live.
-    unsafe { ffi::envoy_dynamic_module_callback_http_clear_route_cache(filter) };
+    unsafe { timed!("http_clear_route_cache", 0, ffi::envoy_dynamic_module_callback_http_clear_route_cache(filter)) };
 }

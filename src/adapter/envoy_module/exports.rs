@@ -54,31 +54,49 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
     config: *const c_void,
     envoy: FilterEnvoy,
 ) -> *const c_void {
-    guard(std::ptr::null(), || {
-        let config = config.cast::<FilterConfig>();
-        if config.is_null() {
-            return std::ptr::null();
-        }
-        Arc::increment_strong_count(config);
-        let config = Arc::from_raw(config);
-        let host = seam::host(NativeHost::new(envoy, Arc::clone(&config.metrics), config::store()));
-        let filter = match config.plan(envoy) {
-            Plan::Inbound(p) => Filter::Inbound(Stream::new(host, seam::Inbound::new(p))),
-            Plan::Outbound(p) => Filter::Outbound(Stream::new(host, Outbound::new(p))),
-        };
-        Slot::into_raw(filter)
-    })
+    timed!(
+        "hook_http_filter_new",
+        0,
+        guard(std::ptr::null(), || {
+            let config = config.cast::<FilterConfig>();
+            if config.is_null() {
+                return std::ptr::null();
+            }
+            Arc::increment_strong_count(config);
+            let config = Arc::from_raw(config);
+            let plan = config.plan(envoy);
+            let clear_route_cache = match &plan {
+                Plan::Inbound(p) => p.outputs.clear_route_cache,
+                Plan::Outbound(_) => true,
+            };
+            let host = NativeHost::new(envoy, Arc::clone(&config.metrics), config::store(), clear_route_cache);
+            let host = seam::host(host);
+            let filter = match plan {
+                Plan::Inbound(p) => Filter::Inbound(Stream::new(host, seam::Inbound::new(p))),
+                Plan::Outbound(p) => Filter::Outbound(Stream::new(host, Outbound::new(p))),
+            };
+            Slot::into_raw(filter)
+        })
+    )
 }
 
 /// # Safety
 /// `filter` is a pointer `on_http_filter_new` returned; Envoy destroys it once.
 #[no_mangle]
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter: *const c_void) {
-    guard((), || {
-        if !filter.is_null() {
-            Slot::destroy(filter);
-        }
-    })
+    timed!(
+        "hook_http_filter_destroy",
+        0,
+        guard((), || {
+            if !filter.is_null() {
+                Slot::destroy(filter);
+            }
+        })
+    );
+    #[cfg(feature = "bench-stages")]
+    if let Some(totals) = crate::bench::tally::stream_done(1000) {
+        abi::log(crate::host::Level::Warn, &format!("bench_hostcalls {totals}"));
+    }
 }
 
 /// # Safety
@@ -89,11 +107,12 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     filter: *const c_void,
     end_of_stream: bool,
 ) -> u32 {
-    stream_hook(
-        envoy,
-        filter,
-        Phase::Request,
-        |f| each!(f, s => status(s.on_request_headers(end_of_stream)), ffi::STOP),
+    timed!(
+        "hook_http_filter_request_headers",
+        0,
+        stream_hook(envoy, filter, Phase::Request, |f| {
+            each!(f, s => status(s.on_request_headers(end_of_stream)), ffi::STOP)
+        })
     )
 }
 
@@ -105,15 +124,19 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
     filter: *const c_void,
     end_of_stream: bool,
 ) -> u32 {
-    stream_hook(envoy, filter, Phase::Request, |f| {
-        each!(f, s => {
-            s.host_mut().in_body_hook = true;
-            let size = s.host().buffered_len();
-            let action = s.on_request_body(size, end_of_stream);
-            s.host_mut().in_body_hook = false;
-            status(action)
-        }, ffi::STOP)
-    })
+    timed!(
+        "hook_http_filter_request_body",
+        0,
+        stream_hook(envoy, filter, Phase::Request, |f| {
+            each!(f, s => {
+                s.host_mut().in_body_hook = true;
+                let size = s.host().buffered_len();
+                let action = s.on_request_body(size, end_of_stream);
+                s.host_mut().in_body_hook = false;
+                status(action)
+            }, ffi::STOP)
+        })
+    )
 }
 
 /// # Safety
@@ -137,12 +160,16 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
     // A pause holds the whole response (headers and body) until the store
     // settled: Envoy 1.40 let a response through past a plain StopIteration
     // (seen in the etcd suite), not past StopAllIterationAndBuffer.
-    stream_hook(envoy, filter, Phase::Response, |f| {
-        each!(f, s => match s.on_response_headers() {
-            Action::Continue => ffi::CONTINUE,
-            Action::Pause => ffi::STOP_ALL_AND_BUFFER,
-        }, ffi::CONTINUE)
-    })
+    timed!(
+        "hook_http_filter_response_headers",
+        0,
+        stream_hook(envoy, filter, Phase::Response, |f| {
+            each!(f, s => match s.on_response_headers() {
+                Action::Continue => ffi::CONTINUE,
+                Action::Pause => ffi::STOP_ALL_AND_BUFFER,
+            }, ffi::CONTINUE)
+        })
+    )
 }
 
 #[no_mangle]
@@ -171,10 +198,14 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
     envoy: FilterEnvoy,
     filter: *const c_void,
 ) {
-    stream_hook(envoy, filter, Phase::Completion, |f| {
-        each!(f, s => s.on_done(), ());
-        ffi::CONTINUE
-    });
+    timed!(
+        "hook_http_filter_stream_complete",
+        0,
+        stream_hook(envoy, filter, Phase::Completion, |f| {
+            each!(f, s => s.on_done(), ());
+            ffi::CONTINUE
+        })
+    );
 }
 
 /// # Safety

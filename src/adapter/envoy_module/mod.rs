@@ -9,6 +9,19 @@
 //! phase allows (`Phase`: 500 once, a reset, or a log line) and is left
 //! alone after that.
 
+/// A call into Envoy while a stream runs, or one of the module's hooks,
+/// named by its callback. A bench build (`bench-stages`) times it for `make
+/// bench`'s native cost model; every other build compiles to the call alone.
+macro_rules! timed {
+    ($kind:literal, $bytes:expr, $call:expr) => {{
+        #[cfg(feature = "bench-stages")]
+        let out = crate::bench::tally::timed($kind, $bytes, || $call);
+        #[cfg(not(feature = "bench-stages"))]
+        let out = $call;
+        out
+    }};
+}
+
 mod abi;
 mod config;
 #[cfg(any(test, feature = "fake-envoy"))]

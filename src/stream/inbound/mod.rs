@@ -95,6 +95,10 @@ impl Mode for Inbound {
         self.plan.max_body_bytes
     }
 
+    fn audit_filter_state(&self) -> bool {
+        self.plan.outputs.audit_filter_state
+    }
+
     fn head<H: Host>(&self, host: &mut H, mut headers: Headers, now: i64, audit: &mut AuditRecord) -> Head<Pending> {
         // Client-sent annotations are removed from every request, webhook or not.
         for name in ANNOTATIONS {

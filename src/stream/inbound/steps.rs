@@ -197,6 +197,9 @@ impl Inbound {
         if m.inputs_json.len() <= plan.max_inputs_bytes {
             set_headers.insert(2, (INPUTS, m.inputs_json));
         }
+        if plan.outputs.annotations.len() < ANNOTATIONS.len() {
+            set_headers.retain(|(name, _)| plan.outputs.annotates(name));
+        }
         let body = envelope.then(|| annotate::envelope(&trigger.id, &trigger.agent_id, &m.inputs, &v.body));
         Ok(Forward {
             remove_headers: &[],

@@ -1,0 +1,169 @@
+"""`make bench-ab`: paired A/B runs of the shipped configurations and of the
+filter's opt-in cuts, every variant interleaved in each round, each compared
+with plain Envoy (and the no-op wasm filter) of the same round.
+
+The filter runs with the shipped files' own configuration (envoy/envoy.yaml
+for the .wasm, envoy/envoy-native.yaml for the native module): routing by
+agent after the filter annotates, the audit row in the access log, the SDS
+or environment secret. Only the ports change (the listener, both agent
+clusters onto the bench backend). The deliveries are 1 KiB signed JSON to
+`trg_ticket_escalated`. Loopback only; every run is bounded in time.
+
+    python bench/tools/paired.py [--rounds 10] [--seconds 3] [variant ...]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+
+from benchlib import (CLIENT_CPU, ENVOY_CPU, REPO, STAGES_NATIVE, UPSTREAM, UPSTREAM_PORT, bootstrap, h,
+                      measured_load, noop_filter)
+from combo_edge.bootstrap import PROCESS_ENV
+import native_model
+
+DELIVERY = ("/v1/webhook/generic/trg_ticket_escalated", "demo-secret-change-me", "escalated")
+SHIPPED = {"wasm": REPO / "envoy/envoy.yaml", "native": REPO / "envoy/envoy-native.yaml"}
+
+
+def shipped(build: str, port: int, edit: dict | None = None, model: bool = False, by_prefix: bool = False,
+            no_access_log: bool = False) -> dict:
+    """The shipped bootstrap of `build` on `port`, its agents on the bench
+    backend; `edit` merged into the filter's configuration (an opt-in cut);
+    `model`: the native module's bench build, which times its calls;
+    `by_prefix`: webhooks routed by path alone (no route reads an
+    annotation); `no_access_log`: without the audit row's access log."""
+    boot = yaml.safe_load(SHIPPED[build].read_text())
+    boot.pop("admin", None)
+    res = boot["static_resources"]
+    listener = res["listeners"][0]
+    listener["address"]["socket_address"]["port_value"] = port
+    for cluster in res["clusters"]:
+        for group in cluster["load_assignment"]["endpoints"]:
+            for ep in group["lb_endpoints"]:
+                ep["endpoint"]["address"]["socket_address"]["port_value"] = UPSTREAM_PORT
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    if no_access_log:
+        hcm.pop("access_log")
+    if by_prefix:
+        routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+        routes[:2] = [{"match": {"prefix": "/v1/webhook/generic/"},
+                       "route": {"cluster": "agent_ticket_triage", "timeout": "30s"}}]
+    flt = hcm["http_filters"][0]["typed_config"]
+    if build == "native":
+        holder = flt["filter_config"]
+        if model:
+            hcm["http_filters"][0][PROCESS_ENV] = {"ENVOY_DYNAMIC_MODULES_SEARCH_PATH": str(STAGES_NATIVE.parent)}
+    else:
+        holder = flt["config"]["configuration"]
+        flt["config"]["vm_config"]["code"]["local"]["filename"] = str(h.wasm_file())
+    config = json.loads(holder["value"])
+    config.update(edit or {})
+    holder["value"] = json.dumps(config)
+    return boot
+
+
+# name: (what it is, bootstrap on a port)
+VARIANTS = {
+    "plain": ("Envoy, no filter", lambda port: bootstrap(port, [])),
+    "noop": ("Envoy + no-op wasm filter", lambda port: bootstrap(port, [noop_filter()])),
+    "wasm": (".wasm, envoy/envoy.yaml", lambda port: shipped("wasm", port)),
+    "native": ("native module, envoy/envoy-native.yaml", lambda port: shipped("native", port)),
+    "native_model": ("native module's bench build (times its calls), same config",
+                     lambda port: shipped("native", port, model=True)),
+}
+# The opt-in cuts (docs "Performance"), each alone, then all together, on
+# both builds; and two diagnostics that are bootstrap edits, not cuts.
+NO_REFRESH = {"clear_route_cache": False}
+AGENT_ONLY = {"annotations": ["x-combo-agent-id"]}
+NO_AUDIT = {"audit_filter_state": False}
+for build in ("wasm", "native"):
+    VARIANTS.update({
+        f"{build}_prefix": (f"{build}: webhooks routed by path (diagnostic)",
+                            lambda port, b=build: shipped(b, port, by_prefix=True)),
+        f"{build}_prefix_no_refresh": (f"{build}: routed by path, clear_route_cache false",
+                                       lambda port, b=build: shipped(b, port, NO_REFRESH, by_prefix=True)),
+        f"{build}_agent_only": (f"{build}: annotations [x-combo-agent-id]",
+                                lambda port, b=build: shipped(b, port, AGENT_ONLY)),
+        f"{build}_no_audit_state": (f"{build}: audit_filter_state false",
+                                    lambda port, b=build: shipped(b, port, NO_AUDIT)),
+        f"{build}_no_access_log": (f"{build}: no access log (diagnostic)",
+                                   lambda port, b=build: shipped(b, port, no_access_log=True)),
+        f"{build}_all_cuts": (f"{build}: every cut (routed by path)",
+                              lambda port, b=build: shipped(b, port, {**NO_REFRESH, **AGENT_ONLY, **NO_AUDIT},
+                                                            by_prefix=True)),
+    })
+
+
+def one(name: str, seconds: float) -> dict:
+    port = h.free_port()
+    envoy = h.Envoy(VARIANTS[name][1](port), concurrency=1, log_level="warn", wasm_log_level="warn",
+                    cpus=ENVOY_CPU).wait_ready(60)
+    try:
+        r = measured_load(envoy, port, duration=seconds, delivery=DELIVERY)
+    finally:
+        envoy.stop()
+    lines = [l.split("bench_hostcalls ", 1)[1] for l in envoy.logs().splitlines() if "bench_hostcalls {" in l]
+    r["hostcalls"] = json.loads(lines[-1]) if lines else None
+    bad = {k: v for k, v in r["statuses"].items() if k != "200"}
+    if bad:
+        raise SystemExit(f"paired: {name} answered {bad}: it measured something else; no figure is kept")
+    return r
+
+
+def spread(xs: list[float]) -> str:
+    return f"{statistics.median(xs):.3f} ({min(xs):.3f}–{max(xs):.3f})"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "10")))
+    ap.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", "3")))
+    ap.add_argument("variants", nargs="*", default=list(VARIANTS))
+    a = ap.parse_args()
+    unknown = [v for v in a.variants if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"paired: unknown variant(s) {unknown}; known: {list(VARIANTS)}")
+    names = ["plain", "noop"] + [v for v in a.variants if v not in ("plain", "noop")]
+    pin = ["taskset", "-c", CLIENT_CPU] if CLIENT_CPU else []
+    upstream = subprocess.Popen(pin + [str(UPSTREAM), f"127.0.0.1:{UPSTREAM_PORT}"], stdout=subprocess.PIPE, text=True)
+    upstream.stdout.readline()
+    runs = {n: [] for n in names}
+    try:
+        for r in range(a.rounds):
+            for n in names:
+                runs[n].append(one(n, a.seconds))
+            line = "  ".join(f"{n} {runs[n][-1]['rps']:.0f}" for n in names)
+            print(f"round {r + 1}/{a.rounds}: {line}", flush=True)
+    finally:
+        upstream.terminate()
+        upstream.wait(timeout=10)
+    rows = ["| variant | req/s (median) | vs plain Envoy, same round: median (min–max) | vs no-op wasm "
+            "| Envoy CPU µs/req | over plain µs/req |", "|---|---:|---:|---:|---:|---:|"]
+    cpu_plain = statistics.median(x["cpu_us"] for x in runs["plain"])
+    for n in names:
+        rps = [x["rps"] for x in runs[n]]
+        vs_plain = [x["rps"] / p["rps"] for x, p in zip(runs[n], runs["plain"])]
+        vs_noop = [x["rps"] / p["rps"] for x, p in zip(runs[n], runs["noop"])]
+        cpu = statistics.median(x["cpu_us"] for x in runs[n])
+        rows.append(f"| {VARIANTS[n][0]} | {statistics.median(rps):.0f} | {spread(vs_plain)} | {spread(vs_noop)} "
+                    f"| {cpu:.1f} | {cpu - cpu_plain:+.1f} |")
+    if "native_model" in runs and "native" in runs:
+        over = statistics.median(x["cpu_us"] for x in runs["native"]) - cpu_plain
+        rows += native_model.table(runs["native_model"], over)[0]
+    head = (f"Paired A/B, {time.strftime('%Y-%m-%d %H:%M')}: {a.rounds} interleaved rounds of {a.seconds:.0f} s per "
+            f"variant after 1 s warm-up, one Envoy worker pinned to CPU {ENVOY_CPU}, 16 connections, 1 KiB deliveries.")
+    table = head + "\n\n" + "\n".join(rows)
+    print("\n" + table)
+    out = REPO / "target/bench"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "paired.md").write_text(table + "\n")
+    print(f"\n(written to {out / 'paired.md'})")
+
+
+if __name__ == "__main__":
+    main()
