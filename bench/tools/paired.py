@@ -31,7 +31,7 @@ SHIPPED = {"wasm": REPO / "envoy/envoy.yaml", "native": REPO / "envoy/envoy-nati
 
 
 def shipped(build: str, port: int, edit: dict | None = None, model: bool = False, by_prefix: bool = False,
-            no_access_log: bool = False) -> dict:
+            no_access_log: bool = False, log_filter: bool = True) -> dict:
     """The shipped bootstrap of `build` on `port`, its agents on the bench
     backend; `edit` merged into the filter's configuration (an opt-in cut);
     `model`: the native module's bench build, which times its calls;
@@ -49,6 +49,8 @@ def shipped(build: str, port: int, edit: dict | None = None, model: bool = False
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     if no_access_log:
         hcm.pop("access_log")
+    if not log_filter:
+        hcm["access_log"][0].pop("filter")
     if by_prefix:
         routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
         routes[:2] = [{"match": {"prefix": "/v1/webhook/generic/"},
@@ -93,6 +95,8 @@ for build in ("wasm", "native"):
                                     lambda port, b=build: shipped(b, port, NO_AUDIT)),
         f"{build}_no_access_log": (f"{build}: no access log (diagnostic)",
                                    lambda port, b=build: shipped(b, port, no_access_log=True)),
+        f"{build}_log_unfiltered": (f"{build}: access log without its CEL filter (diagnostic)",
+                                    lambda port, b=build: shipped(b, port, log_filter=False)),
         f"{build}_all_cuts": (f"{build}: every cut (routed by path)",
                               lambda port, b=build: shipped(b, port, {**NO_REFRESH, **AGENT_ONLY, **NO_AUDIT},
                                                             by_prefix=True)),
