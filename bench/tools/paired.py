@@ -30,13 +30,13 @@ DELIVERY = ("/v1/webhook/generic/trg_ticket_escalated", "demo-secret-change-me",
 SHIPPED = {"wasm": REPO / "envoy/envoy.yaml", "native": REPO / "envoy/envoy-native.yaml"}
 
 
-def shipped(build: str, port: int, edit: dict | None = None, model: bool = False, by_prefix: bool = False,
-            no_access_log: bool = False, log_filter: bool = True) -> dict:
+def shipped(build: str, port: int, edit: dict | None = None, model: bool = False, no_access_log: bool = False,
+            log_filter: bool = True) -> dict:
     """The shipped bootstrap of `build` on `port`, its agents on the bench
     backend; `edit` merged into the filter's configuration (an opt-in cut);
     `model`: the native module's bench build, which times its calls;
-    `by_prefix`: webhooks routed by path alone (no route reads an
-    annotation); `no_access_log`: without the audit row's access log."""
+    `no_access_log`: without the audit row's access log; `log_filter`
+    false: the access log without its CEL filter."""
     boot = yaml.safe_load(SHIPPED[build].read_text())
     boot.pop("admin", None)
     res = boot["static_resources"]
@@ -51,10 +51,6 @@ def shipped(build: str, port: int, edit: dict | None = None, model: bool = False
         hcm.pop("access_log")
     if not log_filter:
         hcm["access_log"][0].pop("filter")
-    if by_prefix:
-        routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
-        routes[:2] = [{"match": {"prefix": "/v1/webhook/generic/"},
-                       "route": {"cluster": "agent_ticket_triage", "timeout": "30s"}}]
     flt = hcm["http_filters"][0]["typed_config"]
     if build == "native":
         holder = flt["filter_config"]
@@ -78,18 +74,17 @@ VARIANTS = {
     "native_model": ("native module's bench build (times its calls), same config",
                      lambda port: shipped("native", port, model=True)),
 }
-# The opt-in cuts (docs "Performance"), each alone, then all together, on
-# both builds; and two diagnostics that are bootstrap edits, not cuts.
-NO_REFRESH = {"clear_route_cache": False}
-AGENT_ONLY = {"annotations": ["x-combo-agent-id"]}
+# Each cut against the variant it changes (the `make bench-ab` table).
+CUTS = [("native_agent_only", "native"), ("native_no_audit_state", "native"), ("native_all_cuts", "native"),
+        ("native_no_access_log", "native"), ("wasm_agent_only", "wasm"), ("wasm_no_audit_state", "wasm"),
+        ("wasm_all_cuts", "wasm")]
+# The opt-in cuts (docs "Opt-in cuts"), each alone, then both, on both
+# builds; and diagnostics that are bootstrap edits, not cuts.
+AGENT_ONLY = {"annotations": ["x-combo-agent-id", "x-combo-delivery-id"]}
 NO_AUDIT = {"audit_filter_state": False}
 for build in ("wasm", "native"):
     VARIANTS.update({
-        f"{build}_prefix": (f"{build}: webhooks routed by path (diagnostic)",
-                            lambda port, b=build: shipped(b, port, by_prefix=True)),
-        f"{build}_prefix_no_refresh": (f"{build}: routed by path, clear_route_cache false",
-                                       lambda port, b=build: shipped(b, port, NO_REFRESH, by_prefix=True)),
-        f"{build}_agent_only": (f"{build}: annotations [x-combo-agent-id]",
+        f"{build}_agent_only": (f"{build}: annotations [x-combo-agent-id, x-combo-delivery-id]",
                                 lambda port, b=build: shipped(b, port, AGENT_ONLY)),
         f"{build}_no_audit_state": (f"{build}: audit_filter_state false",
                                     lambda port, b=build: shipped(b, port, NO_AUDIT)),
@@ -97,9 +92,8 @@ for build in ("wasm", "native"):
                                    lambda port, b=build: shipped(b, port, no_access_log=True)),
         f"{build}_log_unfiltered": (f"{build}: access log without its CEL filter (diagnostic)",
                                     lambda port, b=build: shipped(b, port, log_filter=False)),
-        f"{build}_all_cuts": (f"{build}: every cut (routed by path)",
-                              lambda port, b=build: shipped(b, port, {**NO_REFRESH, **AGENT_ONLY, **NO_AUDIT},
-                                                            by_prefix=True)),
+        f"{build}_all_cuts": (f"{build}: both cuts",
+                              lambda port, b=build: shipped(b, port, {**AGENT_ONLY, **NO_AUDIT})),
     })
 
 
@@ -119,8 +113,19 @@ def one(name: str, seconds: float) -> dict:
     return r
 
 
-def spread(xs: list[float]) -> str:
-    return f"{statistics.median(xs):.3f} ({min(xs):.3f}–{max(xs):.3f})"
+def spread(xs: list[float], digits: int = 3) -> str:
+    return f"{statistics.median(xs):.{digits}f} ({min(xs):.{digits}f}–{max(xs):.{digits}f})"
+
+
+def ratios(runs: dict, n: str, base: str) -> list[float]:
+    """Req/s of `n` over `base`, round by round."""
+    return [x["rps"] / b["rps"] for x, b in zip(runs[n], runs[base])]
+
+
+def over(runs: dict, n: str, base: str) -> list[float]:
+    """Envoy CPU µs/req of `n` less `base`'s, round by round (a round's
+    noise moves both)."""
+    return [x["cpu_us"] - b["cpu_us"] for x, b in zip(runs[n], runs[base])]
 
 
 def main():
@@ -147,18 +152,22 @@ def main():
         upstream.terminate()
         upstream.wait(timeout=10)
     rows = ["| variant | req/s (median) | vs plain Envoy, same round: median (min–max) | vs no-op wasm "
-            "| Envoy CPU µs/req | over plain µs/req |", "|---|---:|---:|---:|---:|---:|"]
-    cpu_plain = statistics.median(x["cpu_us"] for x in runs["plain"])
+            "| Envoy CPU µs/req | over plain, same round: µs/req (min–max) |", "|---|---:|---:|---:|---:|---:|"]
     for n in names:
         rps = [x["rps"] for x in runs[n]]
-        vs_plain = [x["rps"] / p["rps"] for x, p in zip(runs[n], runs["plain"])]
-        vs_noop = [x["rps"] / p["rps"] for x, p in zip(runs[n], runs["noop"])]
         cpu = statistics.median(x["cpu_us"] for x in runs[n])
-        rows.append(f"| {VARIANTS[n][0]} | {statistics.median(rps):.0f} | {spread(vs_plain)} | {spread(vs_noop)} "
-                    f"| {cpu:.1f} | {cpu - cpu_plain:+.1f} |")
+        rows.append(f"| {VARIANTS[n][0]} | {statistics.median(rps):.0f} | {spread(ratios(runs, n, 'plain'))} "
+                    f"| {spread(ratios(runs, n, 'noop'))} | {cpu:.1f} | {spread(over(runs, n, 'plain'), 1)} |")
+    cuts = [(n, base) for n, base in CUTS if n in runs and base in runs]
+    if cuts:
+        rows += ["", "| opt-in cut | against | req/s ratio, same round: median (min–max) "
+                 "| Envoy CPU saved, same round: µs/req (min–max) |", "|---|---|---:|---:|"]
+        for n, base in cuts:
+            saved = [-d for d in over(runs, n, base)]
+            rows.append(f"| {VARIANTS[n][0]} | {VARIANTS[base][0]} | {spread(ratios(runs, n, base))} "
+                        f"| {spread(saved, 1)} |")
     if "native_model" in runs and "native" in runs:
-        over = statistics.median(x["cpu_us"] for x in runs["native"]) - cpu_plain
-        rows += native_model.table(runs["native_model"], over)[0]
+        rows += native_model.table(runs["native_model"], statistics.median(over(runs, "native", "plain")))[0]
     head = (f"Paired A/B, {time.strftime('%Y-%m-%d %H:%M')}: {a.rounds} interleaved rounds of {a.seconds:.0f} s per "
             f"variant after 1 s warm-up, one Envoy worker pinned to CPU {ENVOY_CPU}, 16 connections, 1 KiB deliveries.")
     table = head + "\n\n" + "\n".join(rows)

@@ -19,14 +19,17 @@ pub fn add(kind: &'static str, bytes: usize) {
     add_timed(kind, bytes, 0);
 }
 
+/// Never panics: it runs inside the native module's hooks, outside their
+/// guard (a call it cannot record is dropped).
 fn add_timed(kind: &'static str, bytes: usize, ns: u64) {
-    CALLS.with(|c| {
-        let calls = &mut c.borrow_mut().0;
+    let _ = CALLS.try_with(|c| {
+        let Ok(mut c) = c.try_borrow_mut() else { return };
+        let calls = &mut c.0;
         // By address first: each kind is one literal, and this runs inside
         // the hooks it times.
         let at = calls
             .iter()
-            .position(|(k, ..)| std::ptr::eq(k.as_ptr(), kind.as_ptr()))
+            .position(|(k, ..)| std::ptr::eq(*k, kind))
             .or_else(|| calls.iter().position(|(k, ..)| *k == kind));
         match at.and_then(|i| calls.get_mut(i)) {
             Some(entry) => {
@@ -61,7 +64,7 @@ fn timer_ns() -> u64 {
             timed(KIND, 0, || ());
         }
         let ns = (started.elapsed().as_nanos() / u128::from(N)) as u64;
-        CALLS.with(|c| c.borrow_mut().0.retain(|(k, ..)| *k != KIND));
+        let _ = CALLS.try_with(|c| c.try_borrow_mut().map(|mut c| c.0.retain(|(k, ..)| *k != KIND)));
         ns
     })
 }
@@ -75,13 +78,16 @@ fn timer_ns() -> u64 {
 /// `{"streams": n, "timer_ns": t, "calls": {kind: [calls, bytes, ns]}}`.
 pub fn stream_done(every: u64) -> Option<String> {
     let timer_ns = timer_ns();
-    CALLS.with(|c| {
-        let mut c = c.borrow_mut();
-        c.1 += 1;
-        (c.1 % every == 0).then(|| {
-            let kinds: serde_json::Map<String, serde_json::Value> =
-                c.0.iter().map(|(k, n, b, ns)| (k.to_string(), serde_json::json!([n, b, ns]))).collect();
-            serde_json::json!({"streams": c.1, "timer_ns": timer_ns, "calls": kinds}).to_string()
+    CALLS
+        .try_with(|c| {
+            let mut c = c.try_borrow_mut().ok()?;
+            c.1 += 1;
+            (c.1 % every == 0).then(|| {
+                let kinds: serde_json::Map<String, serde_json::Value> =
+                    c.0.iter().map(|(k, n, b, ns)| (k.to_string(), serde_json::json!([n, b, ns]))).collect();
+                serde_json::json!({"streams": c.1, "timer_ns": timer_ns, "calls": kinds}).to_string()
+            })
         })
-    })
+        .ok()
+        .flatten()
 }

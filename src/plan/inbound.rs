@@ -1,7 +1,7 @@
 //! The inbound plan: triggers keyed by id, each with its scheme, secrets,
 //! allowlist, mTLS policy, match and inputs.
 
-use crate::contract::names::{ANNOTATIONS, MAX_NAME};
+use crate::contract::names::{ANNOTATIONS, DELIVERY_ID, MATCHED, MAX_NAME};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -46,41 +46,51 @@ pub struct InboundPlan {
 }
 
 /// What a forwarded delivery hands Envoy besides the request itself. The
-/// defaults are the contract; each `false` or shorter list is an opt-in cut
-/// (docs "Performance") for a deployment that does not read it.
-#[derive(Debug, Clone)]
+/// defaults are the contract; a shorter list or `false` is an opt-in cut
+/// (docs "Opt-in cuts") for a deployment that does not read it.
+#[derive(Debug, Clone, Copy)]
 pub struct Outputs {
-    /// Envoy picks the route again once the annotations are set (routes
-    /// match on `x-combo-agent-id`). Off, it still does when the client sent
-    /// an annotation (the route may have been picked on a forged one).
-    pub clear_route_cache: bool,
-    /// The annotations set, a subset of `names::ANNOTATIONS` in its order.
-    pub annotations: Vec<&'static str>,
+    /// The annotations set: bit `i` for `names::ANNOTATIONS[i]`.
+    annotations: u8,
     /// The audit record as filter state, which the access log reads.
     pub audit_filter_state: bool,
 }
 
+const ALL_ANNOTATIONS: u8 = (1 << ANNOTATIONS.len()) - 1;
+
 impl Default for Outputs {
     fn default() -> Self {
-        Outputs { clear_route_cache: true, annotations: ANNOTATIONS.to_vec(), audit_filter_state: true }
+        Outputs { annotations: ALL_ANNOTATIONS, audit_filter_state: true }
     }
 }
 
 impl Outputs {
     pub fn annotates(&self, name: &str) -> bool {
-        self.annotations.iter().any(|a| *a == name)
+        ANNOTATIONS.iter().position(|a| *a == name).is_some_and(|i| self.annotations & (1 << i) != 0)
+    }
+
+    pub fn annotates_all(&self) -> bool {
+        self.annotations == ALL_ANNOTATIONS
+    }
+
+    /// The annotations set, in the contract's order.
+    pub fn annotations(&self) -> Vec<&'static str> {
+        ANNOTATIONS.iter().copied().filter(|a| self.annotates(a)).collect()
     }
 }
 
-fn outputs(
-    clear_route_cache: Option<bool>,
-    annotations: Option<Vec<String>>,
-    audit: Option<bool>,
-    c: &mut Compiler,
-) -> Outputs {
-    let mut out = Outputs::default();
-    out.clear_route_cache = clear_route_cache.unwrap_or(true);
-    out.audit_filter_state = audit.unwrap_or(true);
+/// The annotations a cut may never leave out: the delivery id backends
+/// deduplicate on (docs "Replay protection"), and, with `on_no_match:
+/// forward`, the only mark of a delivery that did not match.
+fn required_annotations(on_no_match: OnNoMatch) -> &'static [&'static str] {
+    match on_no_match {
+        OnNoMatch::Forward => &[DELIVERY_ID, MATCHED],
+        OnNoMatch::Ignore => &[DELIVERY_ID],
+    }
+}
+
+fn outputs(annotations: Option<Vec<String>>, audit: Option<bool>, on_no_match: OnNoMatch, c: &mut Compiler) -> Outputs {
+    let mut out = Outputs { audit_filter_state: audit.unwrap_or(true), ..Outputs::default() };
     if let Some(names) = annotations {
         for (i, name) in names.iter().enumerate() {
             if !ANNOTATIONS.contains(&name.as_str()) {
@@ -89,7 +99,19 @@ fn outputs(
                 c.error(format!("annotations[{i}]"), format!("{name:?} is listed twice"));
             }
         }
-        out.annotations.retain(|a| names.iter().any(|n| n == a));
+        out.annotations = (0..ANNOTATIONS.len())
+            .filter(|i| names.iter().any(|n| n == ANNOTATIONS[*i]))
+            .fold(0, |bits, i| bits | 1 << i);
+        for name in required_annotations(on_no_match) {
+            if !out.annotates(name) {
+                let why = if *name == MATCHED {
+                    "with on_no_match: forward it is the only mark of a delivery that did not match"
+                } else {
+                    "backends deduplicate on it"
+                };
+                c.error("annotations", format!("must list {name}: {why}"));
+            }
+        }
     }
     out
 }
@@ -172,7 +194,7 @@ pub(super) fn compile(raw: RawConfig, c: &mut Compiler) -> Option<InboundPlan> {
     );
     let allow = c.allowlist(&raw.allow_cidrs, "allow_cidrs");
     let replay = replay_policy(raw.replay.unwrap_or_default(), c);
-    let outputs = outputs(raw.clear_route_cache, raw.annotations, raw.audit_filter_state, c);
+    let outputs = outputs(raw.annotations, raw.audit_filter_state, raw.on_no_match, c);
 
     let mut triggers = HashMap::with_capacity(raw.triggers.len());
     let mut all_inputs = Vec::with_capacity(raw.triggers.len());

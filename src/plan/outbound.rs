@@ -85,11 +85,9 @@ pub(super) fn compile(raw: RawConfig, c: &mut Compiler) -> Option<OutboundPlan> 
     if !raw.allow_cidrs.is_empty() {
         c.error("allow_cidrs", "only valid with mode: inbound");
     }
-    for (field, set) in [
-        ("clear_route_cache", raw.clear_route_cache.is_some()),
-        ("annotations", raw.annotations.is_some()),
-        ("audit_filter_state", raw.audit_filter_state.is_some()),
-    ] {
+    for (field, set) in
+        [("annotations", raw.annotations.is_some()), ("audit_filter_state", raw.audit_filter_state.is_some())]
+    {
         if set {
             c.error(field, "only valid with mode: inbound");
         }

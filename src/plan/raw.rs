@@ -79,10 +79,8 @@ pub struct RawConfig {
     pub event_jsonpath: Option<String>,
     #[serde(default)]
     pub subscriptions: Vec<RawSubscription>,
-    /// Opt-in cuts (docs "Performance"): whether Envoy picks the route again
-    /// once the annotations are set (default true: routes match on them).
-    pub clear_route_cache: Option<bool>,
-    /// The annotations a forwarded delivery carries (default: all seven).
+    /// Opt-in cuts (docs "Opt-in cuts"): the annotations a forwarded
+    /// delivery carries (default: all seven).
     pub annotations: Option<Vec<String>>,
     /// The audit record as Envoy filter state, for the access log (default true).
     pub audit_filter_state: Option<bool>,

@@ -115,19 +115,29 @@ fn the_opt_in_cuts_default_to_the_contract_and_name_their_fields() {
     let plan = |json: &str| inbound(json, &no_env);
     let t = r#""triggers":[{"id":"t","secret":"x","action":{"agent_id":"a"}}]"#;
     let p = plan(&format!("{{{t}}}"));
-    assert!(p.outputs.clear_route_cache && p.outputs.audit_filter_state);
-    assert_eq!(p.outputs.annotations, crate::contract::names::ANNOTATIONS.to_vec());
+    assert!(p.outputs.audit_filter_state);
+    assert_eq!(p.outputs.annotations(), crate::contract::names::ANNOTATIONS.to_vec());
     let p = plan(&format!(
-        r#"{{{t},"clear_route_cache":false,"audit_filter_state":false,"annotations":["x-combo-inputs","x-combo-agent-id"]}}"#
+        r#"{{{t},"audit_filter_state":false,"annotations":["x-combo-delivery-id","x-combo-inputs","x-combo-agent-id"]}}"#
     ));
-    assert!(!p.outputs.clear_route_cache && !p.outputs.audit_filter_state);
+    assert!(!p.outputs.audit_filter_state);
     // In the contract's order, whatever the list's.
-    assert_eq!(p.outputs.annotations, vec!["x-combo-agent-id", "x-combo-inputs"]);
-    let e = errors(&format!(r#"{{{t},"annotations":["x-combo-agent-id","x-combo-agent","x-combo-agent-id"]}}"#));
+    assert_eq!(p.outputs.annotations(), vec!["x-combo-agent-id", "x-combo-inputs", "x-combo-delivery-id"]);
+    let e = errors(&format!(
+        r#"{{{t},"annotations":["x-combo-delivery-id","x-combo-agent-id","x-combo-agent","x-combo-agent-id"]}}"#
+    ));
     assert_eq!(e.len(), 2, "{e:?}");
-    assert!(e[0].starts_with("annotations[1]: \"x-combo-agent\" is not one of x-combo-trigger-id"), "{e:?}");
-    assert_eq!(e[1], "annotations[2]: \"x-combo-agent-id\" is listed twice");
-    for field in [r#""clear_route_cache":true"#, r#""annotations":[]"#, r#""audit_filter_state":true"#] {
+    assert!(e[0].starts_with("annotations[2]: \"x-combo-agent\" is not one of x-combo-trigger-id"), "{e:?}");
+    assert_eq!(e[1], "annotations[3]: \"x-combo-agent-id\" is listed twice");
+    // Never without the delivery id backends deduplicate on, nor, when
+    // non-matches are forwarded, without their only mark.
+    let e = errors(&format!(r#"{{{t},"annotations":["x-combo-agent-id"]}}"#));
+    assert_eq!(e, vec!["annotations: must list x-combo-delivery-id: backends deduplicate on it"]);
+    let e = errors(&format!(r#"{{{t},"on_no_match":"forward","annotations":["x-combo-delivery-id"]}}"#));
+    let matched = "annotations: must list x-combo-matched: with on_no_match: forward it is the only mark of a \
+                   delivery that did not match";
+    assert_eq!(e, vec![matched]);
+    for field in [r#""annotations":[]"#, r#""audit_filter_state":true"#] {
         let e = errors(&format!(r#"{{"mode":"outbound",{field}}}"#));
         let name = field.split('"').nth(1).unwrap();
         assert!(e.contains(&format!("{name}: only valid with mode: inbound")), "{e:?}");

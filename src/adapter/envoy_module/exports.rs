@@ -64,14 +64,8 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
             }
             Arc::increment_strong_count(config);
             let config = Arc::from_raw(config);
-            let plan = config.plan(envoy);
-            let clear_route_cache = match &plan {
-                Plan::Inbound(p) => p.outputs.clear_route_cache,
-                Plan::Outbound(_) => true,
-            };
-            let host = NativeHost::new(envoy, Arc::clone(&config.metrics), config::store(), clear_route_cache);
-            let host = seam::host(host);
-            let filter = match plan {
+            let host = seam::host(NativeHost::new(envoy, Arc::clone(&config.metrics), config::store()));
+            let filter = match config.plan(envoy) {
                 Plan::Inbound(p) => Filter::Inbound(Stream::new(host, seam::Inbound::new(p))),
                 Plan::Outbound(p) => Filter::Outbound(Stream::new(host, Outbound::new(p))),
             };

@@ -26,28 +26,11 @@ pub(super) struct NativeHost {
     /// Request headers changed: Envoy must pick the route again (the
     /// annotations route the delivery), once, when the hook returns.
     headers_changed: bool,
-    /// Whether a header the filter sets needs the route picked again (the
-    /// plan's `clear_route_cache`); a removed one always does: the route
-    /// may have been picked on a client-sent annotation.
-    refresh_on_set: bool,
 }
 
 impl NativeHost {
-    pub(super) fn new(
-        filter: FilterEnvoy,
-        metrics: Arc<Metrics<usize>>,
-        store: &'static LocalStore,
-        refresh_on_set: bool,
-    ) -> Self {
-        NativeHost {
-            filter,
-            metrics,
-            store,
-            in_body_hook: false,
-            callouts: Vec::new(),
-            headers_changed: false,
-            refresh_on_set,
-        }
+    pub(super) fn new(filter: FilterEnvoy, metrics: Arc<Metrics<usize>>, store: &'static LocalStore) -> Self {
+        NativeHost { filter, metrics, store, in_body_hook: false, callouts: Vec::new(), headers_changed: false }
     }
 
     /// The latest chunk is not yet part of the buffered body (Envoy moves
@@ -77,7 +60,7 @@ impl NativeHost {
     }
 
     fn set_header(&mut self, name: &str, value: Option<&str>) -> Result<(), HostError> {
-        self.headers_changed |= self.refresh_on_set || value.is_none();
+        self.headers_changed = true;
         abi::set_header(self.filter, ffi::REQUEST_HEADER, name, value).then_some(()).ok_or(HostError)
     }
 }

@@ -59,27 +59,6 @@ fn a_signed_delivery_is_annotated_and_routed_again() {
 }
 
 #[test]
-fn without_clear_route_cache_the_route_is_kept_unless_the_client_sent_an_annotation() {
-    let mut fake = FakeConfig::default();
-    let config = configure(&mut fake, &CONFIG.replacen('{', r#"{"clear_route_cache": false, "#, 1));
-    assert!(!config.is_null());
-    let body = r#"{"id": "abc"}"#;
-    let mut stream = FakeStream::new(&fake);
-    request(&mut stream, b"k", body);
-    assert_eq!(run(config, &mut stream, body), [ffi::STOP, ffi::STOP, ffi::CONTINUE]);
-    assert_eq!(stream.header("x-combo-agent-id").as_deref(), Some("agent-a"));
-    assert_eq!(stream.route_cleared, 0, "annotations alone keep the route");
-    // The route may have been picked on a forged annotation: picked again.
-    let mut forged = FakeStream::new(&fake);
-    request(&mut forged, b"k", body);
-    forged.request_headers.push(("x-combo-agent-id".into(), b"billing".to_vec()));
-    assert_eq!(run(config, &mut forged, body), [ffi::STOP, ffi::STOP, ffi::CONTINUE]);
-    assert_eq!(forged.header("x-combo-agent-id").as_deref(), Some("agent-a"));
-    assert!(forged.route_cleared >= 1);
-    unsafe { envoy_dynamic_module_on_http_filter_config_destroy(config) };
-}
-
-#[test]
 fn a_forged_delivery_is_answered_401_and_never_continues() {
     let mut fake = FakeConfig::default();
     let config = configure(&mut fake, CONFIG);

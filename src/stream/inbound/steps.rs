@@ -197,7 +197,7 @@ impl Inbound {
         if m.inputs_json.len() <= plan.max_inputs_bytes {
             set_headers.insert(2, (INPUTS, m.inputs_json));
         }
-        if plan.outputs.annotations.len() < ANNOTATIONS.len() {
+        if !plan.outputs.annotates_all() {
             set_headers.retain(|(name, _)| plan.outputs.annotates(name));
         }
         let body = envelope.then(|| annotate::envelope(&trigger.id, &trigger.agent_id, &m.inputs, &v.body));
