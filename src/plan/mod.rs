@@ -8,6 +8,7 @@
 pub mod inbound;
 mod keys;
 pub mod outbound;
+pub mod outputs;
 mod pbstruct;
 pub mod raw;
 

@@ -6,8 +6,8 @@
 use std::cell::RefCell;
 use std::sync::{Arc, RwLock};
 
-use super::abi;
 use super::ffi::{ConfigEnvoy, FilterEnvoy};
+use super::{abi, abi_config};
 use crate::adapter::core::{self, Metrics, Plan};
 use crate::contract::error::ConfigError;
 use crate::host::local_store::LocalStore;
@@ -61,7 +61,7 @@ fn sds_value(bytes: &[u8]) -> SdsValue {
 /// stream's idle timeout.
 fn fits_this_envoy(compiled: Compiled) -> Result<Compiled, Vec<ConfigError>> {
     match &compiled {
-        Compiled::Inbound(p) if p.replay.etcd.is_some() && !abi::resumes_held_responses() => {
+        Compiled::Inbound(p) if p.replay.etcd.is_some() && !abi_config::resumes_held_responses() => {
             Err(vec![ConfigError::new(
                 "replay.store",
                 "etcd needs Envoy 1.39 or newer for the native module (this Envoy cannot resume a response held \
@@ -95,14 +95,14 @@ impl FilterConfig {
         // Names in Envoy's index order, and the values the plan is compiled from.
         let subscribed: RefCell<Vec<(String, Vec<u8>)>> = RefCell::new(Vec::new());
         let lookup = |name: &str| -> SdsValue {
-            if !abi::has_sds() {
+            if !abi_config::has_sds() {
                 return SdsValue::Unsupported;
             }
             let mut names = subscribed.borrow_mut();
             let index = match names.iter().position(|(n, _)| n == name) {
                 Some(i) => i + 1,
                 None => {
-                    let index = abi::subscribe_secret(envoy, name, &sds_config);
+                    let index = abi_config::subscribe_secret(envoy, name, &sds_config);
                     if index != names.len() + 1 {
                         return SdsValue::Refused;
                     }
@@ -110,7 +110,7 @@ impl FilterConfig {
                     index
                 }
             };
-            let bytes = abi::config_secret(envoy, index).unwrap_or_default();
+            let bytes = abi_config::config_secret(envoy, index).unwrap_or_default();
             if let Some((_, seen)) = names.get_mut(index - 1) {
                 *seen = bytes.to_vec();
             }
@@ -120,9 +120,9 @@ impl FilterConfig {
         let expiring = compiled.as_ref().map_or(0, Compiled::expiring);
         let plan = core::configure(compiled, store(), &mut log)?;
         let (sds, seen): (Vec<String>, Vec<Vec<u8>>) = subscribed.into_inner().into_iter().unzip();
-        let metrics = Metrics::define(|kind, name| abi::define_metric(envoy, kind, name), &mut log);
+        let metrics = Metrics::define(|kind, name| abi_config::define_metric(envoy, kind, name), &mut log);
         if let Some(id) = metrics.secrets_expiring {
-            abi::set_gauge(envoy, id, expiring);
+            abi_config::set_gauge(envoy, id, expiring);
         }
         log(Level::Info, &core::configured_line(&plan, "native module", started));
         let config = FilterConfig {

@@ -4,7 +4,7 @@
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
-use super::abi;
+use super::abi_config;
 use super::config::{self, FilterConfig};
 use super::ffi::{self, ConfigEnvoy, EnvoyBuffer, EnvoyHttpHeader, FilterEnvoy, ABI_VERSION, ABI_VERSION_WITHOUT_SDS};
 use super::host::NativeHost;
@@ -19,7 +19,7 @@ pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
     // An Envoy without the SDS callbacks speaks the ABI before them (1.38,
     // 1.39: v0.1.0); answering its version keeps its log free of a
     // mismatch warning. The module needs nothing else of the newer ABI.
-    if abi::has_sds() { ABI_VERSION } else { ABI_VERSION_WITHOUT_SDS }.as_ptr().cast()
+    if abi_config::has_sds() { ABI_VERSION } else { ABI_VERSION_WITHOUT_SDS }.as_ptr().cast()
 }
 
 /// # Safety
@@ -89,7 +89,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter: *co
     );
     #[cfg(feature = "bench-stages")]
     if let Some(totals) = crate::bench::tally::stream_done(1000) {
-        abi::log(crate::host::Level::Warn, &format!("bench_hostcalls {totals}"));
+        super::abi::log(crate::host::Level::Warn, &format!("bench_hostcalls {totals}"));
     }
 }
 

@@ -23,6 +23,7 @@ macro_rules! timed {
 }
 
 mod abi;
+mod abi_config;
 mod config;
 #[cfg(any(test, feature = "fake-envoy"))]
 pub mod drive;
